@@ -1,0 +1,32 @@
+"""Adapter registry: format name -> adapter class. Add a format by adding a module and a line here."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from hub.adapters.agency_xml import AgencyXmlAdapter
+from hub.adapters.base import Adapter
+from hub.adapters.provider_json import ProviderJsonAdapter
+
+ADAPTERS: dict[str, type[Adapter]] = {
+    AgencyXmlAdapter.format: AgencyXmlAdapter,
+    ProviderJsonAdapter.format: ProviderJsonAdapter,
+}
+
+
+@lru_cache(maxsize=None)
+def get_adapter(contracts_dir: Path, fmt: str) -> Adapter:
+    try:
+        return ADAPTERS[fmt](contracts_dir)
+    except KeyError:
+        raise LookupError(f"no adapter for format {fmt!r}") from None
+
+
+def format_for_media_type(media_type: str) -> str | None:
+    media_type = media_type.split(";")[0].strip().lower()
+    if media_type in ("application/xml", "text/xml") or media_type.endswith("+xml"):
+        return "agency-xml"
+    if media_type == "application/json" or media_type.endswith("+json"):
+        return "provider-json"
+    return None

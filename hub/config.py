@@ -1,0 +1,49 @@
+"""Settings from the environment (and a `.env` file), as named in the public surface.
+
+One object, read once per process: the broker and the database are chosen by URL, and nothing else in
+the code needs to know which one it runs on.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_log_format() -> str:
+    return "console" if sys.stderr.isatty() else "json"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Every field maps to `HUB_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///var/hub.db"
+    broker_url: str = "embedded"
+    contracts_dir: Path = Path("contracts")
+    log_format: str = Field(default_factory=_default_log_format)
+    log_level: str = "info"
+    max_message_bytes: int = 5 * 1024 * 1024
+    #: seconds a consumed queue message stays invisible before it is delivered again (crash recovery)
+    visibility_timeout: float = 30.0
+    #: deliveries of one queue message before it goes to the dead letter channel
+    max_attempts: int = 5
+    #: how often an idle embedded consumer looks for new work, seconds
+    poll_interval: float = 0.05
+    #: run `db upgrade` when a process starts (the embedded default wants it; production may not)
+    auto_migrate: bool = True
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and the CLI change the environment)."""
+    get_settings.cache_clear()

@@ -1,0 +1,146 @@
+"""The contract registry: contracts/ loaded, schemas compiled once and cached, messages validated.
+
+A contract is (message type, version, format). Validation on the hot path uses lxml's compiled
+XMLSchema (libxml2, C speed) and a compiled jsonschema validator; xmlschema is used only where schema
+introspection is needed (documentation, compatibility), never per message.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from lxml import etree
+
+from hub.findings import Finding, Refusal
+
+#: format name -> schema file name inside contracts/messages/<type>/<version>/
+SCHEMA_FILES = {"agency-xml": "agency-xml.xsd", "provider-json": "provider-json.schema.json"}
+
+
+@dataclass(frozen=True)
+class Contract:
+    message_type: str
+    version: str
+    format: str
+    schema_path: Path
+
+    @property
+    def examples(self) -> list[Path]:
+        suffix = ".xml" if self.schema_path.suffix == ".xsd" else ".json"
+        return sorted((self.schema_path.parent / "examples").glob(f"*{suffix}"))
+
+
+@dataclass
+class MessageType:
+    code: str
+    title: str
+    description: str
+    compatibility: str
+    versions: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Registry:
+    """Reads contracts/messages/*/contract.yaml and the schema files beside them."""
+
+    def __init__(self, contracts_dir: Path) -> None:
+        self.dir = Path(contracts_dir)
+        self.types: dict[str, MessageType] = {}
+        self.contracts: dict[tuple[str, str, str], Contract] = {}
+        for meta_path in sorted((self.dir / "messages").glob("*/contract.yaml")):
+            meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
+            mt = MessageType(
+                code=meta["message_type"],
+                title=meta.get("title", meta["message_type"]),
+                description=meta.get("description", ""),
+                compatibility=meta.get("compatibility", "BACKWARD"),
+                versions={str(k): v or {} for k, v in meta.get("versions", {}).items()},
+            )
+            self.types[mt.code] = mt
+            for version in mt.versions:
+                for fmt, filename in SCHEMA_FILES.items():
+                    path = meta_path.parent / version / filename
+                    if path.exists():
+                        self.contracts[(mt.code, version, fmt)] = Contract(mt.code, version, fmt, path)
+        self._local = threading.local()
+        self._json_validators: dict[Path, jsonschema.protocols.Validator] = {}
+
+    def get(self, message_type: str | None, version: str | None, fmt: str) -> Contract:
+        """The contract for a message, or a Refusal that says precisely what is missing."""
+        if not message_type or message_type not in self.types:
+            raise Refusal(
+                "unknown-message-type",
+                f"Message type {message_type!r} is not in the contract catalogue",
+                [Finding(f"unknown message type {message_type!r}")],
+            )
+        contract = self.contracts.get((message_type, version or "", fmt))
+        if contract is None:
+            known = sorted(v for (t, v, f) in self.contracts if t == message_type and f == fmt)
+            raise Refusal(
+                "unsupported-version",
+                f"Version {version!r} of {message_type} is not supported in format {fmt}; supported: {', '.join(known) or 'none'}",
+                [Finding(f"unsupported version {version!r}")],
+            )
+        return contract
+
+    def latest(self, message_type: str, fmt: str) -> Contract | None:
+        versions = sorted(
+            (v for (t, v, f) in self.contracts if t == message_type and f == fmt),
+            key=lambda v: tuple(int(p) for p in v.split(".")),
+        )
+        return self.contracts[(message_type, versions[-1], fmt)] if versions else None
+
+    # -- validation --------------------------------------------------------------------------------
+    def xml_schema(self, path: Path) -> etree.XMLSchema:
+        # XMLSchema objects keep their error log on the instance: one compiled copy per thread.
+        cache = self._local.__dict__.setdefault("xsd", {})
+        schema = cache.get(path)
+        if schema is None:
+            parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
+            schema = cache[path] = etree.XMLSchema(etree.parse(str(path), parser))
+        return schema
+
+    def json_validator(self, path: Path) -> jsonschema.protocols.Validator:
+        validator = self._json_validators.get(path)
+        if validator is None:
+            schema = json.loads(path.read_text(encoding="utf-8"))
+            cls = jsonschema.validators.validator_for(schema)
+            validator = self._json_validators[path] = cls(schema, format_checker=cls.FORMAT_CHECKER)
+        return validator
+
+    def validate(self, contract: Contract, document: Any) -> list[Finding]:
+        """Every finding of `document` (an lxml element or parsed JSON) against its contract."""
+        if contract.format == "agency-xml":
+            schema = self.xml_schema(contract.schema_path)
+            if schema.validate(document):
+                return []
+            return [Finding(e.message, line=e.line, column=e.column) for e in schema.error_log]
+        validator = self.json_validator(contract.schema_path)
+        return [
+            Finding(error.message, pointer=_pointer(error.absolute_path))
+            for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+        ]
+
+    @cached_property
+    def catalogue(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "message_type": mt.code,
+                "title": mt.title,
+                "compatibility": mt.compatibility,
+                "versions": {
+                    v: sorted(f for (t, ver, f) in self.contracts if t == mt.code and ver == v) for v in mt.versions
+                },
+            }
+            for mt in self.types.values()
+        ]
+
+
+def _pointer(path: Any) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
