@@ -71,6 +71,10 @@ class Registry:
         self._local = threading.local()
         self._json_validators: dict[Path, jsonschema.protocols.Validator] = {}
 
+    @property
+    def formats(self) -> frozenset[str]:
+        return frozenset(SCHEMA_FILES)
+
     def get(self, message_type: str | None, version: str | None, fmt: str) -> Contract:
         """The contract for a message, or a Refusal that says precisely what is missing."""
         if not message_type or message_type not in self.types:

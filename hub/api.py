@@ -1,0 +1,215 @@
+"""The HTTP API (`/v1`), health probes and metrics, as named in the public surface.
+
+Errors are RFC 9457 problem+json with a list of findings; nothing internal (no traceback, no other
+partner's data) ever reaches a caller. Bodies are read with a hard size limit before any parsing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hub import __version__, db, ingress, message_store
+from hub.findings import Finding, Refusal
+from hub.history import audit
+from hub.partners import Partner, partner_for_token
+from hub.runtime import Hub
+from hub.workers import Workers
+
+log = structlog.get_logger("hub.api")
+
+PROBLEM = "application/problem+json"
+
+
+def problem_response(refusal: Refusal, request: Request | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        refusal.problem(str(request.url.path) if request else None), status_code=refusal.status, media_type=PROBLEM, headers=headers
+    )
+
+
+def caller(request: Request) -> Partner:
+    """The authenticated partner: bearer token -> partner, or 401."""
+    hub: Hub = request.app.state.hub
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Refusal("unauthenticated", "A bearer token is required (Authorization: Bearer <token>)")
+    with db.read(hub.engine) as conn:
+        partner_id = partner_for_token(conn, token.strip())
+    partner = hub.partners.get(partner_id) if partner_id else None
+    if partner is None:
+        raise Refusal("unauthenticated", "The bearer token is not valid")
+    structlog.contextvars.bind_contextvars(partner=partner.id)
+    return partner
+
+
+Caller = Annotated[Partner, Depends(caller)]
+
+
+def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
+    workers = Workers(hub, role=role, threads=worker_threads) if role in ("all",) else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        if workers:
+            workers.start()
+        yield
+        if workers:
+            await run_in_threadpool(workers.stop)
+
+    app = FastAPI(
+        title="CaseChain Hub",
+        version=__version__,
+        description="Data-exchange hub for SGB II case chains. Partners submit messages and pick up deliveries.",
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+
+    # -- errors ------------------------------------------------------------------------------------
+    @app.exception_handler(Refusal)
+    async def _refusal(request: Request, exc: Refusal) -> JSONResponse:
+        headers = {"WWW-Authenticate": 'Bearer realm="casechain-hub"'} if exc.status == 401 else None
+        return problem_response(exc, request, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        findings = [Finding(e["msg"], pointer="/" + "/".join(map(str, e["loc"]))) for e in exc.errors()]
+        return problem_response(Refusal("malformed", "The request is not valid", findings), request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {404: "not-found", 401: "unauthenticated", 403: "forbidden", 405: "malformed", 413: "too-large", 415: "unsupported-media-type"}.get(exc.status_code, "malformed")
+        refusal = Refusal(kind, str(exc.detail))
+        response = problem_response(refusal, request)
+        response.status_code = exc.status_code
+        return response
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    async def _db_down(request: Request, exc: Exception) -> JSONResponse:
+        log.error("database unavailable", error=str(exc).splitlines()[0])
+        return problem_response(Refusal("unavailable", "The hub's database is unavailable; retry later"), request, {"Retry-After": "5"})
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", path=request.url.path)
+        body = {"type": "about:blank", "title": "Internal error", "status": 500, "detail": "The hub could not process the request; it has been logged."}
+        return JSONResponse(body, status_code=500, media_type=PROBLEM)
+
+    async def read_body(request: Request) -> bytes:
+        limit = hub.settings.max_message_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise Refusal("too-large", f"The message exceeds the limit of {limit} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise Refusal("too-large", f"The message exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    # -- partner API -------------------------------------------------------------------------------
+    @app.post("/v1/messages", status_code=202, tags=["messages"], summary="Submit one message")
+    async def submit(request: Request, partner: Caller) -> JSONResponse:
+        data = await read_body(request)
+        correlation_id = request.headers.get("x-correlation-id") or None
+        accepted = await run_in_threadpool(
+            ingress.accept, hub, partner, data, request.headers.get("content-type"), correlation_id
+        )
+        status_url = f"/v1/messages/{accepted.id}"
+        return JSONResponse(
+            {"id": accepted.id, "status_url": status_url, "duplicate": not accepted.created},
+            status_code=202 if accepted.created else 200,
+            headers={"Location": status_url},
+        )
+
+    @app.get("/v1/messages/{message_id}", tags=["messages"], summary="Status and history of a message")
+    def get_message(message_id: str, partner: Caller) -> dict[str, Any]:
+        with db.write(hub.engine) as conn:
+            view = message_store.message_view(conn, message_id, partner)
+            audit(conn, partner.id, "message-read", message_id=message_id)
+        return view
+
+    @app.get("/v1/inbox", tags=["inbox"], summary="Deliveries waiting for the caller, oldest first")
+    def get_inbox(partner: Caller, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
+        with db.write(hub.engine) as conn:
+            items = message_store.inbox(conn, partner, limit)
+        return {"deliveries": items, "count": len(items)}
+
+    @app.post("/v1/inbox/{delivery_id}/ack", tags=["inbox"], summary="Acknowledge a delivery (idempotent)")
+    def ack(delivery_id: str, partner: Caller) -> dict[str, Any]:
+        with db.write(hub.engine) as conn:
+            return message_store.acknowledge(conn, partner, delivery_id)
+
+    @app.get("/v1/contracts", tags=["contracts"], summary="The contract catalogue")
+    def contracts(partner: Caller) -> dict[str, Any]:
+        return {"contracts": hub.registry.catalogue}
+
+    @app.get("/v1/contracts/{message_type}/{version}", tags=["contracts"], summary="One contract and its schema files")
+    def contract(message_type: str, version: str, partner: Caller, format: str | None = None) -> Response:
+        if message_type not in hub.registry.types or version not in hub.registry.types[message_type].versions:
+            raise Refusal("not-found", f"No contract {message_type} {version}")
+        available = {f: c for (t, v, f), c in hub.registry.contracts.items() if t == message_type and v == version}
+        if format:
+            if format not in available:
+                raise Refusal("not-found", f"No {format} schema for {message_type} {version}")
+            path = available[format].schema_path
+            media = "application/xml" if path.suffix == ".xsd" else "application/schema+json"
+            return FileResponse(path, media_type=media, filename=f"{message_type}-{version}-{path.name}")
+        mt = hub.registry.types[message_type]
+        return JSONResponse(
+            {
+                "message_type": message_type,
+                "version": version,
+                "title": mt.title,
+                "compatibility": mt.compatibility,
+                "changes": mt.versions[version].get("changes"),
+                "schemas": {f: f"/v1/contracts/{message_type}/{version}?format={f}" for f in sorted(available)},
+            }
+        )
+
+    # -- operations --------------------------------------------------------------------------------
+    @app.get("/healthz", tags=["operations"], include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], include_in_schema=False)
+    def readyz() -> JSONResponse:
+        checks = {"database": _db_ok(hub), "broker": hub.transport.ready()}
+        ok = all(checks.values())
+        return JSONResponse({"status": "ready" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.middleware("http")
+    async def correlation(request: Request, call_next):  # type: ignore[no-untyped-def]
+        structlog.contextvars.clear_contextvars()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request_id
+        return response
+
+    return app
+
+
+def _db_ok(hub: Hub) -> bool:
+    try:
+        with db.read(hub.engine) as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return True
+    except Exception:  # noqa: BLE001
+        return False

@@ -1,0 +1,82 @@
+"""The case chain's membership: which partners belong to a case, and each one's own case reference.
+
+This is the id cross-reference of the hub: a Jobcenter knows the case by Kundennummer, each provider
+by its own pseudonymous case id; routing asks here who belongs to a case and translates references
+per recipient. (Links, statuses and next-step rules of the chain build on these tables.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from hub.db import utcnow
+from hub.ids import new_case_ref, new_id
+from hub.tables import case_members, cases
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    owner: str
+    customer_number: str
+    bg_number: str | None
+
+
+def _case(conn: Connection, case_id: str) -> Case:
+    row = conn.execute(sa.select(cases).where(cases.c.id == case_id)).one()
+    return Case(row.id, row.owner, row.customer_number, row.bg_number)
+
+
+def open_case(conn: Connection, owner: str, customer_number: str, bg_number: str | None) -> Case:
+    """The owner's case for a client, created on first use (idempotent)."""
+    row = conn.execute(
+        sa.select(cases.c.id).where(cases.c.owner == owner, cases.c.customer_number == customer_number)
+    ).first()
+    if row:
+        if bg_number:
+            conn.execute(cases.update().where(cases.c.id == row.id).values(bg_number=bg_number))
+        return _case(conn, row.id)
+    case_id = new_id()
+    conn.execute(
+        cases.insert().values(id=case_id, owner=owner, customer_number=customer_number, bg_number=bg_number, created_at=utcnow())
+    )
+    conn.execute(
+        case_members.insert().values(case_id=case_id, partner_id=owner, role="owner", local_ref=customer_number, joined_at=utcnow())
+    )
+    return Case(case_id, owner, customer_number, bg_number)
+
+
+def join(conn: Connection, case: Case, partner_id: str, role: str) -> str:
+    """Add a partner to the case (idempotent) and return its own reference for the case."""
+    ref = local_ref(conn, case.id, partner_id)
+    if ref is None:
+        ref = new_case_ref()
+        conn.execute(
+            case_members.insert().values(case_id=case.id, partner_id=partner_id, role=role, local_ref=ref, joined_at=utcnow())
+        )
+    return ref
+
+
+def local_ref(conn: Connection, case_id: str, partner_id: str) -> str | None:
+    row = conn.execute(
+        sa.select(case_members.c.local_ref).where(case_members.c.case_id == case_id, case_members.c.partner_id == partner_id)
+    ).first()
+    return row[0] if row else None
+
+
+def case_for_ref(conn: Connection, partner_id: str, ref: str) -> Case | None:
+    """The case a partner means by its own reference, or None (also when it is not a member)."""
+    row = conn.execute(
+        sa.select(case_members.c.case_id).where(case_members.c.partner_id == partner_id, case_members.c.local_ref == ref)
+    ).first()
+    return _case(conn, row[0]) if row else None
+
+
+def members(conn: Connection, case_id: str, role: str | None = None) -> list[str]:
+    query = sa.select(case_members.c.partner_id).where(case_members.c.case_id == case_id)
+    if role:
+        query = query.where(case_members.c.role == role)
+    return [r[0] for r in conn.execute(query)]

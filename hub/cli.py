@@ -1,0 +1,323 @@
+"""The `hub` command line (surface.md). Exit codes: 0 success, 1 input refused, 2 usage error.
+
+Errors are one clear sentence on stderr; `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from hub.config import get_settings, reset_settings
+
+app = typer.Typer(help="CaseChain Hub: data exchange for SGB II case chains.", no_args_is_help=True, pretty_exceptions_enable=False)
+contracts_app = typer.Typer(help="The contract catalogue: list, validate, check, document.", no_args_is_help=True)
+partners_app = typer.Typer(help="Partners and their credentials.", no_args_is_help=True)
+messages_app = typer.Typer(help="Message history, replay and dead letters.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+app.add_typer(contracts_app, name="contracts")
+app.add_typer(partners_app, name="partners")
+app.add_typer(messages_app, name="messages")
+app.add_typer(db_app, name="db")
+
+STATE: dict[str, Any] = {"debug": False}
+
+
+class Refused(Exception):
+    """Input refused: exit code 1 with one sentence."""
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _hub(migrate: bool = True):  # type: ignore[no-untyped-def]
+    from hub import logs
+    from hub.runtime import Hub
+
+    settings = get_settings()
+    logs.configure(settings.log_format, settings.log_level)
+    hub = Hub(settings)
+    if migrate and settings.auto_migrate:
+        hub.migrate()
+    return hub
+
+
+def _print(data: Any, as_json: bool, text: str | None = None) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    elif text is not None:
+        typer.echo(text)
+
+
+@app.callback()
+def main_callback(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
+    STATE["debug"] = debug
+    reset_settings()
+
+
+# -- serve / worker / demo ------------------------------------------------------------------------------
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    role: Annotated[str, typer.Option(help="all: API and workers; api: API only (scale-out).")] = "all",
+    threads: Annotated[int, typer.Option(help="Pipeline worker threads in this process.")] = 1,
+) -> None:
+    """Run the API (and, with --role all, the pipeline and delivery workers)."""
+    import uvicorn
+
+    from hub.api import create_app
+
+    if role not in ("all", "api"):
+        fail("--role must be 'all' or 'api' (use `hub worker` for worker-only processes)", 2)
+    hub = _hub()
+    typer.echo(f"CaseChain Hub on http://{host}:{port}  (database {hub.engine.url.render_as_string(hide_password=True)}, broker {hub.transport.name}, role {role})", err=True)
+    uvicorn.run(create_app(hub, role=role, worker_threads=threads), host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def worker(
+    role: Annotated[str, typer.Option(help="pipeline, delivery or all.")] = "all",
+    threads: Annotated[int, typer.Option(help="Consumer threads.")] = 1,
+) -> None:
+    """Run workers only (competing consumers), beside `hub serve --role api`."""
+    import signal
+    import threading
+
+    from hub.workers import Workers
+
+    if role not in ("all", "pipeline", "delivery"):
+        fail("--role must be pipeline, delivery or all", 2)
+    hub = _hub()
+    workers = Workers(hub, role=role, threads=threads)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    workers.start()
+    done.wait()
+    workers.stop()
+
+
+@app.command()
+def demo() -> None:
+    """Set up the demo partners, run one case chain through the running code paths, print what flowed where."""
+    from hub.demo import run_demo
+
+    run_demo(_hub())
+
+
+# -- contracts ----------------------------------------------------------------------------------------
+@contracts_app.command("list")
+def contracts_list(as_json: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False) -> None:
+    """List message types, versions and formats."""
+    hub = _hub(migrate=False)
+    catalogue = hub.registry.catalogue
+    lines = [
+        f"{c['message_type']:34} {v:5} {', '.join(fmts):28} {c['compatibility']:10} {c['title']}"
+        for c in catalogue
+        for v, fmts in c["versions"].items()
+    ]
+    _print(catalogue, as_json, "\n".join(lines))
+
+
+@contracts_app.command("validate")
+def contracts_validate(
+    file: Annotated[Path, typer.Argument(help="A message file (XML or JSON); type and version are read from it.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Findings as JSON.")] = False,
+) -> None:
+    """Validate a message file against its contract; findings at line/column or JSON pointer."""
+    from hub.findings import Refusal
+    from hub.validate import validate_file
+
+    hub = _hub(migrate=False)
+    if not file.is_file():
+        fail(f"{file} is not a readable file", 2)
+    try:
+        contract, findings = validate_file(hub, file.read_bytes())
+    except Refusal as refusal:
+        if as_json:
+            _print({"file": str(file), "valid": False, "problem": refusal.kind, "detail": refusal.detail, "findings": [f.as_dict() for f in refusal.findings]}, True)
+        else:
+            typer.echo(f"{file}: {refusal.one_line()}", err=True)
+        raise typer.Exit(1)
+    name = f"{contract.message_type} {contract.version} ({contract.format})"
+    if as_json:
+        _print({"file": str(file), "contract": name, "valid": not findings, "findings": [f.as_dict() for f in findings]}, True)
+    elif findings:
+        for f in findings:
+            typer.echo(f"{file}:{f.location}: {f.message}")
+        typer.echo(f"{file}: INVALID against {name}: {len(findings)} finding(s)", err=True)
+    else:
+        typer.echo(f"{file}: valid against {name}")
+    raise typer.Exit(1 if findings else 0)
+
+
+@contracts_app.command("check")
+def contracts_check() -> None:
+    """Check every contract: examples validate and round-trip; versions keep their compatibility level."""
+    from hub.validate import check_contracts
+
+    problems = check_contracts(_hub(migrate=False))
+    for p in problems:
+        typer.echo(p)
+    if problems:
+        fail(f"{len(problems)} contract problem(s)")
+    typer.echo("all contracts check out")
+
+
+# -- partners ----------------------------------------------------------------------------------------
+@partners_app.command("list")
+def partners_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List registered partners."""
+    hub = _hub(migrate=False)
+    rows = [
+        {"id": p.id, "name": p.name, "role": p.role, "format": p.format, "version": p.version, "delivery": p.delivery}
+        for p in hub.partners.values()
+    ]
+    _print(rows, as_json, "\n".join(f"{r['id']:26} {r['role']:10} {r['format']:14} {r['version']:5} {r['name']}" for r in rows))
+
+
+@partners_app.command("add")
+def partners_add(
+    partner_id: Annotated[str, typer.Argument(help="Partner id (Kennung).")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    role: Annotated[str, typer.Option(help="jobcenter, municipal, provider or operator.")],
+    format: Annotated[str, typer.Option(help="agency-xml or provider-json.")] = "provider-json",
+    version: Annotated[str, typer.Option(help="Contract version the partner speaks.")] = "1.0",
+) -> None:
+    """Add a partner profile under contracts/partners/ (review and commit it like any contract)."""
+    import re
+
+    from hub.partners import ROLES, write_profile
+
+    hub = _hub(migrate=False)
+    if role not in ROLES:
+        fail(f"--role must be one of {', '.join(ROLES)}", 2)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{1,39}", partner_id):
+        fail("the partner id must be 2-40 characters of a-z, 0-9, '.', '_' or '-'", 2)
+    defaults = {
+        "provider": (["massnahmedurchfuehrung", "administration"], ["teilnahme.anwesenheit.2030", "teilnahme.mitwirkung.2040"], ["zuweisung.anmeldung.1020"]),
+        "jobcenter": (["eingliederung", "teilnahmenachweis", "administration"], ["person.stammdaten.0100", "zuweisung.anmeldung.1020"], ["teilnahme.anwesenheit.2030", "teilnahme.mitwirkung.2040"]),
+        "municipal": (["kommunale_leistung", "administration"], ["person.stammdaten.0100"], ["person.stammdaten.0100"]),
+        "operator": ([], [], []),
+    }[role]
+    admin = ["administration.quittung.0020", "administration.rueckweisung.0010"] if role != "operator" else []
+    data = {
+        "id": partner_id, "name": name, "role": role, "format": format if role != "operator" else "none",
+        "version": version, "delivery": "inbox" if role != "operator" else "none",
+        "purposes": defaults[0], "sends": defaults[1], "receives": defaults[2] + admin,
+    }
+    try:
+        path = write_profile(hub.contracts_dir, data)
+    except FileExistsError as exc:
+        fail(str(exc))
+    typer.echo(f"added {partner_id} ({path}); issue a token with: hub partners token {partner_id}")
+
+
+@partners_app.command("token")
+def partners_token(
+    partner_id: Annotated[str, typer.Argument(help="Partner id.")],
+    revoke: Annotated[bool, typer.Option("--revoke", help="Revoke all of the partner's tokens instead.")] = False,
+) -> None:
+    """Issue a new bearer token for a partner (printed once; only its hash is stored)."""
+    from hub import db
+    from hub.partners import issue_token, revoke_tokens
+
+    hub = _hub()
+    if partner_id not in hub.partners:
+        fail(f"no partner {partner_id!r}; see `hub partners list`")
+    with db.write(hub.engine) as conn:
+        if revoke:
+            typer.echo(f"revoked {revoke_tokens(conn, partner_id)} token(s) of {partner_id}")
+            return
+        token = issue_token(conn, partner_id)
+    typer.echo(token)
+
+
+# -- messages ----------------------------------------------------------------------------------------
+@messages_app.command("show")
+def messages_show(message_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """A message's status and full history."""
+    from hub import db, message_store
+    from hub.findings import Refusal
+
+    hub = _hub()
+    try:
+        with db.read(hub.engine) as conn:
+            view = message_store.message_view(conn, message_id, None)
+    except Refusal as refusal:
+        fail(refusal.detail)
+    lines = [f"{view['id']}  {view['message_type']} {view['version']} from {view['sender']}  status: {view['status']}"]
+    for e in view["history"]:
+        detail = " ".join(f"{k}={v}" for k, v in (e.get("detail") or {}).items())
+        lines.append(f"  {e['at']}  {e['stage']:>10}.{e['event']:<12} {detail}")
+    _print(view, as_json, "\n".join(lines))
+
+
+@messages_app.command("replay")
+def messages_replay(message_id: str) -> None:
+    """Run a dead (or rejected) message through the pipeline again."""
+    from hub import db, message_store
+    from hub.findings import Refusal
+
+    hub = _hub()
+    try:
+        with db.write(hub.engine) as conn:
+            message_store.replay(conn, message_id, "cli", hub.transport)
+    except Refusal as refusal:
+        fail(refusal.detail)
+    typer.echo(f"{message_id} queued for the pipeline again")
+
+
+@messages_app.command("dead")
+def messages_dead(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List dead letters waiting for an operator."""
+    from hub import db, message_store
+
+    hub = _hub()
+    with db.read(hub.engine) as conn:
+        rows = message_store.dead_list(conn)
+    _print(rows, as_json, "\n".join(f"{r['at']}  {r['message_id']}  {r['queue']}  {r['reason']}" for r in rows) or "no dead letters")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database schema to the newest version (Alembic)."""
+    hub = _hub(migrate=False)
+    hub.migrate()
+    typer.echo(f"database at {hub.engine.url.render_as_string(hide_password=True)} is up to date")
+
+
+def main() -> None:
+    """Console entry point: one sentence per error unless --debug."""
+    debug = "--debug" in sys.argv
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the single place where errors become sentences
+        import click
+
+        if isinstance(exc, click.UsageError):
+            exc.show()
+            sys.exit(2)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if debug:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        typer.echo(f"error: {first} (run with --debug for details)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Multi-pass blocking: which record pairs get compared at all.
+
+Comparing every record with every other is N² (5·10¹¹ pairs for a million persons). Blocking
+compares only records that share a *blocking key*. One key is never enough: any single field
+can be wrong (a typo in the birth year, a new family name after marriage, a move), so several
+passes are used, each keyed on different fields, and a pair is compared if it shares a key in
+ANY pass. A true pair is lost only if every pass misses it.
+
+Names are blocked on their Kölner Phonetik code, never on the raw spelling, so that
+``Meyer``/``Maier`` and ``Schmidt``/``Schmitt`` meet. Phonetics is used only here, not in the
+score (see :mod:`hub.dedup.phonetic`).
+
+Keys are plain strings ``"<pass>:<value>"`` so that the master person index can store them in a
+database table ``(key, person_id)`` with an index on ``key`` and run exactly the same candidate
+search as the in-memory index.
+
+A key shared by more than ``max_block`` records (a very common name in one birth year, a care
+home's address) says too little to be worth the quadratic cost; such blocks are skipped and the
+pairs in them must be found by another pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from hub.dedup.records import RecordTable
+
+__all__ = ["PASSES", "BlockingPass", "row_keys", "table_keys", "dedupe_pairs", "link_pairs"]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockingPass:
+    name: str
+    doc: str
+    keys: Callable[[RecordTable, int], list[str]]
+
+
+def _year(t: RecordTable, i: int) -> str:
+    return t.dob[i][:4]
+
+
+def _fam_year(t: RecordTable, i: int) -> list[str]:
+    y = _year(t, i)
+    return [f"{p}|{y}" for p in t.family_phon[i]] if y else []
+
+
+def _given_initial_dob(t: RecordTable, i: int) -> list[str]:
+    g, d = t.given[i], t.dob[i]
+    return [f"{g[0]}|{d}"] if g and d else []
+
+
+def _postcode_dob(t: RecordTable, i: int) -> list[str]:
+    p, d = t.postcode[i], t.dob[i]
+    return [f"{p}|{d}"] if p and d else []
+
+
+def _given_family_phon(t: RecordTable, i: int) -> list[str]:
+    g = t.given_phon[i]
+    return [f"{g}|{p}" for p in t.family_phon[i]] if g else []
+
+
+def _initials_dob(t: RecordTable, i: int) -> list[str]:
+    g, f, d = t.given[i], t.family[i], t.dob[i]
+    if not (g and f and d):
+        return []
+    a, b = sorted((g[0], f[0]))
+    return [f"{a}{b}|{d}"]
+
+
+def _street_house_given(t: RecordTable, i: int) -> list[str]:
+    # vocabulary codes are per process; a key that may be stored must be the text itself
+    s, h, g = t.street[i], t.house_code[i], t.given_phon[i]
+    return [f"{s}|{t.vocab.value(int(h))}|{g}"] if s and h >= 0 and g else []
+
+
+def _ids(t: RecordTable, i: int) -> list[str]:
+    return list(t.id_keys[i])
+
+
+PASSES: tuple[BlockingPass, ...] = (
+    BlockingPass("fy", "sound of each family/birth-name part + birth year", _fam_year),
+    BlockingPass("gd", "first letter of the given name + date of birth (survives a new family name)", _given_initial_dob),
+    BlockingPass("pd", "postcode + date of birth (survives new names)", _postcode_dob),
+    BlockingPass("gf", "sound of the given name + sound of each family-name part (survives a wrong birth date)", _given_family_phon),
+    BlockingPass("id", "date of birth + both initials in either order (survives given/family swapped)", _initials_dob),
+    BlockingPass("ah", "street + house number + sound of the given name (survives name and date errors)", _street_house_given),
+    BlockingPass("ix", "an identifier within its scheme", _ids),
+)
+
+
+def row_keys(t: RecordTable, i: int, passes: Sequence[BlockingPass] = PASSES) -> list[str]:
+    """All blocking keys of row ``i``, each prefixed with its pass name."""
+    out: list[str] = []
+    for p in passes:
+        out.extend(f"{p.name}:{k}" for k in p.keys(t, i))
+    return out
+
+
+def table_keys(t: RecordTable, rows: Sequence[int] | range | None = None, passes: Sequence[BlockingPass] = PASSES) -> tuple[np.ndarray, np.ndarray]:
+    """(row numbers, keys) for every key of every row, as two aligned arrays."""
+    rows = range(len(t)) if rows is None else rows
+    rr: list[int] = []
+    kk: list[str] = []
+    for i in rows:
+        ks = row_keys(t, i, passes)
+        rr.extend([i] * len(ks))
+        kk.extend(ks)
+    return np.asarray(rr, dtype=np.int64), np.asarray(kk, dtype=object)
+
+
+def dedupe_pairs(t: RecordTable, max_block: int = 500, passes: Sequence[BlockingPass] = PASSES) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs (i < j) within one table: every pair that shares a key of some pass."""
+    rows, keys = table_keys(t, None, passes)
+    if len(rows) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    group, _ = pd.factorize(keys)
+    order = np.lexsort((rows, group))
+    g, r = group[order], rows[order]
+    sizes = np.bincount(g)
+    keep = sizes[g] <= max_block
+    g, r = g[keep], r[keep]
+    n = len(t)
+    codes: list[np.ndarray] = []
+    alive = np.arange(len(g) - 1)
+    lag = 1
+    while len(alive):
+        alive = alive[alive + lag < len(g)]
+        alive = alive[g[alive] == g[alive + lag]]
+        if not len(alive):
+            break
+        i, j = r[alive], r[alive + lag]
+        ne = i != j  # a record with two keys in one block (two family-name parts with one sound)
+        codes.append(i[ne] * n + j[ne])
+        lag += 1
+    if not codes:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    code = np.unique(np.concatenate(codes))
+    return code // n, code % n
+
+
+def link_pairs(
+    ta: RecordTable, tb: RecordTable, max_block: int = 500, passes: Sequence[BlockingPass] = PASSES
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs (row of ta, row of tb) that share a key of some pass."""
+    ra, ka = table_keys(ta, None, passes)
+    rb, kb = table_keys(tb, None, passes)
+    if len(ra) == 0 or len(rb) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    codes, _ = pd.factorize(np.concatenate([ka, kb]))
+    ga, gb = codes[: len(ka)], codes[len(ka) :]
+    na = np.bincount(ga, minlength=codes.max() + 1)
+    nb = np.bincount(gb, minlength=codes.max() + 1)
+    ok = (na <= max_block) & (nb <= max_block)
+    fa = pd.DataFrame({"g": ga[ok[ga]], "a": ra[ok[ga]]})
+    fb = pd.DataFrame({"g": gb[ok[gb]], "b": rb[ok[gb]]})
+    merged = fa.merge(fb, on="g", how="inner")
+    nbr = len(tb)
+    code = np.unique(merged["a"].to_numpy(np.int64) * nbr + merged["b"].to_numpy(np.int64))
+    return code // nbr, code % nbr

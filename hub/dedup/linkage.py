@@ -1,0 +1,329 @@
+"""The linker: train once, then deduplicate, link, or match one record at a time.
+
+Typical use::
+
+    linker = Linker().fit(records)              # EM on the data itself, no labels needed
+    pairs = linker.dedupe(records)              # batch: one list
+    pairs = linker.link(list_a, list_b)         # batch: two lists
+    for r in records: linker.add(r)             # incremental index (person_id = record_id)
+    linker.match(new_record)                    # -> [Candidate(person_id, weight, decision), ...]
+
+The incremental index is in memory, keyed by the same blocking keys the batch uses
+(:meth:`Linker.blocking_keys`). A database-backed index stores those keys in a table
+``(key, person_id)``, fetches the candidates' records for a query's keys, and scores them with
+:meth:`Linker.score`, which is exactly what :meth:`Linker.match` does in memory.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from hub.dedup.blocking import PASSES, BlockingPass, dedupe_pairs, link_pairs, row_keys
+from hub.dedup.compare import compare_pairs
+from hub.dedup.fellegi_sunter import MATCH, NON_MATCH, REVIEW, FSModel, Thresholds, estimate_m_em, estimate_u
+from hub.dedup.records import PersonRecord, RecordTable, Vocabulary
+
+__all__ = ["Linker", "Candidate", "LinkPair", "Progress", "MATCH", "REVIEW", "NON_MATCH"]
+
+Progress = Callable[[str, int, int], None]
+"""Progress callback: (stage, done, total)."""
+
+_CHUNK = 500_000  # pairs compared per step: bounds memory, gives the progress bar its ticks
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A person in the index that a queried record may be: best weight over the person's records."""
+
+    person_id: str
+    record_id: str
+    weight: float
+    decision: str  # "match" | "review" | "non_match"
+    levels: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LinkPair:
+    """One linked pair of a batch run; ``id_a``/``id_b`` are the callers' record ids."""
+
+    id_a: str
+    id_b: str
+    weight: float
+    decision: str
+
+
+def _noop(stage: str, done: int, total: int) -> None:
+    return None
+
+
+class Linker:
+    """Fellegi–Sunter record linkage of German person records with multi-pass blocking.
+
+    Parameters
+    ----------
+    model:
+        trained parameters (from :meth:`fit` or :meth:`FSModel.from_dict`); ``None`` until fitted.
+    thresholds:
+        decision margins over the prior ``log2 N`` (see :class:`Thresholds`).
+    max_block:
+        blocks with more records than this are skipped (too unselective to be worth N²).
+    workers:
+        threads for string similarity in batch runs (rapidfuzz); ``-1`` = all cores.
+    """
+
+    def __init__(
+        self,
+        model: FSModel | None = None,
+        *,
+        thresholds: Thresholds | None = None,
+        max_block: int = 500,
+        passes: Sequence[BlockingPass] = PASSES,
+        workers: int = 1,
+    ) -> None:
+        self.model = model
+        self.thresholds = thresholds or Thresholds()
+        self.max_block = max_block
+        self.passes = tuple(passes)
+        self.workers = workers
+        self.vocab = Vocabulary()
+        # incremental index
+        self._index = RecordTable(self.vocab)
+        self._row_person: list[str] = []
+        self._persons: dict[str, int] = {}
+        self._blocks: dict[str, list[int]] = {}
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        records: Sequence[PersonRecord],
+        other: Sequence[PersonRecord] | None = None,
+        *,
+        n_random: int = 1_000_000,
+        max_em_pairs: int = 2_000_000,
+        seed: int = 0,
+        progress: Progress = _noop,
+    ) -> "Linker":
+        """Estimate u from random pairs and m by EM on the blocked pairs of ``records`` (and
+        ``other`` for linkage). Returns ``self``."""
+        ta = RecordTable(self.vocab, records)
+        tb = RecordTable(self.vocab, other) if other is not None else ta
+        return self._fit_tables(ta, tb, other is None, n_random=n_random, max_em_pairs=max_em_pairs, seed=seed, progress=progress)
+
+    def _fit_tables(
+        self, ta: RecordTable, tb: RecordTable, same: bool, *, n_random: int, max_em_pairs: int, seed: int, progress: Progress
+    ) -> "Linker":
+        if len(ta) < 2 or len(tb) < 1:
+            raise ValueError("training needs at least two records")
+        rng = np.random.default_rng(seed)
+        n_random = int(min(n_random, len(ta) * len(tb)))
+        ri = rng.integers(0, len(ta), n_random)
+        rj = rng.integers(0, len(tb), n_random)
+        if same:
+            keep = ri != rj
+            ri, rj = ri[keep], rj[keep]
+        progress("train: random pairs", 0, 2)
+        u = estimate_u(self._levels(ta, ri, tb, rj))
+        progress("train: EM", 1, 2)
+        ia, ib = dedupe_pairs(ta, self.max_block, self.passes) if same else link_pairs(ta, tb, self.max_block, self.passes)
+        if len(ia) > max_em_pairs:
+            pick = rng.choice(len(ia), max_em_pairs, replace=False)
+            ia, ib = ia[pick], ib[pick]
+        m, lam = estimate_m_em(self._levels(ta, ia, tb, ib), u)
+        self.model = FSModel(m=m, u=u, lam=lam, meta={"n_a": len(ta), "n_b": len(tb), "candidate_pairs": int(len(ia)), "seed": seed})
+        progress("train: EM", 2, 2)
+        return self
+
+    def _levels(self, ta: RecordTable, ia: np.ndarray, tb: RecordTable, ib: np.ndarray, progress: Progress = _noop, stage: str = "") -> np.ndarray:
+        out = np.empty((len(ia), 5), dtype=np.int8)
+        for s in range(0, len(ia), _CHUNK):
+            out[s : s + _CHUNK] = compare_pairs(ta, ia[s : s + _CHUNK], tb, ib[s : s + _CHUNK], self.workers)
+            if stage:
+                progress(stage, min(s + _CHUNK, len(ia)), len(ia))
+        return out
+
+    def _require_model(self) -> FSModel:
+        if self.model is None:
+            raise RuntimeError("the linker has no model yet: call fit() or pass a trained FSModel")
+        return self.model
+
+    # ------------------------------------------------------------------ batch
+    def dedupe(
+        self, records: Sequence[PersonRecord], *, fit: bool = False, include_non_matches: bool = False, progress: Progress = _noop
+    ) -> list[LinkPair]:
+        """Pairs of records in one list that are the same person (decision match or review).
+
+        With ``fit=True`` (or no model yet) the model is first trained on ``records`` themselves.
+        """
+        t = RecordTable(self.vocab, records)
+        progress("blocking", 0, 1)
+        ia, ib = dedupe_pairs(t, self.max_block, self.passes)
+        progress("blocking", 1, 1)
+        if fit or self.model is None:
+            self._fit_tables(t, t, True, n_random=1_000_000, max_em_pairs=2_000_000, seed=0, progress=progress)
+        return self._decide(t, ia, t, ib, len(t), include_non_matches, progress)
+
+    def link(
+        self,
+        a: Sequence[PersonRecord],
+        b: Sequence[PersonRecord],
+        *,
+        fit: bool = False,
+        include_non_matches: bool = False,
+        progress: Progress = _noop,
+    ) -> list[LinkPair]:
+        """Pairs (record of ``a``, record of ``b``) that are the same person."""
+        ta = RecordTable(self.vocab, a)
+        tb = RecordTable(self.vocab, b)
+        progress("blocking", 0, 1)
+        ia, ib = link_pairs(ta, tb, self.max_block, self.passes)
+        progress("blocking", 1, 1)
+        if fit or self.model is None:
+            self._fit_tables(ta, tb, False, n_random=1_000_000, max_em_pairs=2_000_000, seed=0, progress=progress)
+        return self._decide(ta, ia, tb, ib, max(len(ta), len(tb)), include_non_matches, progress)
+
+    def score_pairs(self, ta: RecordTable, ia: np.ndarray, tb: RecordTable, ib: np.ndarray, progress: Progress = _noop) -> np.ndarray:
+        """Match weights (bits) of the given pairs."""
+        return self._require_model().weights(self._levels(ta, ia, tb, ib, progress, "comparing"))
+
+    def _decide(
+        self, ta: RecordTable, ia: np.ndarray, tb: RecordTable, ib: np.ndarray, n: int, include_all: bool, progress: Progress
+    ) -> list[LinkPair]:
+        w = self.score_pairs(ta, ia, tb, ib, progress)
+        decision = self.thresholds.decide(w, n)
+        keep = np.arange(len(w)) if include_all else np.flatnonzero(decision != NON_MATCH)
+        ida, idb = ta.record_ids, tb.record_ids
+        return [LinkPair(ida[ia[k]], idb[ib[k]], round(float(w[k]), 3), str(decision[k])) for k in keep]
+
+    # ------------------------------------------------------------------ incremental
+    def blocking_keys(self, record: PersonRecord) -> list[str]:
+        """The blocking keys of one record (strings ``"<pass>:<value>"``; store them in a table
+        ``(key, person_id)`` for a database-backed index)."""
+        q = RecordTable(self.vocab, [record], frozen=True)
+        return row_keys(q, 0, self.passes)
+
+    @property
+    def index_size(self) -> int:
+        """Number of distinct persons in the in-memory index (the N of the prior)."""
+        return len(self._persons)
+
+    def add(self, record: PersonRecord, person_id: str | None = None) -> str:
+        """Put a record into the in-memory index under ``person_id`` (default: its record id);
+        several records may belong to one person. Returns the person id."""
+        pid = str(person_id if person_id is not None else record.record_id)
+        row = self._index.append(record)
+        self._row_person.append(pid)
+        self._persons[pid] = self._persons.get(pid, 0) + 1
+        for key in row_keys(self._index, row, self.passes):
+            self._blocks.setdefault(key, []).append(row)
+        return pid
+
+    def add_many(self, records: Iterable[PersonRecord], person_ids: Iterable[str] | None = None) -> None:
+        """Bulk :meth:`add` (normalises all records in one go)."""
+        records = list(records)
+        pids = [str(p) for p in person_ids] if person_ids is not None else [r.record_id for r in records]
+        rows = self._index.extend(records)
+        self._row_person.extend(pids)
+        for pid in pids:
+            self._persons[pid] = self._persons.get(pid, 0) + 1
+        blocks, passes = self._blocks, self.passes
+        for row in rows:
+            for key in row_keys(self._index, row, passes):
+                lst = blocks.get(key)
+                if lst is None:
+                    blocks[key] = [row]
+                else:
+                    lst.append(row)
+
+    def match(self, record: PersonRecord, *, limit: int = 5, include_non_matches: bool = False) -> list[Candidate]:
+        """Persons in the index this record may be, best first, with weight and decision.
+
+        Only ``match`` and ``review`` candidates are returned unless ``include_non_matches``.
+        """
+        model = self._require_model()
+        q = RecordTable(self.vocab, [record], frozen=True)
+        rows: set[int] = set()
+        blocks, max_block = self._blocks, self.max_block
+        for key in row_keys(q, 0, self.passes):
+            lst = blocks.get(key)
+            if lst is not None and len(lst) <= max_block:
+                rows.update(lst)
+        if not rows:
+            return []
+        ib = np.fromiter(rows, dtype=np.int64, count=len(rows))
+        levels = compare_pairs(q, np.zeros(len(ib), dtype=np.int64), self._index, ib)
+        w = model.weights(levels)
+        return self._candidates(w, levels, [self._row_person[i] for i in ib], [self._index.record_ids[i] for i in ib], self.index_size, limit, include_non_matches)
+
+    def score(
+        self,
+        record: PersonRecord,
+        candidates: Sequence[PersonRecord],
+        person_ids: Sequence[str] | None = None,
+        *,
+        index_size: int,
+        limit: int = 5,
+        include_non_matches: bool = False,
+    ) -> list[Candidate]:
+        """Score ``record`` against candidate records fetched by the caller (e.g. from the
+        database rows that share a blocking key); ``index_size`` is the number of persons in
+        that index, which sets the thresholds."""
+        model = self._require_model()
+        if not candidates:
+            return []
+        vocab = Vocabulary()
+        tc = RecordTable(vocab, candidates)
+        q = RecordTable(vocab, [record])
+        levels = compare_pairs(q, np.zeros(len(tc), dtype=np.int64), tc, np.arange(len(tc)))
+        w = model.weights(levels)
+        pids = [str(p) for p in person_ids] if person_ids is not None else [c.record_id for c in candidates]
+        return self._candidates(w, levels, pids, [c.record_id for c in candidates], index_size, limit, include_non_matches)
+
+    def _candidates(
+        self, w: np.ndarray, levels: np.ndarray, pids: list[str], rids: list[str], n: int, limit: int, include_all: bool
+    ) -> list[Candidate]:
+        decision = self.thresholds.decide(w, n)
+        best: dict[str, int] = {}
+        for k, pid in enumerate(pids):
+            if not include_all and decision[k] == NON_MATCH:
+                continue
+            j = best.get(pid)
+            if j is None or w[k] > w[j]:
+                best[pid] = k
+        order = sorted(best.values(), key=lambda k: -w[k])[:limit]
+        return [Candidate(pids[k], rids[k], round(float(w[k]), 3), str(decision[k]), tuple(int(x) for x in levels[k])) for k in order]
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, object]:
+        """Model and settings (not the index) as JSON-ready data."""
+        t = self.thresholds
+        return {
+            "model": self._require_model().to_dict(),
+            "thresholds": {"match_margin": t.match_margin, "review_margin": t.review_margin, "min_n": t.min_n},
+            "max_block": self.max_block,
+            "passes": [p.name for p in self.passes],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> "Linker":
+        by_name = {p.name: p for p in PASSES}
+        passes = [by_name[n] for n in data.get("passes", [p.name for p in PASSES])]
+        return cls(
+            FSModel.from_dict(data["model"]),
+            thresholds=Thresholds(**data.get("thresholds", {})),
+            max_block=int(data.get("max_block", 500)),
+            passes=passes,
+        )
+
+    def explain(self, levels: Sequence[int]) -> dict[str, tuple[str, float]]:
+        """Level name and weight per concept for a candidate's ``levels``."""
+        return self._require_model().explain(np.asarray(levels))
+
+
+def posterior_probability(weight: float, n: int) -> float:
+    """P(same person) for a weight in an index of ``n`` persons (prior odds 1 : n)."""
+    x = weight - math.log2(max(n, 1))
+    return 1.0 / (1.0 + 2.0 ** (-x))

@@ -1,0 +1,132 @@
+"""`hub demo`: one case chain through the real code paths, narrated.
+
+It starts the hub (API and workers) on a free local port against the configured database and broker,
+issues tokens for the demo partners, and plays the chain over HTTP exactly as partners would:
+master data to the municipal office, an assignment to a provider, the provider's attendance and
+cooperation feedback back to the Jobcenter, each delivery picked up and acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+import httpx
+import typer
+import uvicorn
+
+from hub import db
+from hub.api import create_app
+from hub.canonical import Message
+from hub.partners import issue_token
+from hub.runtime import Hub
+from hub.samples import samples
+
+JOBCENTER, MUNICIPAL, PROVIDER, OPERATOR = "jobcenter-musterstadt", "kreis-musterland", "traeger-bildungswerk", "betrieb"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Server:
+    def __init__(self, hub: Hub) -> None:
+        self.port = _free_port()
+        config = uvicorn.Config(create_app(hub), host="127.0.0.1", port=self.port, log_level="error", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.time() + 15
+        while not self.server.started:
+            if time.time() > deadline:
+                raise RuntimeError("the demo hub did not start within 15 s")
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def _encode(hub: Hub, fmt: str, data: dict[str, Any]) -> bytes:
+    return hub.adapter(fmt).encode(Message.build(data["header"], data["body"]))
+
+
+def _wait_inbox(client: httpx.Client, token: str, message_type: str, timeout: float = 15.0) -> dict[str, Any]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        items = client.get("/v1/inbox", headers={"Authorization": f"Bearer {token}"}).json()["deliveries"]
+        for item in items:
+            if item["message_type"] == message_type:
+                return item
+        time.sleep(0.1)
+    raise RuntimeError(f"no {message_type} arrived within {timeout:.0f} s")
+
+
+def _drain(client: httpx.Client, token: str) -> list[str]:
+    """Acknowledge everything waiting (quittungen); returns the types acknowledged."""
+    items = client.get("/v1/inbox", headers={"Authorization": f"Bearer {token}"}).json()["deliveries"]
+    for item in items:
+        client.post(f"/v1/inbox/{item['id']}/ack", headers={"Authorization": f"Bearer {token}"})
+    return [i["message_type"] for i in items]
+
+
+def run_demo(hub: Hub) -> None:
+    say = typer.echo
+    with db.write(hub.engine) as conn:
+        tokens = {p: issue_token(conn, p) for p in (JOBCENTER, MUNICIPAL, PROVIDER, OPERATOR)}
+    say("CaseChain Hub demo: one case chain, Jobcenter -> municipal office and provider -> Jobcenter\n")
+    for pid in (JOBCENTER, MUNICIPAL, PROVIDER):
+        p = hub.partners[pid]
+        say(f"  partner {p.id:24} {p.role:10} speaks {p.format} {p.version}")
+    say("")
+    with _Server(hub) as url, httpx.Client(base_url=url, timeout=30) as client:
+
+        def post(sender: str, fmt: str, data: dict[str, Any]) -> str:
+            media = "application/xml" if fmt == "agency-xml" else "application/json"
+            r = client.post("/v1/messages", content=_encode(hub, fmt, data), headers={"Authorization": f"Bearer {tokens[sender]}", "Content-Type": media})
+            if r.status_code not in (200, 202):
+                raise RuntimeError(f"{sender} could not submit {data['header']['message_type']}: {r.json().get('detail')}")
+            return r.json()["id"]
+
+        def pick(recipient: str, message_type: str) -> dict[str, Any]:
+            item = _wait_inbox(client, tokens[recipient], message_type)
+            client.post(f"/v1/inbox/{item['id']}/ack", headers={"Authorization": f"Bearer {tokens[recipient]}"})
+            return item
+
+        agency = samples("agency-xml", fresh=True)
+        step = 1
+        mid = post(JOBCENTER, "agency-xml", agency["person.stammdaten.0100"])
+        item = pick(MUNICIPAL, "person.stammdaten.0100")
+        say(f"{step}. {JOBCENTER} --person.stammdaten.0100 (agency XML)--> hub --(agency XML, purpose kommunale_leistung)--> {MUNICIPAL}   [{mid}]")
+        step += 1
+
+        mid = post(JOBCENTER, "agency-xml", agency["zuweisung.anmeldung.1020"])
+        item = pick(PROVIDER, "zuweisung.anmeldung.1020")
+        case_id = item["body"]["body"]["caseId"]
+        leaked = [k for k in ("customerNumber", "bgNumber") if k in json.dumps(item["body"])]
+        say(f"{step}. {JOBCENTER} --zuweisung.anmeldung.1020 (agency XML, Kundennummer)--> hub --(provider JSON, pseudonymous case id {case_id})--> {PROVIDER}   [{mid}]")
+        say(f"   the provider sees {len(item['body']['body'])} fields; agency ids in its copy: {leaked or 'none'}")
+        step += 1
+
+        provider = samples("provider-json", fresh=True, case_id=case_id)
+        for message_type in ("teilnahme.anwesenheit.2030", "teilnahme.mitwirkung.2040"):
+            mid = post(PROVIDER, "provider-json", provider[message_type])
+            item = pick(JOBCENTER, message_type)
+            kundennummer = "123D456789" in item["body"]
+            say(f"{step}. {PROVIDER} --{message_type} (provider JSON, case id {case_id})--> hub --(agency XML, Kundennummer {'restored' if kundennummer else 'MISSING'})--> {JOBCENTER}   [{mid}]")
+            step += 1
+
+        status = client.get(f"/v1/messages/{mid}", headers={"Authorization": f"Bearer {tokens[PROVIDER]}"}).json()
+        say(f"\nhistory of the last message ({status['status']}):")
+        for event in status["history"]:
+            say(f"  {event['stage']:>10}.{event['event']}")
+        receipts = sum(len(_drain(client, tokens[p])) for p in (JOBCENTER, PROVIDER, MUNICIPAL))
+        say(f"\n{receipts} quittungen went back to the senders. Tokens for trying it yourself: `hub partners token PARTNER`.")

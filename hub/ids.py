@@ -1,0 +1,31 @@
+"""Identifiers the hub issues: sortable message/delivery ids and pseudonymous case ids."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def _b32(value: int, length: int) -> str:
+    out = []
+    for _ in range(length):
+        out.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+def new_id() -> str:
+    """A ULID: 48 bits of milliseconds then 80 random bits, so ids sort by creation time."""
+    return _b32(int(time.time() * 1000), 10) + _b32(int.from_bytes(os.urandom(10), "big"), 16)
+
+
+def new_case_ref() -> str:
+    """A pseudonymous case id for one partner: random, so it reveals nothing and links nothing."""
+    return "F-" + "".join(secrets.choice(_CROCKFORD) for _ in range(12))
+
+
+def new_token() -> str:
+    return "cch_" + secrets.token_urlsafe(32)

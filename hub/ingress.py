@@ -1,0 +1,145 @@
+"""Ingress: authenticate, bound, parse, read the header, validate, store and queue.
+
+Steps 1-5 of the path of one message run here, synchronously, so a partner learns at once (with every
+finding) whether its message was taken. A message that is taken is stored with its raw bytes and
+queued for the pipeline in ONE transaction (transactional outbox). (sender, message UUID) is unique:
+a resend is answered with the first message's id and never processed twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.exc import IntegrityError
+
+from hub import db
+from hub.findings import Finding, Refusal
+from hub.history import audit, record
+from hub.ids import new_id
+from hub.metrics import MESSAGES_RECEIVED
+from hub.partners import Partner
+from hub.runtime import Hub
+from hub.tables import messages
+from hub.transport import PIPELINE
+
+log = structlog.get_logger("hub.ingress")
+
+MEDIA_FAMILIES = {
+    "application/xml": "xml",
+    "text/xml": "xml",
+    "application/json": "json",
+}
+
+
+@dataclass(frozen=True)
+class Accepted:
+    id: str
+    created: bool  # False: a resend of a message already taken
+
+
+def media_family(content_type: str | None) -> str | None:
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media.endswith("+xml"):
+        return "xml"
+    if media.endswith("+json"):
+        return "json"
+    return MEDIA_FAMILIES.get(media)
+
+
+def accept(hub: Hub, partner: Partner, data: bytes, content_type: str | None, correlation_id: str | None = None) -> Accepted:
+    """Take one message from an authenticated partner, or raise a Refusal that changes nothing."""
+    if not partner.sends:
+        raise Refusal("forbidden", f"Partner {partner.id} is not registered to send messages")
+    if len(data) > hub.settings.max_message_bytes:
+        raise Refusal("too-large", f"The message exceeds the limit of {hub.settings.max_message_bytes} bytes")
+    adapter = hub.adapter(partner.format)
+    family = media_family(content_type)
+    if family is None or family != media_family(adapter.media_type):
+        raise Refusal(
+            "unsupported-media-type",
+            f"Partner {partner.id} sends {partner.format} as {adapter.media_type}, not {content_type or 'an unnamed media type'}",
+        )
+    if not data.strip():
+        raise Refusal("malformed", "The message body is empty")
+    document = adapter.parse(data)
+    head = adapter.peek_header(data, document)
+    if head["sender"] != partner.id:
+        raise Refusal(
+            "forbidden",
+            "The header's author does not match the authenticated partner",
+            [Finding(f"author must be {partner.id!r}", pointer="/header/author/id" if family == "json" else None)],
+        )
+    message_type = head["message_type"]
+    contract = hub.registry.get(message_type, head["version"], partner.format)
+    if message_type not in partner.sends:
+        raise Refusal("forbidden", f"Message type {message_type} is not in the contract of partner {partner.id}")
+    findings = hub.registry.validate(contract, document)
+    if findings:
+        raise Refusal("schema-invalid", f"The message does not satisfy {message_type} {contract.version} ({partner.format})", findings)
+    return store(hub, partner, data, head, correlation_id)
+
+
+def store(hub: Hub, partner: Partner, data: bytes, head: dict, correlation_id: str | None) -> Accepted:
+    digest = hashlib.sha256(data).hexdigest()
+    message_uuid = str(head["message_uuid"]).lower()
+    existing = _existing(hub, partner.id, message_uuid)
+    if existing is not None:
+        return _resend(hub, existing, digest)
+    message_id = new_id()
+    now = db.utcnow()
+    try:
+        with db.write(hub.engine) as conn:
+            conn.execute(
+                messages.insert().values(
+                    id=message_id,
+                    sender=partner.id,
+                    message_uuid=message_uuid,
+                    message_type=head["message_type"],
+                    version=head["version"],
+                    format=partner.format,
+                    status="received",
+                    correlation_id=correlation_id or head.get("reference_uuid") or message_uuid,
+                    reference_uuid=head.get("reference_uuid"),
+                    test=False,
+                    content_hash=digest,
+                    raw=data,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            record(conn, message_id, "ingress", "received", sender=partner.id, message_type=head["message_type"], bytes=len(data))
+            record(conn, message_id, "ingress", "validated", contract=f"{head['message_type']} {head['version']} {partner.format}")
+            audit(conn, partner.id, "received", message_id=message_id, partner=partner.id)
+            hub.transport.publish(conn, PIPELINE, {"message_id": message_id})
+    except IntegrityError:
+        # a concurrent resend won the race for (sender, message UUID): answer with its id
+        existing = _existing(hub, partner.id, message_uuid)
+        if existing is None:
+            raise
+        return _resend(hub, existing, digest)
+    hub.transport.notify()
+    MESSAGES_RECEIVED.labels(head["message_type"], partner.id).inc()
+    return Accepted(message_id, True)
+
+
+def _existing(hub: Hub, sender: str, message_uuid: str) -> sa.Row | None:
+    with db.read(hub.engine) as conn:
+        return conn.execute(
+            sa.select(messages.c.id, messages.c.content_hash).where(
+                messages.c.sender == sender, messages.c.message_uuid == message_uuid
+            )
+        ).first()
+
+
+def _resend(hub: Hub, existing: sa.Row, digest: str) -> Accepted:
+    """A resend is answered with the first id and not processed again (surface.md).
+
+    If the bytes differ, the first message still stands (the UUID identifies the message); the history
+    says so, so an operator can see a partner reusing UUIDs.
+    """
+    with db.write(hub.engine) as conn:
+        record(conn, existing.id, "ingress", "resend", content_differs=existing.content_hash != digest)
+    return Accepted(existing.id, False)

@@ -1,0 +1,145 @@
+"""The message store's read side and the pull inbox: what senders, recipients and operators see.
+
+Visibility is the partner's own: a sender sees its messages, a recipient its deliveries, an operator
+everything; anything else is answered as "not found", so an error never tells one partner whether
+another partner's message exists.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from hub.db import aware, utcnow
+from hub.findings import Refusal
+from hub.history import audit, record
+from hub.partners import Partner
+from hub.tables import dead_letters, deliveries, message_events, messages
+
+CONTENT_TYPES = ("administration.quittung.0020", "administration.rueckweisung.0010")
+
+
+def message_view(conn: Connection, message_id: str, viewer: Partner | None) -> dict[str, Any]:
+    row = conn.execute(sa.select(messages).where(messages.c.id == message_id)).first()
+    if row is None or (viewer is not None and not viewer.is_operator and row.sender != viewer.id):
+        raise Refusal("not-found", f"No message {message_id} is visible to you")
+    events = conn.execute(
+        sa.select(message_events).where(message_events.c.message_id == message_id).order_by(message_events.c.id)
+    ).all()
+    outgoing = conn.execute(
+        sa.select(
+            deliveries.c.id, deliveries.c.recipient, deliveries.c.message_type, deliveries.c.status,
+            deliveries.c.created_at, deliveries.c.acked_at,
+        ).where(deliveries.c.message_id == message_id).order_by(deliveries.c.id)
+    ).all()
+    return {
+        "id": row.id,
+        "message_uuid": row.message_uuid,
+        "message_type": row.message_type,
+        "version": row.version,
+        "format": row.format,
+        "sender": row.sender,
+        "status": row.status,
+        "correlation_id": row.correlation_id,
+        "received_at": aware(row.created_at).isoformat(),
+        "updated_at": aware(row.updated_at).isoformat(),
+        "history": [
+            {"at": aware(e.at).isoformat(), "stage": e.stage, "event": e.event, **({"detail": e.detail} if e.detail else {})}
+            for e in events
+        ],
+        "deliveries": [
+            {
+                "id": d.id,
+                "recipient": d.recipient if (viewer is None or viewer.is_operator or d.recipient == row.sender) else "partner",
+                "message_type": d.message_type,
+                "status": d.status,
+                "created_at": aware(d.created_at).isoformat(),
+                **({"acknowledged_at": aware(d.acked_at).isoformat()} if d.acked_at else {}),
+            }
+            for d in outgoing
+        ],
+    }
+
+
+def inbox(conn: Connection, partner: Partner, limit: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(deliveries)
+        .where(deliveries.c.recipient == partner.id, deliveries.c.status == "pending")
+        .order_by(deliveries.c.id)
+        .limit(limit)
+    ).all()
+    items = []
+    for d in rows:
+        body: Any = d.body.decode("utf-8")
+        if d.content_type == "application/json":
+            body = json.loads(body)
+        items.append(
+            {
+                "id": d.id,
+                "message_id": d.message_id,
+                "message_type": d.message_type,
+                "version": d.version,
+                "format": d.format,
+                "content_type": d.content_type,
+                "created_at": aware(d.created_at).isoformat(),
+                "body": body,
+            }
+        )
+    if rows:
+        audit(conn, partner.id, "inbox-read", partner=partner.id, deliveries=[d.id for d in rows])
+    return items
+
+
+def acknowledge(conn: Connection, partner: Partner, delivery_id: str) -> dict[str, Any]:
+    """Mark a delivery as received by its recipient. Idempotent: a second ack changes nothing."""
+    row = conn.execute(
+        sa.select(deliveries).where(deliveries.c.id == delivery_id, deliveries.c.recipient == partner.id)
+    ).first()
+    if row is None:
+        raise Refusal("not-found", f"No delivery {delivery_id} is addressed to you")
+    if row.status == "acknowledged":
+        return {"id": row.id, "status": "acknowledged", "acknowledged_at": aware(row.acked_at).isoformat()}
+    now = utcnow()
+    conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(status="acknowledged", acked_at=now))
+    record(conn, row.message_id, "delivery", "acknowledged", recipient=partner.id, delivery_id=delivery_id, message_type=row.message_type)
+    audit(conn, partner.id, "acknowledged", message_id=row.message_id, delivery_id=delivery_id, partner=partner.id, purpose=row.purpose)
+    if row.message_type not in CONTENT_TYPES:
+        open_ = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(deliveries)
+            .where(
+                deliveries.c.message_id == row.message_id,
+                deliveries.c.status != "acknowledged",
+                deliveries.c.message_type.not_in(CONTENT_TYPES),
+            )
+        ).scalar_one()
+        if open_ == 0:
+            conn.execute(messages.update().where(messages.c.id == row.message_id).values(status="delivered", updated_at=now))
+            record(conn, row.message_id, "delivery", "delivered")
+    return {"id": row.id, "status": "acknowledged", "acknowledged_at": now.isoformat()}
+
+
+def dead_list(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.select(dead_letters).where(dead_letters.c.replayed_at.is_(None)).order_by(dead_letters.c.id).limit(limit)).all()
+    return [
+        {"id": r.id, "queue": r.queue, "message_id": r.message_id, "attempts": r.attempts, "reason": r.reason, "at": aware(r.at).isoformat()}
+        for r in rows
+    ]
+
+
+def replay(conn: Connection, message_id: str, operator: str, transport: Any) -> dict[str, Any]:
+    """Run a message through the pipeline again. Deliveries already written are not written twice."""
+    row = conn.execute(sa.select(messages.c.id, messages.c.status).where(messages.c.id == message_id)).first()
+    if row is None:
+        raise Refusal("not-found", f"No message {message_id}")
+    if row.status in ("routed", "delivered"):
+        raise Refusal("conflict", f"Message {message_id} was processed ({row.status}); nothing to replay")
+    conn.execute(messages.update().where(messages.c.id == message_id).values(status="received", updated_at=utcnow()))
+    conn.execute(dead_letters.update().where(dead_letters.c.message_id == message_id, dead_letters.c.replayed_at.is_(None)).values(replayed_at=utcnow()))
+    record(conn, message_id, "operations", "replayed", by=operator, previous_status=row.status)
+    audit(conn, operator, "replayed", message_id=message_id)
+    transport.publish(conn, "pipeline", {"message_id": message_id})
+    return {"id": message_id, "status": "received"}

@@ -1,0 +1,284 @@
+"""The pipeline: decode -> case chain -> route -> per recipient minimise, translate ids, encode.
+
+Each stage is a small function `stage(hub, conn, ctx)` with one job, composed in `STAGES` (in the
+manner of structlog's processors); a stage refuses a message by raising `Refusal`, which turns into a
+rueckweisung to the sender. Everything a message causes (deliveries, quittung, status, history, audit)
+is written in the transaction of the queue item that carried it, so a crash at any point either
+leaves no trace or leaves all of it: the item is then simply delivered again (idempotent receiver).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from pydantic import ValidationError
+from sqlalchemy.engine import Connection
+
+from hub import chain
+from hub.canonical import Message, Party
+from hub.db import aware, utcnow
+from hub.findings import Finding, Refusal
+from hub.history import audit, record
+from hub.ids import new_id
+from hub.metrics import DELIVERIES, PIPELINE_SECONDS
+from hub.partners import Partner
+from hub.routing.rules import Route
+from hub.runtime import Hub
+from hub.tables import deliveries, messages
+from hub.transport import Item
+
+log = structlog.get_logger("hub.pipeline")
+
+HUB_PARTY = {"id": "hub", "name": "CaseChain Hub"}
+
+
+@dataclass
+class Recipient:
+    partner: Partner
+    route: Route
+
+
+@dataclass
+class Context:
+    row: Any
+    sender: Partner
+    message: Message | None = None
+    routes: list[Route] = field(default_factory=list)
+    case: chain.Case | None = None
+    recipients: list[Recipient] = field(default_factory=list)
+
+
+Stage = Callable[[Hub, Connection, Context], None]
+
+
+# -- stages -----------------------------------------------------------------------------------------
+def decode(hub: Hub, conn: Connection, ctx: Context) -> None:
+    """Sender's bytes -> canonical message, with the sender's adapter."""
+    try:
+        ctx.message = hub.adapter(ctx.row.format).decode(ctx.row.raw)
+    except ValidationError as exc:
+        raise Refusal(
+            "schema-invalid",
+            "The message could not be read into the canonical model",
+            [Finding(e["msg"], pointer="/body/" + "/".join(map(str, e["loc"]))) for e in exc.errors()],
+        ) from None
+    ctx.routes = hub.routes.matching(ctx.row.message_type, ctx.sender.role)
+    record(conn, ctx.row.id, "pipeline", "decoded", routes=[r.name for r in ctx.routes])
+
+
+def case_chain(hub: Hub, conn: Connection, ctx: Context) -> None:
+    """Find (or, for an assignment, open) the case this message concerns; check the sender belongs to it."""
+    body = ctx.message.body
+    if any(r.requires_case_membership for r in ctx.routes):
+        ref = getattr(body, "case_id", None) or getattr(body, "customer_number", None)
+        ctx.case = chain.case_for_ref(conn, ctx.sender.id, ref) if ref else None
+        if ctx.case is None:
+            pointer = "/body/caseId" if ctx.row.format == "provider-json" else None
+            raise Refusal(
+                "business-rule",
+                "The message concerns a case that is not assigned to the sender",
+                [Finding(f"unknown case reference {ref!r}", pointer=pointer)],
+            )
+    elif any(r.opens_case for r in ctx.routes):
+        customer = getattr(body, "customer_number", None)
+        if customer:
+            ctx.case = chain.open_case(conn, ctx.sender.id, customer, getattr(body, "bg_number", None))
+    if ctx.case is not None:
+        record(conn, ctx.row.id, "chain", "case", case=ctx.case.id)
+
+
+def route(hub: Hub, conn: Connection, ctx: Context) -> None:
+    """Recipient list: rules x case membership x the recipient's registered purposes."""
+    seen: set[str] = set()
+    for rule in ctx.routes:
+        for partner_id in _targets(hub, conn, ctx, rule):
+            partner = hub.partners.get(partner_id)
+            if partner is None or partner_id in seen:
+                continue
+            if rule.purpose not in partner.purposes or ctx.row.message_type not in partner.receives:
+                record(conn, ctx.row.id, "routing", "withheld", recipient=partner_id, route=rule.name, purpose=rule.purpose)
+                continue
+            if rule.opens_case and ctx.case is not None:
+                chain.join(conn, ctx.case, partner_id, partner.role)
+            seen.add(partner_id)
+            ctx.recipients.append(Recipient(partner, rule))
+    if not ctx.recipients:
+        raise Refusal(
+            "business-rule",
+            "No recipient may receive this message",
+            [Finding("the message names no reader that is registered for it, and no case to route by")],
+        )
+    record(conn, ctx.row.id, "routing", "routed", recipients=[r.partner.id for r in ctx.recipients])
+
+
+def _targets(hub: Hub, conn: Connection, ctx: Context, rule: Route) -> list[str]:
+    if rule.to == "reader":
+        reader = ctx.message.header.reader
+        partner = hub.partners.get(reader.id) if reader else None
+        if partner is None or (rule.reader_role and partner.role != rule.reader_role):
+            return []
+        return [partner.id]
+    if ctx.case is None:
+        return []
+    if rule.to == "case_owner":
+        return [ctx.case.owner]
+    return [p for p in chain.members(conn, ctx.case.id, rule.member_role) if p != ctx.sender.id]
+
+
+def deliver(hub: Hub, conn: Connection, ctx: Context) -> None:
+    """Per recipient: keep only what its purpose allows, translate case ids, encode, store."""
+    for recipient in ctx.recipients:
+        partner, rule = recipient.partner, recipient.route
+        body = hub.purposes.minimise(rule.purpose, ctx.row.message_type, ctx.message.body_dict())
+        if body is None:
+            record(conn, ctx.row.id, "routing", "withheld", recipient=partner.id, reason="purpose allows no field")
+            continue
+        body = _translate_ids(conn, ctx, partner, body)
+        header = ctx.message.header.model_copy(
+            update={"reader": Party(id=partner.id, name=partner.name), "version": partner.version}
+        )
+        outgoing = Message.build(header.model_dump(mode="json"), body)
+        delivery_id = write_delivery(hub, conn, ctx.row.id, partner, outgoing, rule.purpose)
+        purpose = hub.purposes.purposes[rule.purpose]
+        audit(
+            conn,
+            "hub",
+            "transmitted",
+            message_id=ctx.row.id,
+            delivery_id=delivery_id,
+            partner=partner.id,
+            purpose=rule.purpose,
+            legal_basis=purpose.legal_basis,
+            fields=sorted(body),
+        )
+
+
+def _translate_ids(conn: Connection, ctx: Context, partner: Partner, body: dict[str, Any]) -> dict[str, Any]:
+    """Each recipient sees the case under its own reference; agency ids only where its purpose allows."""
+    body.pop("case_id", None)
+    if ctx.case is None:
+        return body
+    ref = chain.local_ref(conn, ctx.case.id, partner.id)
+    if partner.role == "provider":
+        body.pop("customer_number", None)
+        body.pop("bg_number", None)
+        body["case_id"] = ref
+    elif "customer_number" in type(ctx.message.body).model_fields:
+        body["customer_number"] = ctx.case.customer_number
+        if ctx.case.bg_number:
+            body["bg_number"] = ctx.case.bg_number
+    return body
+
+
+STAGES: list[Stage] = [decode, case_chain, route, deliver]
+
+
+# -- writing ------------------------------------------------------------------------------------------
+def write_delivery(hub: Hub, conn: Connection, message_id: str, partner: Partner, outgoing: Message, purpose: str) -> str:
+    """Encode for the recipient, check against its contract, and store the delivery (its inbox)."""
+    adapter = hub.adapter(partner.format)
+    data = adapter.encode(outgoing)
+    contract = hub.registry.get(outgoing.header.message_type, partner.version, partner.format)
+    findings = hub.registry.validate(contract, adapter.parse(data))
+    if findings:
+        # our own output breaks the recipient's contract: a hub defect, never send it; retry -> dead letter
+        raise RuntimeError(f"encoded {outgoing.header.message_type} for {partner.id} violates its contract: {findings[0].message}")
+    existing = conn.execute(
+        sa.select(deliveries.c.id).where(
+            deliveries.c.message_id == message_id,
+            deliveries.c.recipient == partner.id,
+            deliveries.c.message_type == outgoing.header.message_type,
+        )
+    ).first()
+    if existing is not None:  # a replay: the recipient has this already
+        record(conn, message_id, "delivery", "exists", recipient=partner.id, delivery_id=existing.id)
+        return existing.id
+    delivery_id = new_id()
+    conn.execute(
+        deliveries.insert().values(
+            id=delivery_id,
+            message_id=message_id,
+            recipient=partner.id,
+            message_type=outgoing.header.message_type,
+            version=partner.version,
+            format=partner.format,
+            content_type=adapter.media_type,
+            purpose=purpose,
+            status="pending",
+            body=data,
+            created_at=utcnow(),
+        )
+    )
+    record(conn, message_id, "delivery", "queued", recipient=partner.id, delivery_id=delivery_id, message_type=outgoing.header.message_type)
+    DELIVERIES.labels(partner.id, outgoing.header.message_type).inc()
+    return delivery_id
+
+
+def _answer(hub: Hub, conn: Connection, row: Any, sender: Partner, message_type: str, body: dict[str, Any]) -> None:
+    """A quittung or rueckweisung from the hub to the sender, in the sender's format and version."""
+    header = {
+        "message_uuid": str(uuid.uuid4()),
+        "message_type": message_type,
+        "created_at": utcnow().isoformat(),
+        "author": HUB_PARTY,
+        "reader": {"id": sender.id, "name": sender.name},
+        "reference_uuid": row.message_uuid,
+        "purpose": "administration",
+        "legal_basis": "§ 80 SGB X",
+        "version": sender.version,
+    }
+    write_delivery(hub, conn, row.id, sender, Message.build(header, body), "administration")
+
+
+def reject(hub: Hub, conn: Connection, row: Any, sender: Partner | None, refusal: Refusal) -> None:
+    findings = [{"message": f.message[:4000], "location": f.location[:255] or None} for f in refusal.findings]
+    findings = [{k: v for k, v in f.items() if v} for f in findings]
+    record(conn, row.id, "pipeline", "rejected", reason=refusal.kind, detail=refusal.detail, findings=findings)
+    if sender is not None and sender.format in hub.registry.formats:
+        _answer(hub, conn, row, sender, "administration.rueckweisung.0010", {"reason": refusal.kind, "detail": refusal.detail, "findings": findings})
+    set_status(conn, row.id, "rejected")
+
+
+def set_status(conn: Connection, message_id: str, status: str) -> None:
+    conn.execute(messages.update().where(messages.c.id == message_id).values(status=status, updated_at=utcnow()))
+
+
+# -- the queue handler ------------------------------------------------------------------------------
+def handle(hub: Hub, conn: Connection, item: Item) -> None:
+    """Process one message from the pipeline queue. Idempotent: a redelivered item is a no-op."""
+    started = time.perf_counter()
+    message_id = item.payload["message_id"]
+    row = conn.execute(sa.select(messages).where(messages.c.id == message_id)).first()
+    if row is None or row.status != "received":
+        log.info("pipeline.skip", message_id=message_id, reason="already processed" if row else "unknown message")
+        return
+    with structlog.contextvars.bound_contextvars(message_id=message_id, correlation_id=row.correlation_id):
+        sender = hub.partners.get(row.sender)
+        if sender is None:
+            reject(hub, conn, row, None, Refusal("forbidden", f"Sender {row.sender} is no longer registered"))
+            return
+        ctx = Context(row=row, sender=sender)
+        try:
+            for stage in STAGES:
+                stage(hub, conn, ctx)
+        except Refusal as refusal:
+            reject(hub, conn, row, sender, refusal)
+            return
+        quittung = {"received_at": aware(row.created_at).isoformat(), "hub_id": row.id}
+        _answer(hub, conn, row, sender, "administration.quittung.0020", quittung)
+        set_status(conn, row.id, "routed")
+    PIPELINE_SECONDS.observe(time.perf_counter() - started)
+
+
+def dead(hub: Hub, conn: Connection, item: Item, reason: str) -> None:
+    """A message whose processing failed on every attempt: park it for an operator."""
+    message_id = item.payload.get("message_id")
+    if message_id:
+        record(conn, message_id, "pipeline", "dead", reason=reason)
+        set_status(conn, message_id, "dead")

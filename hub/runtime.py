@@ -1,0 +1,62 @@
+"""The running hub: settings, database, broker and the loaded contracts, built once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from hub import db, migrate
+from hub.adapters import get_adapter
+from hub.adapters.base import Adapter
+from hub.config import Settings
+from hub.partners import Partner, load_partners
+from hub.routing.purposes import PurposeProfiles
+from hub.routing.rules import RouteTable
+from hub.schemas.registry import Registry
+from hub.transport import Transport, create_transport
+
+
+@dataclass
+class Hub:
+    settings: Settings
+
+    @property
+    def contracts_dir(self) -> Path:
+        return self.settings.contracts_dir.resolve()
+
+    @cached_property
+    def engine(self) -> Engine:
+        return db.get_engine(self.settings.database_url)
+
+    @cached_property
+    def transport(self) -> Transport:
+        return create_transport(self.settings, self.engine)
+
+    @cached_property
+    def registry(self) -> Registry:
+        return Registry(self.contracts_dir)
+
+    @property
+    def partners(self) -> dict[str, Partner]:
+        return load_partners(self.contracts_dir)
+
+    @cached_property
+    def routes(self) -> RouteTable:
+        return RouteTable.load(self.contracts_dir / "routes.yaml")
+
+    @cached_property
+    def purposes(self) -> PurposeProfiles:
+        return PurposeProfiles.load(self.contracts_dir / "purposes.yaml")
+
+    def adapter(self, fmt: str) -> Adapter:
+        return get_adapter(self.contracts_dir, fmt)
+
+    def migrate(self) -> None:
+        migrate.upgrade(self.settings.database_url)
+
+    def close(self) -> None:
+        if "transport" in self.__dict__:
+            self.transport.close()

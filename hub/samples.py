@@ -1,0 +1,141 @@
+"""Sample messages: the contract examples and the demo case chain are built from these.
+
+Examples are built as canonical messages and encoded by the adapters, so every example is what the
+hub itself would send; tests check each one validates against its contract and round-trips.
+`python -m hub.samples` rewrites contracts/messages/<type>/<version>/examples/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+
+from hub.adapters import get_adapter
+from hub.canonical import Message
+
+CONTRACTS = Path("contracts")
+BERLIN = dt.timezone(dt.timedelta(hours=1))
+
+JOBCENTER = {"id": "jobcenter-musterstadt", "name": "Jobcenter Musterstadt"}
+PROVIDER = {"id": "traeger-bildungswerk", "name": "Bildungswerk Nord gGmbH"}
+MUNICIPAL = {"id": "kreis-musterland", "name": "Kreis Musterland"}
+
+PERSON = {
+    "given_name": "Jürgen",
+    "family_name": "Müller-Lüdenscheidt",
+    "birth_name": "Groß",
+    "birth_date": "1978-03-09",
+    "sex": "m",
+    "address": {"street": "Straße des 17. Juni", "house_number": "12a", "postcode": "01067", "city": "Dresden"},
+    "contact": {"phone": "+49 351 123456", "email": "j.mueller@example.org"},
+}
+
+
+def header(message_type: str, author: dict, reader: dict | None, purpose: str, legal_basis: str, n: int | None) -> dict:
+    """A header; `n` gives a fixed UUID (examples), None a fresh one (demo runs)."""
+    return {
+        "message_uuid": str(uuid.UUID(int=n * 7919 + 1234567) if n is not None else uuid.uuid4()),
+        "message_type": message_type,
+        "created_at": dt.datetime(2026, 11, 2, 9, 30, tzinfo=BERLIN).isoformat(),
+        "author": author,
+        "reader": reader,
+        "purpose": purpose,
+        "legal_basis": legal_basis,
+        "version": "1.0",
+        "test": True,
+    }
+
+
+def samples(fmt: str, fresh: bool = False, case_id: str = "F-7Q2K9M4X1B") -> dict[str, dict]:
+    """One sample message per type, as its sender in format `fmt` would write it."""
+    sender = JOBCENTER if fmt == "agency-xml" else PROVIDER
+
+    def n(number: int) -> int | None:
+        return None if fresh else number
+
+    def ids(fmt: str) -> dict:
+        return {"customer_number": "123D456789", "bg_number": "12345BG0000001"} if fmt == "agency-xml" else {"case_id": case_id}
+
+    return {
+        "person.stammdaten.0100": {
+            "header": header("person.stammdaten.0100", JOBCENTER, MUNICIPAL, "kommunale_leistung", "§ 50 Abs. 1 SGB II", n(1)),
+            "body": {"customer_number": "123D456789", "bg_number": "12345BG0000001", "person": PERSON},
+        },
+        "zuweisung.anmeldung.1020": {
+            "header": header("zuweisung.anmeldung.1020", JOBCENTER, PROVIDER, "massnahmedurchfuehrung", "§ 16d SGB II", n(2)),
+            "body": {
+                **ids(fmt),
+                "measure_number": "962-AGH-2026-0042",
+                "branch": "06",
+                "participant": {k: PERSON[k] for k in ("given_name", "family_name", "birth_date", "sex", "address")},
+                "period_start": "2026-12-01",
+                "period_end": "2027-05-31",
+                "weekly_hours": "25.0",
+                "schedule": "Mo-Fr 8:00-13:00",
+                "expense_allowance": "1.50",
+                "travel_costs": "49.00",
+                "goal": "Tagesstruktur festigen; Grundlagen im Garten- und Landschaftsbau.",
+                "case_worker": {"name": "Frau Yılmaz", "phone": "+49 30 1234-117", "email": "a.yilmaz@jobcenter-musterstadt.example"},
+                "answer_by": "2026-11-20",
+            },
+        },
+        "teilnahme.anwesenheit.2030": {
+            "header": header("teilnahme.anwesenheit.2030", sender, JOBCENTER, "teilnahmenachweis", "§ 61 Abs. 2 SGB II", n(3)),
+            "body": {
+                **ids(fmt),
+                "measure_number": "962-AGH-2026-0042",
+                "month": "2026-12",
+                "days": [
+                    {"date": "2026-12-01", "code": "anwesend_vor_ort"},
+                    {"date": "2026-12-02", "code": "anwesend_online"},
+                    {"date": "2026-12-03", "code": "fehltag"},
+                    {"date": "2026-12-04", "code": "beratung"},
+                ],
+                "absences": [{"date": "2026-12-03", "reason": "krank_mit_au"}],
+            },
+        },
+        "teilnahme.mitwirkung.2040": {
+            "header": header("teilnahme.mitwirkung.2040", sender, JOBCENTER, "eingliederung", "§ 61 Abs. 1 SGB II", n(4)),
+            "body": {
+                **ids(fmt),
+                "measure_number": "962-AGH-2026-0042",
+                "event": "unentschuldigtes_fehlen",
+                "event_date": "2026-12-09",
+                "facts": "Nicht erschienen am 08.12. und 09.12.; telefonisch nicht erreichbar, Brief am 09.12. versandt.",
+                "decision_requested_by": "2026-12-20",
+            },
+        },
+        "administration.quittung.0020": {
+            "header": {**header("administration.quittung.0020", {"id": "hub"}, sender, "administration", "§ 80 SGB X", n(5)),
+                       "reference_uuid": str(uuid.UUID(int=4 * 7919 + 1234567))},
+            "body": {"received_at": dt.datetime(2026, 11, 2, 9, 30, 1, tzinfo=BERLIN).isoformat(), "hub_id": "01JD8W3V5E9X2Q7K4M1N6P0R8T"},
+        },
+        "administration.rueckweisung.0010": {
+            "header": {**header("administration.rueckweisung.0010", {"id": "hub"}, sender, "administration", "§ 80 SGB X", n(6)),
+                       "reference_uuid": str(uuid.UUID(int=4 * 7919 + 1234567))},
+            "body": {
+                "reason": "schema-invalid",
+                "detail": "Message does not satisfy its contract",
+                "findings": [{"message": "Element 'ereignis': This element is not expected.", "location": "line 14, column 0"}],
+            },
+        },
+    }
+
+
+def main() -> None:
+    for fmt, suffix in (("agency-xml", "xml"), ("provider-json", "json")):
+        adapter = get_adapter(CONTRACTS, fmt)
+        for message_type, data in samples(fmt).items():
+            message = Message.build(data["header"], data["body"])
+            base = CONTRACTS / "messages" / message_type / "1.0"
+            if not any(base.glob(f"{fmt}.*")):
+                continue  # the contract has no such format (providers never see master data)
+            out = base / "examples" / f"example.{suffix}"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(adapter.encode(message))
+            print(out.relative_to(CONTRACTS.parent))
+
+
+if __name__ == "__main__":
+    main()

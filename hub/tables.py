@@ -1,0 +1,148 @@
+"""The database schema (SQLAlchemy Core), the single source for Alembic migrations.
+
+The message store keeps raw bytes exactly as received (evidence, replay) next to the parsed envelope;
+history and audit are append-only tables keyed by message id. The outbox table doubles as the
+embedded broker's queue: what is stored and what is queued commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Timestamp = sa.DateTime(timezone=True)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("sender", sa.String(64), nullable=False),
+    sa.Column("message_uuid", sa.String(36), nullable=False),
+    sa.Column("message_type", sa.String(64), nullable=False),
+    sa.Column("version", sa.String(16), nullable=False),
+    sa.Column("format", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("correlation_id", sa.String(64), nullable=False),
+    sa.Column("reference_uuid", sa.String(36)),
+    sa.Column("test", sa.Boolean, nullable=False, default=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("raw", sa.LargeBinary),  # NULL once the retention period deleted it
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("sender", "message_uuid"),
+    sa.Index(None, "status"),
+)
+
+message_events = sa.Table(
+    "message_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(26), nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("stage", sa.String(32), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("detail", sa.JSON),
+    sa.Index(None, "message_id", "id"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("message_id", sa.String(26), nullable=False),
+    sa.Column("recipient", sa.String(64), nullable=False),
+    sa.Column("message_type", sa.String(64), nullable=False),
+    sa.Column("version", sa.String(16), nullable=False),
+    sa.Column("format", sa.String(32), nullable=False),
+    sa.Column("content_type", sa.String(64), nullable=False),
+    sa.Column("purpose", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | acknowledged | dead
+    sa.Column("body", sa.LargeBinary),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("acked_at", Timestamp),
+    sa.UniqueConstraint("message_id", "recipient", "message_type"),
+    sa.Index(None, "recipient", "status", "id"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("queue", sa.String(64), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("available_at", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index(None, "queue", "available_at"),
+)
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("queue", sa.String(64), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("message_id", sa.String(26)),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("replayed_at", Timestamp),
+)
+
+partner_tokens = sa.Table(
+    "partner_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("partner_id", sa.String(64), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("revoked_at", Timestamp),
+    sa.Index(None, "partner_id"),
+)
+
+cases = sa.Table(
+    "cases",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),  # the responsible Jobcenter / zkT
+    sa.Column("customer_number", sa.String(16), nullable=False),
+    sa.Column("bg_number", sa.String(16)),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("owner", "customer_number"),
+)
+
+case_members = sa.Table(
+    "case_members",
+    metadata,
+    sa.Column("case_id", sa.String(26), nullable=False),
+    sa.Column("partner_id", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("local_ref", sa.String(40), nullable=False),  # the partner's own id for the case
+    sa.Column("joined_at", Timestamp, nullable=False),
+    sa.PrimaryKeyConstraint("case_id", "partner_id"),
+    sa.UniqueConstraint("partner_id", "local_ref"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("message_id", sa.String(26)),
+    sa.Column("delivery_id", sa.String(26)),
+    sa.Column("partner", sa.String(64)),
+    sa.Column("purpose", sa.String(40)),
+    sa.Column("legal_basis", sa.String(255)),
+    sa.Column("detail", sa.JSON),
+    sa.Index(None, "message_id"),
+    sa.Index(None, "at"),
+)
