@@ -40,6 +40,7 @@ __all__ = [
     "load_oasis_catalog",
     "parse_xml",
     "validate_xml",
+    "xmlschema_findings",
     "xmlschema_schema",
 ]
 

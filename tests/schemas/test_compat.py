@@ -268,8 +268,8 @@ def test_transitive_json_declared_only_writers() -> None:
 
 @pytest.mark.parametrize("fmt", ["xsd", "json"])
 def test_transitive_levels_check_every_earlier_version(fmt: str) -> None:
-    """v1 -> v2 is FORWARD, v2 -> v3 is FORWARD, v1 -> v3 ... also, by inclusion; but the
-    transitive report names every earlier version a break reaches."""
+    """A break reaches every earlier version that lacks the value: the transitive levels name
+    each such pair, the plain levels only the predecessor."""
     if fmt == "xsd":
         v1 = xsd(AZ + el("status", body=restricted("xs:string", enum("offen", "erledigt", "ruht"))))
         v2 = xsd(AZ + el("status", body=restricted("xs:string", enum("offen", "erledigt"))))
@@ -314,3 +314,56 @@ def test_xwasser_codelist_version_bump_breaks_both_directions(xwasser_dir: Path,
     assert {c.kind for c in changes} == {"fixed_value_changed"}, changes
     assert any(c.path.endswith("xwas:artAnlage/@listVersionID") for c in changes), changes
     assert all(c.breaks_backward and c.breaks_forward for c in changes)
+
+
+# --- edges the table does not show --------------------------------------------------------
+
+
+def test_json_refs_and_recursion_are_followed() -> None:
+    def tree(max_len: int) -> dict[str, Any]:
+        return {
+            "$defs": {"node": {"type": "object", "additionalProperties": False, "properties": {
+                "name": {"type": "string", "maxLength": max_len},
+                "kinder": {"type": "array", "items": {"$ref": "#/$defs/node"}},
+            }}},
+            "$ref": "#/$defs/node",
+        }
+
+    assert diff_json_schema(tree(10), tree(10)) == []
+    changes = diff_json_schema(tree(10), tree(5))
+    assert [(c.kind, c.path) for c in changes] == [("type_narrowed", "/properties/name")]
+
+
+def test_json_partially_open_model_compares_with_additional_properties_schema() -> None:
+    old = {"type": "object", "properties": {}, "additionalProperties": {"type": "string"}}
+    fits = {**old, "properties": {"vermerk": {"type": "string", "maxLength": 99}}}
+    (change,) = diff_json_schema(old, fits)
+    assert change.kind == "added_optional" and change.breaks_backward and not change.breaks_forward
+    same = {**old, "properties": {"vermerk": {"type": "string"}}}
+    (change,) = diff_json_schema(old, same)
+    assert not (change.breaks_backward or change.breaks_forward), change
+
+
+def test_xsd_lax_wildcard_admits_an_added_element() -> None:
+    """An extension point (xs:any, lax) filled by a declared element: old readers still accept
+    it (forward holds), but dropping the wildcard narrows what new readers take (backward)."""
+    wildcard = '<xs:any namespace="##targetNamespace" processContents="lax" minOccurs="0"/>'
+    old = xsd(AZ + wildcard)
+    new = xsd(AZ + el("vermerk", occurs='minOccurs="0"'))
+    changes = diff_xsd(old, new)
+    added = [c for c in changes if c.kind == "added_optional"]
+    assert added and not added[0].breaks_forward, changes
+    assert check("FORWARD", [("1", old), ("2", new)], "xsd") == []
+    assert check("BACKWARD", [("1", old), ("2", new)], "xsd")
+
+
+def test_xsd_attribute_added_as_required() -> None:
+    old = xsd(AZ)
+    new = xsd(AZ, '<xs:attribute name="version" type="xs:string" use="required"/>')
+    (change,) = diff_xsd(old, new)
+    assert (change.kind, change.path) == ("added_required", "/t:meldung/@version")
+    assert change.breaks_backward and change.breaks_forward
+
+
+def test_xwasser_compared_with_itself_has_no_changes(xwasser_dir: Path) -> None:
+    assert diff_xsd(xwasser_dir / "xwasser.xsd", xwasser_dir / "xwasser.xsd", xwasser_dir / "catalog.xml") == []
