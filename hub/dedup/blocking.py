@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from hub.dedup.records import RecordTable
+from hub.dedup.records import UNSEEN, RecordTable
 
 __all__ = ["PASSES", "BlockingPass", "row_keys", "table_keys", "dedupe_pairs", "link_pairs"]
 
@@ -71,10 +71,22 @@ def _initials_dob(t: RecordTable, i: int) -> list[str]:
     return [f"{a}{b}|{d}"]
 
 
-def _street_house_given(t: RecordTable, i: int) -> list[str]:
+def _family_initial_dob(t: RecordTable, i: int) -> list[str]:
+    f, d = t.family[i], t.dob[i]
+    return [f"{f[0]}|{d}"] if f and d else []
+
+
+def _postcode_family(t: RecordTable, i: int) -> list[str]:
+    p = t.postcode[i]
+    return [f"{p}|{f}" for f in t.family_phon[i]] if p else []
+
+
+def _street_house(t: RecordTable, i: int) -> list[str]:
     # vocabulary codes are per process; a key that may be stored must be the text itself
-    s, h, g = t.street[i], t.house_code[i], t.given_phon[i]
-    return [f"{s}|{t.vocab.value(int(h))}|{g}"] if s and h >= 0 and g else []
+    s, h = t.street[i], t.house_code[i]
+    if not s or h < 0 or h == UNSEEN:
+        return []
+    return [f"{s}|{t.vocab.value(int(h))}"]
 
 
 def _ids(t: RecordTable, i: int) -> list[str]:
@@ -87,7 +99,9 @@ PASSES: tuple[BlockingPass, ...] = (
     BlockingPass("pd", "postcode + date of birth (survives new names)", _postcode_dob),
     BlockingPass("gf", "sound of the given name + sound of each family-name part (survives a wrong birth date)", _given_family_phon),
     BlockingPass("id", "date of birth + both initials in either order (survives given/family swapped)", _initials_dob),
-    BlockingPass("ah", "street + house number + sound of the given name (survives name and date errors)", _street_house_given),
+    BlockingPass("fd", "first letter of the family name + date of birth (survives a new given name spelling)", _family_initial_dob),
+    BlockingPass("pf", "postcode + sound of each family-name part (survives a wrong or missing birth date)", _postcode_family),
+    BlockingPass("ah", "street + house number (survives errors in names and date of birth)", _street_house),
     BlockingPass("ix", "an identifier within its scheme", _ids),
 )
 
