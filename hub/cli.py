@@ -298,18 +298,15 @@ def main() -> None:
     """Console entry point: one sentence per error unless --debug."""
     debug = "--debug" in sys.argv
     try:
-        app(standalone_mode=False)
+        result = app(standalone_mode=False)  # click returns the exit code of typer.Exit here
+        sys.exit(result if isinstance(result, int) else 0)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the single place where errors become sentences
-        import click
-
-        if isinstance(exc, click.UsageError):
-            exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.ClickException):
+        # typer vendors click in recent versions; duck-type its exceptions rather than import them
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)
         if debug:

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     max_attempts: int = 5
     #: how often an idle embedded consumer looks for new work, seconds
     poll_interval: float = 0.05
+    #: fault injection for crash tests: seconds each pipeline step holds its transaction open (0 = off)
+    fault_pipeline_delay: float = 0.0
     #: run `db upgrade` when a process starts (the embedded default wants it; production may not)
     auto_migrate: bool = True
 

@@ -264,6 +264,8 @@ def handle(hub: Hub, conn: Connection, item: Item) -> None:
             reject(hub, conn, row, None, Refusal("forbidden", f"Sender {row.sender} is no longer registered"))
             return
         ctx = Context(row=row, sender=sender)
+        if hub.settings.fault_pipeline_delay:
+            time.sleep(hub.settings.fault_pipeline_delay)  # widen the crash window (tests only)
         try:
             for stage in STAGES:
                 stage(hub, conn, ctx)

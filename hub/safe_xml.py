@@ -29,11 +29,14 @@ def parse(data: bytes) -> etree._Element:
             "XML with a DOCTYPE or entity declaration is not accepted",
             [Finding("DOCTYPE and ENTITY declarations are not allowed", line=_line_of(data, b"<!"))],
         )
+    parser = _parser()
     try:
-        root = etree.fromstring(data, parser=_parser())
+        root = etree.fromstring(data, parser=parser)
     except etree.XMLSyntaxError as exc:
+        # parser.error_log, not exc.error_log: the latter is thread-global and may still hold errors
+        # of an earlier schema validation in this thread
         findings = [
-            Finding(e.message, line=e.line or None, column=e.column or None) for e in exc.error_log
+            Finding(e.message, line=e.line or None, column=e.column or None) for e in parser.error_log
         ] or [Finding(str(exc), line=exc.lineno, column=exc.offset)]
         message = str(exc)
         if "encoding" in message.lower() or "invalid character" in message.lower():

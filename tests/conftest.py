@@ -1,0 +1,174 @@
+"""Shared fixtures: an isolated hub per test (own SQLite file), and a live `hub serve` subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from hub import db
+from hub.canonical import Message
+from hub.config import Settings
+from hub.partners import issue_token
+from hub.runtime import Hub
+from hub.samples import samples
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACTS = ROOT / "contracts"
+JOBCENTER, MUNICIPAL, PROVIDER, OTHER_PROVIDER, OPERATOR = (
+    "jobcenter-musterstadt",
+    "kreis-musterland",
+    "traeger-bildungswerk",
+    "traeger-lernwerkstatt",
+    "betrieb",
+)
+PARTNERS = (JOBCENTER, MUNICIPAL, PROVIDER, OTHER_PROVIDER, OPERATOR)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def hub_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for an isolated hub: its own database file, the repo's contracts, fast redelivery."""
+    return {
+        "HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.db'}",
+        "HUB_BROKER_URL": "embedded",
+        "HUB_CONTRACTS_DIR": str(CONTRACTS),
+        "HUB_VISIBILITY_TIMEOUT": "3",
+        "HUB_LOG_FORMAT": "json",
+        "HUB_LOG_LEVEL": "warning",
+        "HUB_MAX_MESSAGE_BYTES": str(256 * 1024),
+    }
+
+
+@pytest.fixture
+def hub(hub_env: dict[str, str]) -> Iterator[Hub]:
+    settings = Settings(
+        database_url=hub_env["HUB_DATABASE_URL"],
+        contracts_dir=Path(hub_env["HUB_CONTRACTS_DIR"]),
+        visibility_timeout=float(hub_env["HUB_VISIBILITY_TIMEOUT"]),
+        max_message_bytes=int(hub_env["HUB_MAX_MESSAGE_BYTES"]),
+        poll_interval=0.02,
+    )
+    h = Hub(settings)
+    h.migrate()
+    yield h
+    h.close()
+    db.dispose_all()
+
+
+@pytest.fixture
+def tokens(hub: Hub) -> dict[str, str]:
+    with db.write(hub.engine) as conn:
+        return {p: issue_token(conn, p) for p in PARTNERS}
+
+
+def encode(hub: Hub, fmt: str, data: dict[str, Any]) -> bytes:
+    return hub.adapter(fmt).encode(Message.build(data["header"], data["body"]))
+
+
+def agency_sample(message_type: str, **body: Any) -> dict[str, Any]:
+    data = samples("agency-xml", fresh=True)[message_type]
+    data["body"].update(body)
+    return data
+
+
+def provider_sample(message_type: str, case_id: str, **body: Any) -> dict[str, Any]:
+    data = samples("provider-json", fresh=True, case_id=case_id)[message_type]
+    data["body"].update(body)
+    return data
+
+
+@dataclass
+class LiveHub:
+    """A `hub serve` subprocess: the hub as partners see it, over real HTTP."""
+
+    env: dict[str, str]
+    hub: Hub
+    tokens: dict[str, str]
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {**os.environ, **self.env}
+        log = open(Path(self.env["HUB_DATABASE_URL"].removeprefix("sqlite:///")).with_suffix(".log"), "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "serve", "--port", str(self.port)],
+            env=env, cwd=ROOT, stdout=log, stderr=log,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub serve exited with {self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("hub serve did not become healthy within 30 s")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def client(self, partner: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[partner]}"} if partner else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+@pytest.fixture
+def live_hub(hub_env: dict[str, str], hub: Hub, tokens: dict[str, str]) -> Iterator[LiveHub]:
+    live = LiveHub(hub_env, hub, tokens)
+    live.start()
+    yield live
+    live.stop()
+
+
+def post(client: httpx.Client, body: bytes, fmt: str) -> httpx.Response:
+    media = "application/xml" if fmt == "agency-xml" else "application/json"
+    return client.post("/v1/messages", content=body, headers={"Content-Type": media})
+
+
+def wait_for(client: httpx.Client, message_type: str, timeout: float = 20.0, count: int = 1) -> list[dict[str, Any]]:
+    """Poll the caller's inbox until `count` deliveries of `message_type` are waiting."""
+    deadline = time.time() + timeout
+    found: list[dict[str, Any]] = []
+    while time.time() < deadline:
+        found = [d for d in client.get("/v1/inbox", params={"limit": 500}).json()["deliveries"] if d["message_type"] == message_type]
+        if len(found) >= count:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"expected {count} {message_type} in the inbox within {timeout} s, found {len(found)}")
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())

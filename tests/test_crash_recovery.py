@@ -1,0 +1,94 @@
+"""Nothing lost, nothing twice: kill -9 the hub in the middle of a flow, restart it, count.
+
+The client behaves as partners must under at-least-once: a message whose 202/200 it did not see is
+sent again (same message UUID). After the restart every report reaches the Jobcenter exactly once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import httpx
+import sqlalchemy as sa
+
+from hub import db
+from hub.tables import deliveries, messages
+from tests.conftest import JOBCENTER, PROVIDER, LiveHub, encode, provider_sample
+from tests.test_end_to_end import assign_case
+
+N = 300
+
+
+def test_kill_9_mid_flow_loses_nothing_and_duplicates_nothing(live_hub: LiveHub) -> None:
+    case_id = assign_case(live_hub)
+    # restart slowed down, so the kill lands with messages claimed and transactions open in the pipeline
+    live_hub.stop()
+    live_hub.env["HUB_FAULT_PIPELINE_DELAY"] = "0.02"
+    live_hub.start()
+    bodies = [encode(live_hub.hub, "provider-json", provider_sample("teilnahme.mitwirkung.2040", case_id, facts=f"Bericht {i}")) for i in range(N)]
+    accepted: dict[int, str] = {}
+    lock = threading.Lock()
+
+    def send(indices: list[int]) -> None:
+        with httpx.Client(base_url=live_hub.url, headers={"Authorization": f"Bearer {live_hub.tokens[PROVIDER]}"}, timeout=5) as c:
+            for i in indices:
+                try:
+                    r = c.post("/v1/messages", content=bodies[i], headers={"Content-Type": "application/json"})
+                except httpx.HTTPError:
+                    continue  # the hub died under us: this one is resent after the restart
+                if r.status_code in (200, 202):
+                    with lock:
+                        accepted[i] = r.json()["id"]
+
+    senders = [threading.Thread(target=send, args=(list(range(k, N, 4)),)) for k in range(4)]
+    for t in senders:
+        t.start()
+    while len(accepted) < N // 2:
+        time.sleep(0.01)
+    live_hub.kill9()
+    for t in senders:
+        t.join()
+    killed_at = len(accepted)
+    assert killed_at < N, "the hub was killed too late to test anything"
+    with db.read(live_hub.hub.engine) as conn:
+        in_flight = conn.execute(sa.select(sa.func.count()).select_from(messages).where(messages.c.status == "received")).scalar_one()
+    assert in_flight > 0, "the kill did not hit the pipeline mid-flow"
+
+    live_hub.env["HUB_FAULT_PIPELINE_DELAY"] = "0"
+
+    live_hub.start()
+    send([i for i in range(N) if i not in accepted])  # at-least-once from the partner's side
+    assert len(accepted) == N, f"{N - len(accepted)} messages were never accepted"
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with db.read(live_hub.hub.engine) as conn:
+            routed = conn.execute(sa.select(sa.func.count()).select_from(messages).where(messages.c.status == "routed")).scalar_one()
+        if routed >= N:
+            break
+        time.sleep(0.25)
+    time.sleep(live_hub.hub.settings.visibility_timeout + 1)  # let any stale claim come back, to catch duplicates
+
+    with db.read(live_hub.hub.engine) as conn:
+        ids = list(set(accepted.values()))
+        assert len(ids) == N, "two different messages were given one id"
+        statuses = Counter(r.status for r in conn.execute(sa.select(messages.c.status).where(messages.c.id.in_(ids))))
+        per_message = Counter(
+            r.message_id
+            for r in conn.execute(
+                sa.select(deliveries.c.message_id).where(
+                    deliveries.c.message_type == "teilnahme.mitwirkung.2040", deliveries.c.recipient == JOBCENTER
+                )
+            )
+        )
+    assert statuses == {"routed": N}, f"after the restart not every message was processed: {statuses} (killed after {killed_at} accepted)"
+    missing = [m for m in ids if per_message[m] == 0]
+    doubled = {m: n for m, n in per_message.items() if n > 1}
+    assert not missing, f"{len(missing)} accepted messages never reached the Jobcenter"
+    assert not doubled, f"messages delivered more than once: {doubled}"
+    with live_hub.client(JOBCENTER) as jc:
+        inbox = jc.get("/v1/inbox", params={"limit": 500}).json()["deliveries"]
+    facts = Counter(d["body"].split("<fk:sachverhalt>")[1].split("<")[0] for d in inbox if d["message_type"] == "teilnahme.mitwirkung.2040")
+    assert len(facts) == N and set(facts.values()) == {1}, "the Jobcenter's inbox must hold each report exactly once"

@@ -1,0 +1,111 @@
+"""The embedded broker keeps the promises the AMQP transport keeps: outbox atomicity, ack,
+redelivery after the visibility timeout, backoff after a failure, dead letter after N attempts."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from hub import db
+from hub.runtime import Hub
+from hub.tables import dead_letters, outbox
+from hub.transport.embedded import EmbeddedTransport
+
+
+@pytest.fixture
+def transport(hub: Hub) -> EmbeddedTransport:
+    return EmbeddedTransport(hub.engine, visibility_timeout=0.5, max_attempts=3, poll_interval=0.01)
+
+
+def queued(hub: Hub, queue: str = "q") -> int:
+    with db.read(hub.engine) as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(outbox).where(outbox.c.queue == queue)).scalar_one()
+
+
+def test_publish_is_part_of_the_callers_transaction(hub: Hub, transport: EmbeddedTransport) -> None:
+    with pytest.raises(RuntimeError):
+        with db.write(hub.engine) as conn:
+            transport.publish(conn, "q", {"n": 1})
+            raise RuntimeError("the business write failed")
+    assert queued(hub) == 0, "a rolled-back transaction left a queued message behind"
+    with db.write(hub.engine) as conn:
+        transport.publish(conn, "q", {"n": 2})
+    assert queued(hub) == 1
+
+
+def test_handled_item_is_acked_with_the_handlers_transaction(hub: Hub, transport: EmbeddedTransport) -> None:
+    with db.write(hub.engine) as conn:
+        transport.publish(conn, "q", {"n": 1})
+    (item,) = transport.claim("q", lambda *a: None)
+    assert transport.process(item, lambda conn, item: None)
+    assert queued(hub) == 0
+
+
+def test_claimed_item_comes_back_after_visibility_timeout(hub: Hub, transport: EmbeddedTransport) -> None:
+    """A consumer that dies after claiming must not lose the item."""
+    with db.write(hub.engine) as conn:
+        transport.publish(conn, "q", {"n": 1})
+    assert len(transport.claim("q", lambda *a: None)) == 1
+    assert transport.claim("q", lambda *a: None) == [], "a claimed item must be invisible to other consumers"
+    time.sleep(0.6)
+    (again,) = transport.claim("q", lambda *a: None)
+    assert again.payload == {"n": 1} and again.attempts == 2
+
+
+def test_failing_handler_rolls_back_its_work_and_item_is_retried(hub: Hub, transport: EmbeddedTransport) -> None:
+    with db.write(hub.engine) as conn:
+        transport.publish(conn, "q", {"n": 1})
+    (item,) = transport.claim("q", lambda *a: None)
+
+    def handler(conn, item) -> None:  # noqa: ANN001
+        transport.publish(conn, "side-effect", {"from": item.payload})
+        raise ValueError("boom")
+
+    assert not transport.process(item, handler)
+    assert queued(hub, "side-effect") == 0, "the failed handler's writes were committed"
+    assert queued(hub) == 1, "the failed item was lost"
+
+
+def test_item_goes_to_dead_letters_after_max_attempts(hub: Hub, transport: EmbeddedTransport) -> None:
+    with db.write(hub.engine) as conn:
+        transport.publish(conn, "q", {"message_id": "M1"})
+    dead_calls = []
+    for _ in range(3):
+        (item,) = transport.claim("q", lambda *a: dead_calls.append(a))
+        assert not transport.process(item, lambda conn, item: (_ for _ in ()).throw(ValueError("always")))
+        with db.write(hub.engine) as conn:  # skip the backoff wait
+            conn.execute(outbox.update().values(available_at=0))
+    assert transport.claim("q", lambda conn, item, reason: dead_calls.append(reason)) == []
+    assert dead_calls and "3 attempts" in dead_calls[0]
+    with db.read(hub.engine) as conn:
+        rows = conn.execute(sa.select(dead_letters)).all()
+    assert [(r.queue, r.message_id, r.attempts) for r in rows] == [("q", "M1", 3)]
+    assert queued(hub) == 0
+
+
+def test_competing_consumers_process_each_item_once(hub: Hub, transport: EmbeddedTransport) -> None:
+    with db.write(hub.engine) as conn:
+        for n in range(200):
+            transport.publish(conn, "q", {"n": n})
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def handler(conn, item) -> None:  # noqa: ANN001
+        with lock:
+            seen.append(item.payload["n"])
+
+    stop = threading.Event()
+    consumers = [threading.Thread(target=transport.consume, args=("q", handler, lambda *a: None, stop)) for _ in range(3)]
+    for c in consumers:
+        c.start()
+    deadline = time.time() + 30
+    while queued(hub) and time.time() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    transport.notify()
+    for c in consumers:
+        c.join(5)
+    assert sorted(seen) == list(range(200)), "an item was lost or handled twice"

@@ -1,0 +1,149 @@
+"""Every way a message can be refused: the right status, precise findings, nothing stored, the hub
+keeps serving. Run against a live `hub serve`, as a partner would meet them."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from hub import db
+from hub.tables import messages
+from tests.conftest import JOBCENTER, PROVIDER, LiveHub, agency_sample, encode, new_uuid, post, provider_sample
+
+XXE = b"""<?xml version="1.0"?>
+<!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<foo>&xxe;</foo>"""
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<lolz>&lol9;</lolz>"""
+
+
+def count_messages(live: LiveHub) -> int:
+    with db.read(live.hub.engine) as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar_one()
+
+
+def assert_problem(r: httpx.Response, status: int, kind: str) -> dict:
+    assert r.status_code == status, f"expected {status} {kind}, got {r.status_code}: {r.text}"
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers["content-type"]
+    problem = r.json()
+    assert problem["type"] == f"urn:casechain:problem:{kind}", problem
+    assert problem["status"] == status and problem["title"] and problem["detail"]
+    assert "Traceback" not in r.text and 'File "' not in r.text, "a traceback leaked to the partner"
+    return problem
+
+
+def jc_xml(live: LiveHub, **body) -> bytes:
+    return encode(live.hub, "agency-xml", agency_sample("zuweisung.anmeldung.1020", **body))
+
+
+def replace(data: bytes, old: str, new: str) -> bytes:
+    assert old.encode() in data, f"{old!r} not in the message"
+    return data.replace(old.encode(), new.encode(), 1)
+
+
+@pytest.fixture
+def jc(live_hub: LiveHub):
+    with live_hub.client(JOBCENTER) as client:
+        yield client
+
+
+CASES = {
+    # name: (build(live) -> (body, content type), partner, status, problem kind)
+    "malformed XML": (lambda live: (b"<fk:zuweisung.anmeldung.1020><unclosed>", "application/xml"), JOBCENTER, 400, "malformed"),
+    "XXE": (lambda live: (XXE, "application/xml"), JOBCENTER, 400, "forbidden-construct"),
+    "billion laughs": (lambda live: (BILLION_LAUGHS, "application/xml"), JOBCENTER, 400, "forbidden-construct"),
+    "XXE in UTF-16": (lambda live: (XXE.decode().replace('version="1.0"', 'version="1.0" encoding="UTF-16"').encode("utf-16"), "application/xml"), JOBCENTER, 400, "forbidden-construct"),
+    "schema-invalid XML": (lambda live: (replace(jc_xml(live), "<fk:code>06</fk:code>", "<fk:code>6x</fk:code>"), "application/xml"), JOBCENTER, 422, "schema-invalid"),
+    "unknown message type": (lambda live: (jc_xml(live).replace(b"zuweisung.anmeldung.1020", b"zuweisung.erfunden.9999"), "application/xml"), JOBCENTER, 422, "unknown-message-type"),
+    "unsupported version": (lambda live: (replace(jc_xml(live), 'version="1.0"', 'version="7.3"'), "application/xml"), JOBCENTER, 422, "unsupported-version"),
+    "author is another partner": (lambda live: (replace(jc_xml(live), "<fk:kennung>jobcenter-musterstadt</fk:kennung>", "<fk:kennung>kreis-musterland</fk:kennung>"), "application/xml"), JOBCENTER, 403, "forbidden"),
+    "type not in the partner's contract": (lambda live: (encode(live.hub, "agency-xml", agency_sample("teilnahme.mitwirkung.2040")), "application/xml"), JOBCENTER, 403, "forbidden"),
+    "JSON from an XML partner": (lambda live: (encode(live.hub, "provider-json", provider_sample("teilnahme.mitwirkung.2040", "F-XXXXXXXX")), "application/json"), JOBCENTER, 415, "unsupported-media-type"),
+    "wrong media type": (lambda live: (jc_xml(live), "text/plain"), JOBCENTER, 415, "unsupported-media-type"),
+    "oversize body": (lambda live: (b"<a>" + b"x" * (300 * 1024) + b"</a>", "application/xml"), JOBCENTER, 413, "too-large"),
+    "JSON not UTF-8": (lambda live: (json.dumps({"header": {"x": "Müller"}}, ensure_ascii=False).encode("latin-1"), "application/json"), PROVIDER, 400, "bad-encoding"),
+    "malformed JSON": (lambda live: (b'{"header": {', "application/json"), PROVIDER, 400, "malformed"),
+    "JSON without header": (lambda live: (b'{"body": {}}', "application/json"), PROVIDER, 400, "missing-header"),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_refused_input_gets_precise_problem_changes_nothing_and_hub_keeps_serving(live_hub: LiveHub, name: str) -> None:
+    build, partner, status, kind = CASES[name]
+    body, media = build(live_hub)
+    before = count_messages(live_hub)
+    with live_hub.client(partner) as client:
+        r = client.post("/v1/messages", content=body, headers={"Content-Type": media})
+        assert_problem(r, status, kind)
+    assert count_messages(live_hub) == before, f"{name}: a refused message was stored"
+    assert httpx.get(f"{live_hub.url}/healthz").status_code == 200, f"the hub stopped serving after {name}"
+
+
+def test_schema_findings_name_line_and_column(live_hub: LiveHub, jc) -> None:
+    body = replace(jc_xml(live_hub), "<fk:wochenstunden>25.0</fk:wochenstunden>", "<fk:wochenstunden>viele</fk:wochenstunden>")
+    body = replace(body, "<fk:postleitzahl>01067</fk:postleitzahl>", "<fk:postleitzahl>1067</fk:postleitzahl>")
+    problem = assert_problem(post(jc, body, "agency-xml"), 422, "schema-invalid")
+    lines = {f["line"] for f in problem["findings"]}
+    text = body.decode().splitlines()
+    expected = {i + 1 for i, line in enumerate(text) if "viele" in line or ">1067<" in line}
+    assert expected <= lines, f"findings must locate both errors at their lines {expected}, got {problem['findings']}"
+    assert all("column" in f and f["location"].startswith("line ") for f in problem["findings"])
+
+
+def test_json_findings_carry_json_pointers(live_hub: LiveHub) -> None:
+    data = provider_sample("teilnahme.mitwirkung.2040", "F-AAAABBBBCCCC")
+    data["body"]["event"] = "keine_lust"
+    body = json.loads(encode(live_hub.hub, "provider-json", {**data, "body": {**data["body"], "event": "verweigerung"}}))
+    body["body"]["event"] = "keine_lust"
+    body["body"]["unexpected"] = 1
+    with live_hub.client(PROVIDER) as pr:
+        problem = assert_problem(pr.post("/v1/messages", json=body), 422, "schema-invalid")
+    pointers = {f["pointer"] for f in problem["findings"]}
+    assert "/body/event" in pointers and "/body" in pointers, problem["findings"]
+
+
+def test_missing_or_bad_token_is_401(live_hub: LiveHub) -> None:
+    body = jc_xml(live_hub)
+    r = httpx.post(f"{live_hub.url}/v1/messages", content=body, headers={"Content-Type": "application/xml"})
+    assert_problem(r, 401, "unauthenticated")
+    assert r.headers.get("www-authenticate", "").startswith("Bearer")
+    r = httpx.post(f"{live_hub.url}/v1/messages", content=body, headers={"Content-Type": "application/xml", "Authorization": "Bearer cch_forged"})
+    assert_problem(r, 401, "unauthenticated")
+
+
+def test_unknown_routes_are_problem_json(live_hub: LiveHub, jc) -> None:
+    assert_problem(jc.get("/v1/nothing-here"), 404, "not-found")
+    assert_problem(jc.get("/v1/messages/01NOPE"), 404, "not-found")
+    assert_problem(jc.post("/v1/inbox/01NOPE/ack"), 404, "not-found")
+
+
+def test_uuid_reuse_by_another_partner_is_a_different_message(live_hub: LiveHub) -> None:
+    """(sender, message UUID) is the key: one partner's UUIDs cannot shadow another's messages."""
+    shared = new_uuid()
+    a = agency_sample("zuweisung.anmeldung.1020")
+    a["header"]["message_uuid"] = shared
+    with live_hub.client(JOBCENTER) as jc:
+        first = post(jc, encode(live_hub.hub, "agency-xml", a), "agency-xml")
+    assert first.status_code == 202
+    b = agency_sample("person.stammdaten.0100")
+    b["header"]["message_uuid"] = shared
+    b["header"]["author"] = {"id": "kreis-musterland"}
+    b["header"]["reader"] = {"id": JOBCENTER}
+    with live_hub.client("kreis-musterland") as kr:
+        second = post(kr, encode(live_hub.hub, "agency-xml", b), "agency-xml")
+    assert second.status_code == 202 and second.json()["id"] != first.json()["id"]

@@ -1,0 +1,42 @@
+"""The hardened parser refuses DTDs and entities in every spelling and never touches the network."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub import safe_xml
+from hub.findings import Refusal
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b'<!DOCTYPE a [<!ENTITY e SYSTEM "file:///etc/passwd">]><a>&e;</a>',
+        b'<!DOCTYPE a SYSTEM "http://127.0.0.1:9/evil.dtd"><a/>',
+        b'<?xml version="1.0"?>\n<!DOCTYPE a [<!ENTITY % p SYSTEM "http://127.0.0.1:9/x">%p;]><a/>',
+        '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE a [<!ENTITY e "x">]><a>&e;</a>'.encode("utf-16"),
+    ],
+    ids=["xxe-file", "external-dtd", "parameter-entity", "utf16-doctype"],
+)
+def test_doctype_is_refused(doc: bytes) -> None:
+    with pytest.raises(Refusal) as exc:
+        safe_xml.parse(doc)
+    assert exc.value.kind == "forbidden-construct" and exc.value.status == 400
+
+
+def test_malformed_xml_is_located() -> None:
+    with pytest.raises(Refusal) as exc:
+        safe_xml.parse(b"<a>\n<b></a>")
+    assert exc.value.kind == "malformed"
+    assert exc.value.findings and exc.value.findings[0].line == 2
+
+
+def test_wrong_declared_encoding_is_refused() -> None:
+    with pytest.raises(Refusal) as exc:
+        safe_xml.parse('<?xml version="1.0" encoding="UTF-8"?><a>Müller</a>'.encode("latin-1"))
+    assert exc.value.status == 400
+
+
+def test_iso_8859_15_declared_is_read() -> None:
+    root = safe_xml.parse('<?xml version="1.0" encoding="ISO-8859-15"?><a>Müller €</a>'.encode("iso-8859-15"))
+    assert root.text == "Müller €"
