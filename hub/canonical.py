@@ -64,6 +64,9 @@ class Address(Model):
     house_number: Annotated[str, Field(max_length=20)] | None = Field(default=None, description="Hausnummer")
     postcode: Postcode
     city: Text = Field(description="Ort")
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = Field(
+        default=None, description="Staat, ISO 3166-1 alpha-2 (since person.stammdaten.0100 2.0)"
+    )
 
 
 class Contact(Model):
@@ -138,6 +141,11 @@ class Absence(Model):
     reason: Code = Field(description="absence reason", json_schema_extra={"codelist": "fehlzeitgrund"})
 
 
+class WeekAbsence(Model):
+    week: Annotated[str, Field(pattern=r"^[0-9]{4}-W(0[1-9]|[1-4][0-9]|5[0-3])$")] = Field(description="calendar week, ISO 8601 (2026-W49)")
+    hours: Annotated[Decimal, Field(ge=0, le=60, decimal_places=1), AsNumber] = Field(description="hours absent in that week")
+
+
 class TeilnahmeAnwesenheit(CaseBody):
     """teilnahme.anwesenheit.2030: monthly attendance (§ 61 Abs. 2 SGB II), one code per day."""
 
@@ -145,6 +153,9 @@ class TeilnahmeAnwesenheit(CaseBody):
     month: Annotated[str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] = Field(description="reporting month YYYY-MM")
     days: list[AttendanceDay] = Field(min_length=1, description="one entry per day with an attendance event")
     absences: list[Absence] = Field(default_factory=list, description="full-day absences with reason")
+    week_absences: list[WeekAbsence] | None = Field(
+        default=None, description="WochenFehlzeit: hours absent per week, for measures counted by the hour (since 1.1)"
+    )
 
 
 class TeilnahmeMitwirkung(CaseBody):
@@ -155,6 +166,9 @@ class TeilnahmeMitwirkung(CaseBody):
     event_date: dt.date
     facts: LongText = Field(description="the facts, stated without judgement")
     decision_requested_by: dt.date | None = Field(default=None, description="date by which the provider needs the decision")
+    contact_attempts: list[dt.date] | None = Field(
+        default=None, description="days on which the provider tried to reach the participant (since 1.1)"
+    )
 
 
 class Finding(Model):

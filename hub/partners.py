@@ -35,11 +35,31 @@ class Partner:
     purposes: tuple[str, ...] = ()
     sends: tuple[str, ...] = ()
     receives: tuple[str, ...] = ()
+    #: per message type overrides of `version` (a partner may move to a new version type by type)
+    versions: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     profile: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def is_operator(self) -> bool:
         return self.role == "operator"
+
+    def version_for(self, message_type: str, available: list[str]) -> str:
+        """The contract version this partner receives `message_type` in.
+
+        An explicit per-type version wins; else the partner's version if the type has it; else the
+        newest version of the same major that is not newer than the partner's; else the oldest.
+        """
+        if message_type in self.versions:
+            return self.versions[message_type]
+        if self.version in available:
+            return self.version
+
+        def key(v: str) -> tuple[int, ...]:
+            return tuple(int(p) for p in v.split("."))
+
+        mine = key(self.version)
+        same_major = [v for v in available if key(v)[0] == mine[0] and key(v) <= mine]
+        return max(same_major, key=key) if same_major else min(available, key=key)
 
 
 def _partner(data: dict[str, Any]) -> Partner:
@@ -53,6 +73,7 @@ def _partner(data: dict[str, Any]) -> Partner:
         purposes=tuple(data.get("purposes", ())),
         sends=tuple(data.get("sends", ())),
         receives=tuple(data.get("receives", ())),
+        versions={str(k): str(v) for k, v in (data.get("versions") or {}).items()},
         profile=data,
     )
 

@@ -140,9 +140,7 @@ def deliver(hub: Hub, conn: Connection, ctx: Context) -> None:
             record(conn, ctx.row.id, "routing", "withheld", recipient=partner.id, reason="purpose allows no field")
             continue
         body = _translate_ids(conn, ctx, partner, body)
-        header = ctx.message.header.model_copy(
-            update={"reader": Party(id=partner.id, name=partner.name), "version": partner.version}
-        )
+        header = ctx.message.header.model_copy(update={"reader": Party(id=partner.id, name=partner.name)})
         outgoing = Message.build(header.model_dump(mode="json"), body)
         delivery_id = write_delivery(hub, conn, ctx.row.id, partner, outgoing, rule.purpose)
         purpose = hub.purposes.purposes[rule.purpose]
@@ -181,14 +179,18 @@ STAGES: list[Stage] = [decode, case_chain, route, deliver]
 
 # -- writing ------------------------------------------------------------------------------------------
 def write_delivery(hub: Hub, conn: Connection, message_id: str, partner: Partner, outgoing: Message, purpose: str) -> str:
-    """Encode for the recipient, check against its contract, and store the delivery (its inbox)."""
+    """Encode for the recipient in its format and version, check against its contract, store the delivery."""
     adapter = hub.adapter(partner.format)
-    data = adapter.encode(outgoing)
-    contract = hub.registry.get(outgoing.header.message_type, partner.version, partner.format)
+    message_type = outgoing.header.message_type
+    version = partner.version_for(message_type, hub.registry.versions(message_type, partner.format))
+    data, dropped = adapter.encode_report(outgoing, version)
+    contract = hub.registry.get(message_type, version, partner.format)
     findings = hub.registry.validate(contract, adapter.parse(data))
     if findings:
         # our own output breaks the recipient's contract: a hub defect, never send it; retry -> dead letter
-        raise RuntimeError(f"encoded {outgoing.header.message_type} for {partner.id} violates its contract: {findings[0].message}")
+        raise RuntimeError(f"encoded {message_type} {version} for {partner.id} violates its contract: {findings[0].message}")
+    if dropped or version != outgoing.header.version:
+        record(conn, message_id, "translation", "translated", recipient=partner.id, to_version=version, dropped=dropped)
     existing = conn.execute(
         sa.select(deliveries.c.id).where(
             deliveries.c.message_id == message_id,
@@ -206,7 +208,7 @@ def write_delivery(hub: Hub, conn: Connection, message_id: str, partner: Partner
             message_id=message_id,
             recipient=partner.id,
             message_type=outgoing.header.message_type,
-            version=partner.version,
+            version=version,
             format=partner.format,
             content_type=adapter.media_type,
             purpose=purpose,
@@ -231,7 +233,7 @@ def _answer(hub: Hub, conn: Connection, row: Any, sender: Partner, message_type:
         "reference_uuid": row.message_uuid,
         "purpose": "administration",
         "legal_basis": "§ 80 SGB X",
-        "version": sender.version,
+        "version": sender.version_for(message_type, hub.registry.versions(message_type, sender.format)),
     }
     write_delivery(hub, conn, row.id, sender, Message.build(header, body), "administration")
 

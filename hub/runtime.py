@@ -15,7 +15,7 @@ from hub.config import Settings
 from hub.partners import Partner, load_partners
 from hub.routing.purposes import PurposeProfiles
 from hub.routing.rules import RouteTable
-from hub.schemas.registry import Registry
+from hub.schemas.registry import Registry, registry_for
 from hub.transport import Transport, create_transport
 
 
@@ -37,7 +37,7 @@ class Hub:
 
     @cached_property
     def registry(self) -> Registry:
-        return Registry(self.contracts_dir)
+        return registry_for(self.contracts_dir)
 
     @property
     def partners(self) -> dict[str, Partner]:

@@ -93,6 +93,7 @@ def samples(fmt: str, fresh: bool = False, case_id: str = "F-7Q2K9M4X1B") -> dic
                     {"date": "2026-12-04", "code": "beratung"},
                 ],
                 "absences": [{"date": "2026-12-03", "reason": "krank_mit_au"}],
+                "week_absences": [{"week": "2026-W49", "hours": "6.5"}],
             },
         },
         "teilnahme.mitwirkung.2040": {
@@ -104,6 +105,7 @@ def samples(fmt: str, fresh: bool = False, case_id: str = "F-7Q2K9M4X1B") -> dic
                 "event_date": "2026-12-09",
                 "facts": "Nicht erschienen am 08.12. und 09.12.; telefonisch nicht erreichbar, Brief am 09.12. versandt.",
                 "decision_requested_by": "2026-12-20",
+                "contact_attempts": ["2026-12-08", "2026-12-09"],
             },
         },
         "administration.quittung.0020": {
@@ -124,17 +126,19 @@ def samples(fmt: str, fresh: bool = False, case_id: str = "F-7Q2K9M4X1B") -> dic
 
 
 def main() -> None:
-    for fmt, suffix in (("agency-xml", "xml"), ("provider-json", "json")):
-        adapter = get_adapter(CONTRACTS, fmt)
-        for message_type, data in samples(fmt).items():
-            message = Message.build(data["header"], data["body"])
-            base = CONTRACTS / "messages" / message_type / "1.0"
-            if not any(base.glob(f"{fmt}.*")):
-                continue  # the contract has no such format (providers never see master data)
-            out = base / "examples" / f"example.{suffix}"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(adapter.encode(message))
-            print(out.relative_to(CONTRACTS.parent))
+    """Encode every sample in every version and format its contract has."""
+    from hub.schemas.registry import registry_for
+
+    suffixes = {"agency-xml": "xml", "provider-json": "json"}
+    for (message_type, version, fmt), contract in sorted(registry_for(CONTRACTS.resolve()).contracts.items()):
+        if fmt not in suffixes:
+            continue
+        data = samples(fmt)[message_type]
+        message = Message.build({**data["header"], "version": version}, data["body"])
+        out = contract.schema_path.parent / "examples" / f"example.{suffixes[fmt]}"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(get_adapter(CONTRACTS.resolve(), fmt).encode(message, version))
+        print(out.relative_to(CONTRACTS.resolve().parent))
 
 
 if __name__ == "__main__":

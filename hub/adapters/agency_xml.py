@@ -2,9 +2,9 @@
 
 The root element is named after the message type (as in XÖV), carries `version` and `test`
 attributes, and starts with a `nachrichtenkopf`. Body elements are named by the format's name table
-(contracts/formats/agency-xml.yaml) and written in canonical field order, which is the order of the
-xs:sequence in the generated schemas. Codes are XÖV code types: listURI and listVersionID attributes
-and a `code` child.
+(contracts/formats/agency-xml.yaml); their order, cardinality and code types come from the contract
+version's own XSD (its shape), so a hand-edited or restructured version needs no code. Codes are XÖV
+code types: listURI and listVersionID of the version's code list, and a `code` child.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
-from pydantic import BaseModel
 
 from hub import safe_xml
-from hub.adapters.base import Adapter, fields_of
-from hub.canonical import BODY_TYPES, Message
+from hub.adapters.base import Adapter
+from hub.canonical import Header
 from hub.codelists import load_codelists
 from hub.findings import Finding, Refusal
+from hub.schemas.registry import Contract
+from hub.schemas.shape import Node, xml_paths, xsd_shape
 
 
 class AgencyXmlAdapter(Adapter):
@@ -30,11 +31,17 @@ class AgencyXmlAdapter(Adapter):
         super().__init__(contracts_dir)
         self.ns: str = self.spec["namespace"]
         self.names: dict[str, str] = self.spec["names"]
-        self.fields_by_xml = {v: k for k, v in self.names.items()}
+        self.names_inv = {v: k for k, v in self.names.items()}
         self.codelists = load_codelists(contracts_dir)
 
     def q(self, local: str) -> str:
         return f"{{{self.ns}}}{local}"
+
+    def shape(self, contract: Contract) -> tuple[Node, ...]:
+        return xsd_shape(contract.schema_path, contract.message_type)
+
+    def paths(self, contract: Contract) -> frozenset[str]:
+        return frozenset(xml_paths(self.shape(contract), self.names_inv))
 
     # -- reading -----------------------------------------------------------------------------------
     def parse(self, data: bytes) -> etree._Element:
@@ -52,9 +59,7 @@ class AgencyXmlAdapter(Adapter):
         ident = kopf.find(self.q("identifikation.nachricht"))
 
         def text(parent: etree._Element | None, path: str) -> str | None:
-            if parent is None:
-                return None
-            node = parent.find(path.format(ns=self.ns))
+            node = parent.find(path.format(ns=self.ns)) if parent is not None else None
             return node.text.strip() if node is not None and node.text else None
 
         return {
@@ -65,8 +70,7 @@ class AgencyXmlAdapter(Adapter):
             "reference_uuid": text(kopf, "{{{ns}}}referenzUUID"),
         }
 
-    def decode(self, data: bytes, root: etree._Element | None = None) -> Message:
-        root = self.parse(data) if root is None else root
+    def read(self, data: bytes, root: etree._Element, contract: Contract) -> tuple[dict[str, Any], dict[str, Any]]:
         kopf = root.find(self.q("nachrichtenkopf"))
         ident = kopf.find(self.q("identifikation.nachricht"))
         header = {
@@ -81,9 +85,7 @@ class AgencyXmlAdapter(Adapter):
             "version": root.get("version"),
             "test": root.get("test", "false") in ("true", "1"),
         }
-        body_type = BODY_TYPES[header["message_type"]]
-        body = self._read(root, body_type, skip=("nachrichtenkopf",))
-        return Message.build({k: v for k, v in header.items() if v is not None}, body)
+        return {k: v for k, v in header.items() if v is not None}, self._read(root, self.shape(contract))
 
     def _party(self, node: etree._Element | None) -> dict[str, str] | None:
         if node is None:
@@ -94,76 +96,75 @@ class AgencyXmlAdapter(Adapter):
             party["name"] = name
         return party
 
-    def _read(self, parent: etree._Element, model: type[BaseModel], skip: tuple[str, ...] = ()) -> dict[str, Any]:
-        specs = {s.name: s for s in fields_of(model)}
+    def _read(self, parent: etree._Element, nodes: tuple[Node, ...]) -> dict[str, Any]:
+        by_name = {n.name: n for n in nodes}
         out: dict[str, Any] = {}
         for child in parent:
             if not isinstance(child.tag, str):
                 continue  # comments and processing instructions
-            local = etree.QName(child).localname
-            if local in skip:
-                continue
-            name = self.fields_by_xml.get(local)
-            spec = specs.get(name) if name else None
-            if spec is None:
-                continue  # the schema decides what is allowed; unknown content was refused there
-            if spec.model is not None:
-                value: Any = self._read(child, spec.model)
-            elif spec.codelist:
-                value = child.findtext(self.q("code"))
+            node = by_name.get(etree.QName(child).localname)
+            if node is None:
+                continue  # the header, or content the schema already refused
+            if node.code is not None:
+                value: Any = child.findtext(self.q("code"))
+            elif node.children is not None:
+                value = self._read(child, node.children)
             else:
                 value = child.text or ""
-            if spec.many:
-                out.setdefault(name, []).append(value)
+            key = self.names_inv.get(node.name, node.name)
+            if node.many:
+                out.setdefault(key, []).append(value)
             else:
-                out[name] = value
+                out[key] = value
         return out
 
     # -- writing -----------------------------------------------------------------------------------
-    def encode(self, message: Message) -> bytes:
-        h = message.header
+    def write(self, header: Header, body: dict[str, Any], contract: Contract) -> bytes:
+        h = header
         root = etree.Element(self.q(h.message_type), nsmap={self.spec["prefix"]: self.ns})
         root.set("version", h.version)
         root.set("test", "true" if h.test else "false")
         kopf = etree.SubElement(root, self.q("nachrichtenkopf"))
         ident = etree.SubElement(kopf, self.q("identifikation.nachricht"))
         etree.SubElement(ident, self.q("nachrichtenUUID")).text = str(h.message_uuid)
-        self._code(ident, "nachrichtentyp", "nachrichtentyp", h.message_type)
+        self._code(ident, "nachrichtentyp", self._list("nachrichtentyp"), h.message_type)
         etree.SubElement(ident, self.q("erstellungszeitpunkt")).text = h.created_at.isoformat()
-        self._write_party(kopf, "autor", h.author.id, h.author.name)
+        self._party_out(kopf, "autor", h.author.id, h.author.name)
         if h.reader is not None:
-            self._write_party(kopf, "leser", h.reader.id, h.reader.name)
+            self._party_out(kopf, "leser", h.reader.id, h.reader.name)
         if h.reference_uuid is not None:
             etree.SubElement(kopf, self.q("referenzUUID")).text = str(h.reference_uuid)
-        self._code(kopf, "zweck", "zweck", h.purpose)
+        self._code(kopf, "zweck", self._list("zweck"), h.purpose)
         etree.SubElement(kopf, self.q("rechtsgrundlage")).text = h.legal_basis
-        self._write(root, message.body_dict(), type(message.body))
+        self._write(root, body, self.shape(contract))
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
-    def _write_party(self, parent: etree._Element, tag: str, kennung: str, name: str | None) -> None:
+    def _list(self, key: str) -> tuple[str, str]:
+        cl = self.codelists[key]
+        return cl.list_uri, cl.list_version
+
+    def _party_out(self, parent: etree._Element, tag: str, kennung: str, name: str | None) -> None:
         node = etree.SubElement(parent, self.q(tag))
         etree.SubElement(node, self.q("kennung")).text = kennung
         if name:
             etree.SubElement(node, self.q("name")).text = name
 
-    def _code(self, parent: etree._Element, tag: str, codelist: str, value: str) -> None:
-        cl = self.codelists[codelist]
-        node = etree.SubElement(parent, self.q(tag), listURI=cl.list_uri, listVersionID=cl.list_version)
+    def _code(self, parent: etree._Element, tag: str, code_list: tuple[str, str], value: str) -> None:
+        node = etree.SubElement(parent, self.q(tag), listURI=code_list[0], listVersionID=code_list[1])
         etree.SubElement(node, self.q("code")).text = value
 
-    def _write(self, parent: etree._Element, data: dict[str, Any], model: type[BaseModel]) -> None:
-        for spec in fields_of(model):
-            if spec.name in self.exclude or spec.name not in data:
+    def _write(self, parent: etree._Element, data: dict[str, Any], nodes: tuple[Node, ...]) -> None:
+        for node in nodes:
+            key = self.names_inv.get(node.name, node.name)
+            if key not in data or data[key] is None:
                 continue
-            values = data[spec.name] if spec.many else [data[spec.name]]
-            tag = self.names[spec.name]
-            for value in values:
-                if spec.model is not None:
-                    self._write(etree.SubElement(parent, self.q(tag)), value, spec.model)
-                elif spec.codelist:
-                    self._code(parent, tag, spec.codelist, value)
+            for value in data[key] if node.many else [data[key]]:
+                if node.code is not None:
+                    self._code(parent, node.name, node.code, value)
+                elif node.children is not None:
+                    self._write(etree.SubElement(parent, self.q(node.name)), value, node.children)
                 else:
-                    etree.SubElement(parent, self.q(tag)).text = _text(value)
+                    etree.SubElement(parent, self.q(node.name)).text = _text(value)
 
 
 def _text(value: Any) -> str:

@@ -1,76 +1,30 @@
 """Channel adapters: partner bytes <-> canonical message.
 
-One module per partner-system format, each a small subclass of `Adapter`: like a kombu transport, a
-new format is one new module. An adapter knows syntax and naming only; validation against the contract
-happens before decoding (schemas) and routing decisions after it (pipeline).
+One module per partner-system format, each a small subclass of `Adapter` that only knows syntax and
+naming: `read` turns bytes into a header and a body dict (canonical field names, the version's own
+structure), `write` does the reverse, `paths` says which fields a contract version can carry. The
+base class puts the version translator in between, so every format gets version translation for free
+and a new format is one new module, like a kombu transport.
 """
 
 from __future__ import annotations
 
-import types
-import typing
-from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
-from pydantic import BaseModel
 
-from hub.canonical import Message
+from hub import translator
+from hub.canonical import Header, Message
 
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """What an adapter needs to know about one canonical field to write or read it generically."""
-
-    name: str
-    alias: str
-    model: type[BaseModel] | None  # nested model, if the field holds one (or a list of them)
-    many: bool
-    required: bool
-    codelist: str | None
-
-
-def _unwrap(annotation: Any) -> Any:
-    """Strip Optional[...] and Annotated[...] down to the core type."""
-    while True:
-        origin = typing.get_origin(annotation)
-        if origin is typing.Annotated:
-            annotation = typing.get_args(annotation)[0]
-        elif origin in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(annotation) if a is not type(None)]
-            annotation = args[0]
-        else:
-            return annotation
-
-
-@lru_cache(maxsize=None)
-def fields_of(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
-    specs = []
-    for name, info in model.model_fields.items():
-        core = _unwrap(info.annotation)
-        many = typing.get_origin(core) is list
-        if many:
-            core = _unwrap(typing.get_args(core)[0])
-        nested = core if isinstance(core, type) and issubclass(core, BaseModel) else None
-        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        specs.append(
-            FieldSpec(
-                name=name,
-                alias=info.alias or name,
-                model=nested,
-                many=many,
-                required=info.is_required(),
-                codelist=extra.get("codelist"),  # type: ignore[arg-type]
-            )
-        )
-    return tuple(specs)
+if TYPE_CHECKING:
+    from hub.schemas.registry import Contract, Registry
 
 
 @lru_cache(maxsize=None)
 def load_format(contracts_dir: Path, name: str) -> dict[str, Any]:
-    """The format's data file under contracts/formats/: names, exclusions, namespace."""
+    """The format's data file under contracts/formats/: names, media type, defaults."""
     with open(contracts_dir / "formats" / f"{name}.yaml", encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 
@@ -82,15 +36,53 @@ class Adapter:
     media_type: ClassVar[str]
 
     def __init__(self, contracts_dir: Path) -> None:
+        self.contracts_dir = contracts_dir
         self.spec = load_format(contracts_dir, self.format)
-        self.exclude: frozenset[str] = frozenset(self.spec.get("exclude", ()))
 
-    def peek_header(self, data: bytes) -> dict[str, Any]:
-        """Read just enough of the header to pick a contract (type, version, sender, UUID)."""
+    @cached_property
+    def registry(self) -> Registry:
+        from hub.schemas.registry import registry_for
+
+        return registry_for(self.contracts_dir)
+
+    # -- what a format implements --------------------------------------------------------------------
+    def parse(self, data: bytes) -> Any:
+        """Bytes -> document (hardened); raises Refusal on malformed input."""
         raise NotImplementedError
 
-    def decode(self, data: bytes) -> Message:
+    def peek_header(self, data: bytes, document: Any = None) -> dict[str, Any]:
+        """Just enough of the header to pick a contract: message_type, version, sender, message_uuid."""
         raise NotImplementedError
 
-    def encode(self, message: Message) -> bytes:
+    def read(self, data: bytes, document: Any, contract: Contract) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Header and body as dicts with canonical names, body still in the version's structure."""
         raise NotImplementedError
+
+    def write(self, header: Header, body: dict[str, Any], contract: Contract) -> bytes:
+        raise NotImplementedError
+
+    def paths(self, contract: Contract) -> frozenset[str]:
+        """Every body path (canonical names, dotted) that this contract version can carry."""
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------------
+    def decode(self, data: bytes, document: Any = None) -> Message:
+        document = self.parse(data) if document is None else document
+        head = self.peek_header(data, document)
+        contract = self.registry.get(head["message_type"], head["version"], self.format)
+        header, body = self.read(data, document, contract)
+        body = translator.to_canonical(body, self.registry.version_map(contract.message_type, contract.version))
+        return Message.build(header, body)
+
+    def encode(self, message: Message, version: str | None = None) -> bytes:
+        return self.encode_report(message, version)[0]
+
+    def encode_report(self, message: Message, version: str | None = None) -> tuple[bytes, list[str]]:
+        """Encode in `version` (default: the message's own); also return the fields it could not carry."""
+        version = version or message.header.version
+        contract = self.registry.get(message.header.message_type, version, self.format)
+        body, dropped = translator.from_canonical(
+            message.body_dict(), self.registry.version_map(contract.message_type, version), self.paths(contract)
+        )
+        header = message.header.model_copy(update={"version": version})
+        return self.write(header, body, contract), dropped

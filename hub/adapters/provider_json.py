@@ -1,7 +1,7 @@
 """Provider JSON: `{"header": {...}, "body": {...}}` with the canonical model's camelCase names.
 
 The simplest adapter on purpose: small provider web apps should be able to produce it by hand.
-Agency identifiers are excluded by the format (contracts/formats/provider-json.yaml).
+Agency identifiers are not in the provider contracts, so they can never be written here.
 """
 
 from __future__ import annotations
@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic.alias_generators import to_camel
+
 from hub.adapters.base import Adapter
-from hub.canonical import BODY_TYPES, Header, Message
+from hub.canonical import Header
 from hub.findings import Finding, Refusal
+from hub.schemas.registry import Contract
+from hub.schemas.shape import json_paths, snake
 
 
 def parse_json(data: bytes) -> Any:
-    """Strict JSON: UTF-8 only (RFC 8259), no BOM games, no NaN."""
+    """Strict JSON: UTF-8 only (RFC 8259), no NaN or Infinity."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -38,12 +42,23 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _rename(value: Any, rename: Any) -> Any:
+    if isinstance(value, dict):
+        return {rename(k): _rename(v, rename) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rename(v, rename) for v in value]
+    return value
+
+
 class ProviderJsonAdapter(Adapter):
     format = "provider-json"
     media_type = "application/json"
 
     def parse(self, data: bytes) -> Any:
         return parse_json(data)
+
+    def paths(self, contract: Contract) -> frozenset[str]:
+        return json_paths(contract.schema_path)
 
     def peek_header(self, data: bytes, doc: Any = None) -> dict[str, Any]:
         doc = self.parse(data) if doc is None else doc
@@ -59,14 +74,9 @@ class ProviderJsonAdapter(Adapter):
             "reference_uuid": header.get("referenceUuid"),
         }
 
-    def decode(self, data: bytes, doc: Any = None) -> Message:
-        doc = self.parse(data) if doc is None else doc
-        header = Header.model_validate(doc["header"])
-        body_type = BODY_TYPES[header.message_type]
-        body = body_type.model_validate(doc.get("body", {}))
-        return Message(header=header, body=body)
+    def read(self, data: bytes, doc: Any, contract: Contract) -> tuple[dict[str, Any], dict[str, Any]]:
+        return _rename(doc["header"], snake), _rename(doc.get("body", {}), snake)
 
-    def encode(self, message: Message) -> bytes:
-        body = message.body.model_dump(mode="json", by_alias=True, exclude_none=True, exclude=set(self.exclude) or None)
-        doc = {"header": message.header.model_dump(mode="json", by_alias=True, exclude_none=True), "body": body}
+    def write(self, header: Header, body: dict[str, Any], contract: Contract) -> bytes:
+        doc = {"header": header.model_dump(mode="json", by_alias=True, exclude_none=True), "body": _rename(body, to_camel)}
         return json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8")

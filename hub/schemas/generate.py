@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import copy
 import json
+import types
+import typing
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +20,60 @@ from lxml import etree
 from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
 
-from hub.adapters.base import fields_of, load_format
+from hub.adapters.base import load_format
 from hub.canonical import BODY_TYPES, Header
 from hub.codelists import load_codelists
 
 XS = "http://www.w3.org/2001/XMLSchema"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What an adapter needs to know about one canonical field to write or read it generically."""
+
+    name: str
+    alias: str
+    model: type[BaseModel] | None  # nested model, if the field holds one (or a list of them)
+    many: bool
+    required: bool
+    codelist: str | None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional[...] and Annotated[...] down to the core type."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = args[0]
+        else:
+            return annotation
+
+
+@lru_cache(maxsize=None)
+def fields_of(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
+    specs = []
+    for name, info in model.model_fields.items():
+        core = _unwrap(info.annotation)
+        many = typing.get_origin(core) is list
+        if many:
+            core = _unwrap(typing.get_args(core)[0])
+        nested = core if isinstance(core, type) and issubclass(core, BaseModel) else None
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        specs.append(
+            FieldSpec(
+                name=name,
+                alias=info.alias or name,
+                model=nested,
+                many=many,
+                required=info.is_required(),
+                codelist=extra.get("codelist"),  # type: ignore[arg-type]
+            )
+        )
+    return tuple(specs)
+
 
 
 def _x(tag: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import yaml
 from lxml import etree
 
 from hub.findings import Finding, Refusal
+from hub.translator import VersionMap
 
 #: format name -> schema file name inside contracts/messages/<type>/<version>/
 SCHEMA_FILES = {"agency-xml": "agency-xml.xsd", "provider-json": "provider-json.schema.json"}
@@ -65,11 +66,18 @@ class Registry:
             self.types[mt.code] = mt
             for version in mt.versions:
                 for fmt, filename in SCHEMA_FILES.items():
-                    path = meta_path.parent / version / filename
+                    path = (meta_path.parent / version / filename).resolve()
                     if path.exists():
                         self.contracts[(mt.code, version, fmt)] = Contract(mt.code, version, fmt, path)
+        self._version_maps = {
+            (code, v): VersionMap.from_data(meta.get("to_canonical")) for code, mt in self.types.items() for v, meta in mt.versions.items()
+        }
         self._local = threading.local()
         self._json_validators: dict[Path, jsonschema.protocols.Validator] = {}
+
+    def version_map(self, message_type: str, version: str) -> VersionMap:
+        """How a version's body maps onto the canonical model (contract.yaml: versions.<v>.to_canonical)."""
+        return self._version_maps.get((message_type, version)) or VersionMap()
 
     @property
     def formats(self) -> frozenset[str]:
@@ -92,6 +100,9 @@ class Registry:
                 [Finding(f"unsupported version {version!r}")],
             )
         return contract
+
+    def versions(self, message_type: str, fmt: str) -> list[str]:
+        return sorted((v for (t, v, f) in self.contracts if t == message_type and f == fmt), key=lambda v: tuple(int(p) for p in v.split(".")))
 
     def latest(self, message_type: str, fmt: str) -> Contract | None:
         versions = sorted(
@@ -148,3 +159,9 @@ class Registry:
 
 def _pointer(path: Any) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+@lru_cache(maxsize=None)
+def registry_for(contracts_dir: Path) -> Registry:
+    """One registry per contracts directory and process: compiled schemas are shared."""
+    return Registry(contracts_dir)
