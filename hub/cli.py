@@ -171,6 +171,20 @@ def contracts_check() -> None:
     typer.echo("all contracts check out")
 
 
+@contracts_app.command("docs")
+def contracts_docs(out: Annotated[Path, typer.Option("--out", help="Directory for the HTML pages (created if missing).")]) -> None:
+    """Render the interface documentation (Schnittstellendokumentation) as static HTML."""
+    from hub.schemas.docs import render_docs
+
+    if out.exists() and not out.is_dir():
+        fail(f"{out} exists and is not a directory", 2)
+    try:
+        pages = render_docs(get_settings().contracts_dir, out)
+    except OSError as exc:
+        fail(f"cannot write the documentation to {out}: {exc.strerror or exc}")
+    typer.echo(f"{len(pages)} pages written to {out} (start at {out / 'index.html'})")
+
+
 # -- partners ----------------------------------------------------------------------------------------
 @partners_app.command("list")
 def partners_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
