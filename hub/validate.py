@@ -3,7 +3,13 @@ own consistency (examples valid and round-tripping through the adapters)."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from lxml import etree
+
 from hub.findings import Finding
+from hub.schemas import compat
 from hub.runtime import Hub
 from hub.schemas.registry import Contract
 
@@ -13,18 +19,58 @@ def sniff_format(data: bytes) -> str:
     return "agency-xml" if head == b"<" else "provider-json"
 
 
-def validate_file(hub: Hub, data: bytes) -> tuple[Contract, list[Finding]]:
-    """The contract a message names and every finding against it (Refusal if it names none)."""
+def validate_file(hub: Hub, data: bytes) -> tuple[str, list[Finding]]:
+    """The contract a message names and every finding against it (Refusal if it names none).
+
+    Messages of an onboarded external XÖV standard (contracts/standards/) are recognised by their
+    root namespace and validated against that standard, imports resolved offline via its catalog.
+    """
     fmt = sniff_format(data)
     adapter = hub.adapter(fmt)
     document = adapter.parse(data)
+    if fmt == "agency-xml":
+        namespace = etree.QName(document).namespace
+        standard = hub.registry.standards.get(namespace or "")
+        if standard is not None:
+            name = f"{standard.name} {standard.version} ({etree.QName(document).localname})"
+            return name, hub.registry.validate_standard(standard, document)
     head = adapter.peek_header(data, document)
     contract = hub.registry.get(head["message_type"], head["version"], fmt)
-    return contract, hub.registry.validate(contract, document)
+    return f"{contract.message_type} {contract.version} ({contract.format})", hub.registry.validate(contract, document)
+
+
+def _major(version: str) -> int:
+    return int(version.split(".")[0])
+
+
+def check_compatibility(hub: Hub) -> list[str]:
+    """Each type's declared level (contract.yaml `compatibility`) holds between its versions.
+
+    Levels apply within a major version, as in semantic versioning: a new major version (declared
+    `breaking: true`) starts a new line, and the hub translates across lines instead.
+    """
+    problems = []
+    for code, mt in sorted(hub.registry.types.items()):
+        for fmt, kind in (("agency-xml", "xsd"), ("provider-json", "json")):
+            versions = hub.registry.versions(code, fmt)
+            for major in sorted({_major(v) for v in versions}):
+                line = [v for v in versions if _major(v) == major]
+                if mt.versions.get(line[0], {}).get("breaking") is None and major > 1 and not any(
+                    mt.versions.get(v, {}).get("breaking") for v in line
+                ):
+                    problems.append(f"{code} {line[0]} ({fmt}): a new major version must be declared `breaking: true`")
+                schemas = [(v, _schema_for(hub.registry.contracts[(code, v, fmt)], kind)) for v in line]
+                for violation in compat.check(mt.compatibility, schemas, kind):
+                    problems.append(f"{code} ({fmt}): {violation}")
+    return problems
+
+
+def _schema_for(contract: Contract, kind: str) -> Any:
+    return contract.schema_path if kind == "xsd" else json.loads(contract.schema_path.read_text(encoding="utf-8"))
 
 
 def check_contracts(hub: Hub) -> list[str]:
-    problems = []
+    problems = check_compatibility(hub)
     for key, contract in sorted(hub.registry.contracts.items()):
         name = " ".join(key)
         if not contract.examples:

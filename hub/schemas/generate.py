@@ -297,7 +297,9 @@ def message_json_schema(contracts_dir: Path, message_type: str, version: str) ->
     defs: dict[str, Any] = {}
     header = _json_object(Header, codelists, defs, set(), set())
     header["properties"]["messageType"] = {"const": message_type}
-    header["properties"]["version"] = {"const": version}
+    # the version is routing metadata checked by the registry; a const here would make every new
+    # version formally incompatible with the last
+    header["properties"]["version"] = {"type": "string", "pattern": r"^[0-9]+\.[0-9]+$", "description": "contract version of the message"}
     header["properties"]["purpose"]["enum"] = list(codelists["zweck"].codes)
     body = _json_object(BODY_TYPES[message_type], codelists, defs, exclude, required)
     return {
