@@ -146,7 +146,7 @@ def contracts_validate(
         else:
             typer.echo(f"{file}: {refusal.one_line()}", err=True)
         raise typer.Exit(1)
-    name = f"{contract.message_type} {contract.version} ({contract.format})"
+    name = contract
     if as_json:
         _print({"file": str(file), "contract": name, "valid": not findings, "findings": [f.as_dict() for f in findings]}, True)
     elif findings:
