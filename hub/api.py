@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub import __version__, db, ingress, message_store
+from hub.docs_site import mount_interface_docs
 from hub.findings import Finding, Refusal
 from hub.history import audit
 from hub.partners import Partner, partner_for_token
@@ -74,6 +75,7 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.hub = hub
+    mount_interface_docs(app, hub.contracts_dir)  # /docs/interfaces, no token: contracts only, no personal data
 
     # -- errors ------------------------------------------------------------------------------------
     @app.exception_handler(Refusal)
