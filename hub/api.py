@@ -58,7 +58,7 @@ Caller = Annotated[Partner, Depends(caller)]
 
 
 def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
-    workers = Workers(hub, role=role, threads=worker_threads) if role in ("all",) else None
+    workers = Workers(hub, role=role, threads=worker_threads) if role in ("all", "api") else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]

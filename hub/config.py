@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     log_format: str = Field(default_factory=_default_log_format)
     log_level: str = "info"
     max_message_bytes: int = 5 * 1024 * 1024
+    #: drop directories of partners that exchange files (<partner>/in, <partner>/out)
+    drop_dir: Path = Path("var/drop")
     #: seconds a consumed queue message stays invisible before it is delivered again (crash recovery)
     visibility_timeout: float = 30.0
     #: deliveries of one queue message before it goes to the dead letter channel
@@ -37,6 +39,14 @@ class Settings(BaseSettings):
     poll_interval: float = 0.05
     #: fault injection for crash tests: seconds each pipeline step holds its transaction open (0 = off)
     fault_pipeline_delay: float = 0.0
+    #: prefix of every exchange and queue the AMQP transport declares (several hubs share one vhost)
+    amqp_prefix: str = "hub."
+    #: messages a consumer may hold unacknowledged (and processes as one database transaction)
+    amqp_prefetch: int = 64
+    #: outbox rows the relay publishes per confirm window
+    relay_batch: int = 500
+    #: RabbitMQ management HTTP API for `hub partners amqp-setup` (default: the broker's host, port 15672)
+    amqp_management_url: str | None = None
     #: run `db upgrade` when a process starts (the embedded default wants it; production may not)
     auto_migrate: bool = True
 

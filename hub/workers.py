@@ -1,7 +1,16 @@
-"""Worker threads: pipeline consumers (and, with a push transport, delivery), started by role.
+"""Worker threads, started by role: pipeline consumers, the delivery worker and the outbox relay.
 
 `hub serve` runs them beside the API in one process; `hub worker` runs them alone, any number of
 processes on any number of hosts (competing consumers on the same queue).
+
+| role | threads |
+|---|---|
+| `api` | the outbox relay only (where the transport needs one), so accepted messages reach the broker at once |
+| `pipeline` | pipeline consumers + relay |
+| `delivery` | the delivery worker (pushes deliveries to partners whose profile says `delivery: amqp`), the file drop channel (`delivery: file`) + relay |
+| `all` | all of them |
+
+On the embedded transport the outbox *is* the queue: no relay runs and deliveries stay in the inbox.
 """
 
 from __future__ import annotations
@@ -10,9 +19,14 @@ import threading
 
 import structlog
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
 from hub import pipeline
+from hub.history import record
 from hub.runtime import Hub
-from hub.transport import PIPELINE
+from hub.tables import deliveries
+from hub.transport import DELIVERY, PIPELINE, Item
 
 log = structlog.get_logger("hub.workers")
 
@@ -30,9 +44,21 @@ class Workers:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        if self.hub.transport.needs_relay:
+            from hub.transport.relay import OutboxRelay
+
+            relay = OutboxRelay(self.hub.transport, batch=self.hub.settings.relay_batch)
+            self._spawn("outbox-relay", lambda: relay.run(self.stop_event))
         if self.role in ("all", "pipeline"):
             for n in range(self.threads):
                 self._spawn(f"pipeline-{n}", self._pipeline)
+        if self.role in ("all", "delivery") and self.hub.transport.pushes_to_partners:
+            self._spawn("delivery-0", self._delivery)
+        if self.role in ("all", "delivery") and any(p.delivery == "file" for p in self.hub.partners.values()):
+            from hub.file_drop import FileDrop
+
+            drop = FileDrop(self.hub)
+            self._spawn("file-drop", lambda: drop.run(self.stop_event))
         log.info("workers.started", role=self.role, threads=len(self._threads), broker=self.hub.transport.name)
 
     def _spawn(self, name: str, target) -> None:  # type: ignore[no-untyped-def]
@@ -44,8 +70,17 @@ class Workers:
         hub = self.hub
         hub.transport.consume(
             PIPELINE,
-            lambda conn, item: pipeline.handle(hub, conn, item),
+            lambda conn, item: handle_pipeline(hub, conn, item),
             lambda conn, item, reason: pipeline.dead(hub, conn, item, reason),
+            self.stop_event,
+        )
+
+    def _delivery(self) -> None:
+        hub = self.hub
+        hub.transport.consume(
+            DELIVERY,
+            lambda conn, item: push_delivery(hub, conn, item),
+            lambda conn, item, reason: delivery_dead(hub, conn, item, reason),
             self.stop_event,
         )
 
@@ -55,3 +90,53 @@ class Workers:
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
+
+
+# -- handlers ---------------------------------------------------------------------------------------
+def handle_pipeline(hub: Hub, conn: Connection, item: Item) -> None:
+    """The pipeline, then (same transaction) one delivery-queue item per delivery to push to a partner queue."""
+    pipeline.handle(hub, conn, item)
+    if not hub.transport.pushes_to_partners:
+        return
+    partners = hub.partners
+    pending = conn.execute(
+        sa.select(deliveries.c.id, deliveries.c.recipient).where(
+            deliveries.c.message_id == item.payload["message_id"], deliveries.c.status == "pending"
+        )
+    ).all()
+    for row in pending:
+        partner = partners.get(row.recipient)
+        if partner is not None and partner.delivery == "amqp":
+            # a redelivered pipeline item may queue a push twice: push_delivery is idempotent
+            hub.transport.publish(conn, DELIVERY, {"delivery_id": row.id, "message_id": item.payload["message_id"]})
+
+
+def push_delivery(hub: Hub, conn: Connection, item: Item) -> None:
+    """Publish one delivery to its partner's queue (confirmed), then mark it published. Idempotent.
+
+    The row is locked (FOR UPDATE) so two workers holding the same item cannot both push it; a crash
+    after the broker's confirm and before the commit pushes it again, which is why a partner consuming
+    its queue dedups by the AMQP `message_id` (= the delivery id), like any idempotent receiver.
+    """
+    row = conn.execute(
+        sa.select(deliveries).where(deliveries.c.id == item.payload["delivery_id"]).with_for_update()
+    ).first()
+    if row is None or row.status != "pending":
+        return
+    queue = hub.transport.push_to_partner(
+        row.recipient,
+        row.body,
+        message_id=row.id,
+        content_type=row.content_type,
+        message_type=row.message_type,
+        headers={"hub-message-id": row.message_id, "version": row.version, "format": row.format, "purpose": row.purpose},
+    )
+    conn.execute(deliveries.update().where(deliveries.c.id == row.id).values(status="published"))
+    record(conn, row.message_id, "delivery", "published", recipient=row.recipient, delivery_id=row.id, queue=queue)
+
+
+def delivery_dead(hub: Hub, conn: Connection, item: Item, reason: str) -> None:
+    """A push that failed on every attempt: the delivery stays in the pull inbox; the history says so."""
+    message_id = item.payload.get("message_id")
+    if message_id:
+        record(conn, message_id, "delivery", "push-dead", delivery_id=item.payload.get("delivery_id"), reason=reason)

@@ -42,10 +42,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: the backends a parametrized `hub_env` runs on: the embedded default, and the production path
+BACKENDS = [
+    pytest.param("embedded", id="embedded-sqlite"),
+    pytest.param("amqp-postgres", id="amqp-postgres", marks=[pytest.mark.rabbitmq, pytest.mark.postgres]),
+]
+#: test modules whose tests run once per backend
+BOTH_BACKENDS = ("tests.test_end_to_end",)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "hub_env" in metafunc.fixturenames and metafunc.module.__name__ in BOTH_BACKENDS:
+        metafunc.parametrize("hub_env", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def hub_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for an isolated hub: its own database file, the repo's contracts, fast redelivery."""
-    return {
+def hub_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment for an isolated hub: its own database file, the repo's contracts, fast redelivery.
+
+    Parametrized with "amqp-postgres" (see BOTH_BACKENDS): its own PostgreSQL database and RabbitMQ
+    vhost instead, both dropped afterwards (tests/integration/services.py).
+    """
+    env = {
         "HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.db'}",
         "HUB_BROKER_URL": "embedded",
         "HUB_CONTRACTS_DIR": str(CONTRACTS),
@@ -53,13 +71,22 @@ def hub_env(tmp_path: Path) -> dict[str, str]:
         "HUB_LOG_FORMAT": "json",
         "HUB_LOG_LEVEL": "warning",
         "HUB_MAX_MESSAGE_BYTES": str(256 * 1024),
+        "HUB_TEST_LOG": str(tmp_path / "hub.log"),
     }
+    if getattr(request, "param", "embedded") == "embedded":
+        yield env
+        return
+    from tests.integration.services import postgres_database, rabbitmq_vhost
+
+    with postgres_database() as database_url, rabbitmq_vhost() as broker_url:
+        yield {**env, "HUB_DATABASE_URL": database_url, "HUB_BROKER_URL": broker_url}
 
 
 @pytest.fixture
 def hub(hub_env: dict[str, str]) -> Iterator[Hub]:
     settings = Settings(
         database_url=hub_env["HUB_DATABASE_URL"],
+        broker_url=hub_env["HUB_BROKER_URL"],
         contracts_dir=Path(hub_env["HUB_CONTRACTS_DIR"]),
         visibility_timeout=float(hub_env["HUB_VISIBILITY_TIMEOUT"]),
         max_message_bytes=int(hub_env["HUB_MAX_MESSAGE_BYTES"]),
@@ -110,7 +137,7 @@ class LiveHub:
 
     def start(self) -> None:
         env = {**os.environ, **self.env}
-        log = open(Path(self.env["HUB_DATABASE_URL"].removeprefix("sqlite:///")).with_suffix(".log"), "ab")
+        log = open(self.env.get("HUB_TEST_LOG") or Path(self.env["HUB_DATABASE_URL"].removeprefix("sqlite:///")).with_suffix(".log"), "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "serve", "--port", str(self.port)],
             env=env, cwd=ROOT, stdout=log, stderr=log,

@@ -22,5 +22,7 @@ def create_transport(settings: Settings, engine: Engine) -> Transport:
     if settings.broker_url.startswith(("amqp://", "amqps://")):
         from hub.transport.amqp import AmqpTransport  # pika only where it is used
 
-        return AmqpTransport(engine, settings.broker_url, **options)
+        return AmqpTransport(
+            engine, settings.broker_url, prefix=settings.amqp_prefix, prefetch=settings.amqp_prefetch, relay_batch=settings.relay_batch, **options
+        )
     raise ValueError(f"HUB_BROKER_URL must be 'embedded' or an amqp:// URL, not {settings.broker_url!r}")
