@@ -31,6 +31,7 @@ MEDIA_FAMILIES = {
     "application/xml": "xml",
     "text/xml": "xml",
     "application/json": "json",
+    "text/csv": "csv",
 }
 
 

@@ -62,7 +62,7 @@ def decode(hub: Hub, conn: Connection, ctx: Context) -> None:
     """Sender's bytes -> canonical message, with the sender's adapter."""
     try:
         ctx.message = hub.adapter(ctx.row.format).decode(ctx.row.raw)
-    except ValidationError as exc:
+    except ValidationError as exc:  # Refusals (e.g. a 31 February) pass through as they are
         raise Refusal(
             "schema-invalid",
             "The message could not be read into the canonical model",

@@ -129,11 +129,11 @@ def main() -> None:
     """Encode every sample in every version and format its contract has."""
     from hub.schemas.registry import registry_for
 
-    suffixes = {"agency-xml": "xml", "provider-json": "json"}
+    suffixes = {"agency-xml": "xml", "provider-json": "json", "municipal-csv": "csv"}
     for (message_type, version, fmt), contract in sorted(registry_for(CONTRACTS.resolve()).contracts.items()):
         if fmt not in suffixes:
             continue
-        data = samples(fmt)[message_type]
+        data = samples("agency-xml" if fmt == "municipal-csv" else fmt)[message_type]
         message = Message.build({**data["header"], "version": version}, data["body"])
         out = contract.schema_path.parent / "examples" / f"example.{suffixes[fmt]}"
         out.parent.mkdir(parents=True, exist_ok=True)

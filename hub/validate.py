@@ -15,8 +15,12 @@ from hub.schemas.registry import Contract
 
 
 def sniff_format(data: bytes) -> str:
-    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    return "agency-xml" if head == b"<" else "provider-json"
+    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head[:1] == b"<":
+        return "agency-xml"
+    if head[:1] in (b"{", b"["):
+        return "provider-json"
+    return "municipal-csv" if b";" in head.split(b"\n", 1)[0] else "provider-json"
 
 
 def validate_file(hub: Hub, data: bytes) -> tuple[str, list[Finding]]:

@@ -7,11 +7,13 @@ from pathlib import Path
 
 from hub.adapters.agency_xml import AgencyXmlAdapter
 from hub.adapters.base import Adapter
+from hub.adapters.municipal_csv import MunicipalCsvAdapter
 from hub.adapters.provider_json import ProviderJsonAdapter
 
 ADAPTERS: dict[str, type[Adapter]] = {
     AgencyXmlAdapter.format: AgencyXmlAdapter,
     ProviderJsonAdapter.format: ProviderJsonAdapter,
+    MunicipalCsvAdapter.format: MunicipalCsvAdapter,
 }
 
 
@@ -21,12 +23,3 @@ def get_adapter(contracts_dir: Path, fmt: str) -> Adapter:
         return ADAPTERS[fmt](contracts_dir)
     except KeyError:
         raise LookupError(f"no adapter for format {fmt!r}") from None
-
-
-def format_for_media_type(media_type: str) -> str | None:
-    media_type = media_type.split(";")[0].strip().lower()
-    if media_type in ("application/xml", "text/xml") or media_type.endswith("+xml"):
-        return "agency-xml"
-    if media_type == "application/json" or media_type.endswith("+json"):
-        return "provider-json"
-    return None

@@ -22,7 +22,11 @@ from hub.findings import Finding, Refusal
 from hub.translator import VersionMap
 
 #: format name -> schema file name inside contracts/messages/<type>/<version>/
-SCHEMA_FILES = {"agency-xml": "agency-xml.xsd", "provider-json": "provider-json.schema.json"}
+SCHEMA_FILES = {
+    "agency-xml": "agency-xml.xsd",
+    "provider-json": "provider-json.schema.json",
+    "municipal-csv": "municipal-csv.schema.json",
+}
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ class Contract:
 
     @property
     def examples(self) -> list[Path]:
-        suffix = ".xml" if self.schema_path.suffix == ".xsd" else ".json"
+        suffix = {"agency-xml": ".xml", "provider-json": ".json", "municipal-csv": ".csv"}[self.format]
         return sorted((self.schema_path.parent / "examples").glob(f"*{suffix}"))
 
 
@@ -147,9 +151,10 @@ class Registry:
         reporter = self._reporters.get(schema_path)
         if reporter is None:
             reporter = self._reporters[schema_path] = xmlschema_schema(schema_path, catalog)
-        complete = [Finding(f.message, line=f.line, column=f.column) for f in xmlschema_findings(reporter, document.getroottree())]
-        covered = {f.line for f in complete}
-        return sorted(complete + [f for f in quick if f.line not in covered], key=lambda f: (f.line or 0, f.column or 0))
+        # libxml2's findings carry columns; xmlschema adds the lines libxml2 never reached
+        covered = {f.line for f in quick}
+        extra = [Finding(f.message, line=f.line, column=f.column) for f in xmlschema_findings(reporter, document.getroottree()) if f.line not in covered]
+        return sorted(quick + extra, key=lambda f: (f.line or 0, f.column or 0))
 
     def standard_schema(self, standard: Standard) -> etree.XMLSchema:
         from hub.schemas.catalog import compile_xsd
@@ -188,6 +193,16 @@ class Registry:
             quick = [Finding(e.message, line=e.line, column=e.column) for e in schema.error_log]
             return self._complete_xml_findings(contract.schema_path, None, document, quick)
         validator = self.json_validator(contract.schema_path)
+        if contract.format == "municipal-csv":  # one row per record: findings at line and column
+            columns = document.columns
+            findings = []
+            for line, row in document:
+                for error in validator.iter_errors(row):
+                    column = str(error.absolute_path[0]) if error.absolute_path else None
+                    position = columns.index(column) + 1 if column in columns else None
+                    prefix = f"column {column}: " if column else ""
+                    findings.append(Finding(prefix + error.message, line=line, column=position))
+            return findings
         return [
             Finding(error.message, pointer=_pointer(error.absolute_path))
             for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
