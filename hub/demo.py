@@ -12,6 +12,7 @@ import json
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,11 +22,13 @@ import uvicorn
 from hub import db
 from hub.api import create_app
 from hub.canonical import Message
+from hub.file_drop import FileDrop, atomic_write
 from hub.partners import issue_token
 from hub.runtime import Hub
 from hub.samples import samples
 
 JOBCENTER, MUNICIPAL, PROVIDER, OPERATOR = "jobcenter-musterstadt", "kreis-musterland", "traeger-bildungswerk", "betrieb"
+FILE_PARTNER = "sozialamt-altstadt"
 
 
 def _free_port() -> int:
@@ -59,15 +62,39 @@ def _encode(hub: Hub, fmt: str, data: dict[str, Any]) -> bytes:
     return hub.adapter(fmt).encode(Message.build(data["header"], data["body"]))
 
 
-def _wait_inbox(client: httpx.Client, token: str, message_type: str, timeout: float = 15.0) -> dict[str, Any]:
+def _wait_inbox(client: httpx.Client, token: str, message_type: str, timeout: float = 15.0, count: int = 1) -> dict[str, Any]:
     deadline = time.time() + timeout
     while time.time() < deadline:
         items = client.get("/v1/inbox", headers={"Authorization": f"Bearer {token}"}).json()["deliveries"]
-        for item in items:
-            if item["message_type"] == message_type:
-                return item
+        matching = [item for item in items if item["message_type"] == message_type]
+        if len(matching) >= count:
+            return matching[0]
         time.sleep(0.1)
     raise RuntimeError(f"no {message_type} arrived within {timeout:.0f} s")
+
+
+def _wait_file(directory: Path, pattern: str, timeout: float = 15.0) -> Path:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = sorted(directory.glob(pattern), key=lambda p: p.stat().st_mtime)
+        if found:
+            return found[-1]
+        time.sleep(0.1)
+    raise RuntimeError(f"no file {pattern} appeared in {directory} within {timeout:.0f} s")
+
+
+def _csv_batch(hub: Hub, inbox: Path) -> Path:
+    """What the municipal batch system drops: two records, ISO-8859-15, written atomically."""
+    adapter = hub.adapter("municipal-csv")
+    records = []
+    for given, family in (("Jürgen", "Müller-Lüdenscheidt"), ("Grete", "Weiß")):
+        data = samples("agency-xml", fresh=True)["person.stammdaten.0100"]
+        data["header"].update(author={"id": FILE_PARTNER}, reader={"id": JOBCENTER})
+        data["body"]["person"].update(given_name=given, family_name=family)
+        records.append(adapter.encode(Message.build(data["header"], data["body"]), "1.0"))
+    path = inbox / f"stammdaten_{int(time.time())}.csv"
+    atomic_write(path, adapter.join(records))
+    return path
 
 
 def _drain(client: httpx.Client, token: str) -> list[str]:
@@ -83,9 +110,10 @@ def run_demo(hub: Hub) -> None:
     with db.write(hub.engine) as conn:
         tokens = {p: issue_token(conn, p) for p in (JOBCENTER, MUNICIPAL, PROVIDER, OPERATOR)}
     say("CaseChain Hub demo: one case chain, Jobcenter -> municipal office and provider -> Jobcenter\n")
-    for pid in (JOBCENTER, MUNICIPAL, PROVIDER):
+    for pid in (JOBCENTER, MUNICIPAL, FILE_PARTNER, PROVIDER):
         p = hub.partners[pid]
-        say(f"  partner {p.id:24} {p.role:10} speaks {p.format} {p.version}")
+        versions = ", ".join(f"{t} {v}" for t, v in p.versions.items())
+        say(f"  partner {p.id:24} {p.role:10} speaks {p.format} {p.version}{' (' + versions + ')' if versions else ''}, delivery {p.delivery}")
     say("")
     with _Server(hub) as url, httpx.Client(base_url=url, timeout=30) as client:
 
@@ -105,10 +133,26 @@ def run_demo(hub: Hub) -> None:
         step = 1
         mid = post(JOBCENTER, "agency-xml", agency["person.stammdaten.0100"])
         item = pick(MUNICIPAL, "person.stammdaten.0100")
-        say(f"{step}. {JOBCENTER} --person.stammdaten.0100 (agency XML)--> hub --(agency XML, purpose kommunale_leistung)--> {MUNICIPAL}   [{mid}]")
+        say(f"{step}. {JOBCENTER} --person.stammdaten.0100 1.0 (agency XML)--> hub --(agency XML {item['version']}, restructured, purpose kommunale_leistung)--> {MUNICIPAL}   [{mid}]")
         step += 1
 
-        mid = post(JOBCENTER, "agency-xml", agency["zuweisung.anmeldung.1020"])
+        drop = FileDrop(hub)
+        to_file = samples("agency-xml", fresh=True)["person.stammdaten.0100"]
+        to_file["header"]["reader"] = {"id": FILE_PARTNER}
+        mid = post(JOBCENTER, "agency-xml", to_file)
+        written = _wait_file(drop.outbox(hub.partners[FILE_PARTNER]), "person.stammdaten.0100_*.csv")
+        say(f"{step}. {JOBCENTER} --person.stammdaten.0100 (agency XML)--> hub --(ISO-8859-15 CSV batch file {written.name})--> {FILE_PARTNER}   [{mid}]")
+        step += 1
+
+        batch = _csv_batch(hub, drop.inbox(hub.partners[FILE_PARTNER]))
+        _wait_inbox(client, tokens[JOBCENTER], "person.stammdaten.0100", count=2, timeout=30)
+        for delivery in client.get("/v1/inbox", headers={"Authorization": f"Bearer {tokens[JOBCENTER]}"}).json()["deliveries"]:
+            if delivery["message_type"] == "person.stammdaten.0100":
+                client.post(f"/v1/inbox/{delivery['id']}/ack", headers={"Authorization": f"Bearer {tokens[JOBCENTER]}"})
+        say(f"{step}. {FILE_PARTNER} --batch file {batch.name} with 2 records (CSV)--> hub --(2 x agency XML)--> {JOBCENTER}")
+        step += 1
+
+        mid = post(JOBCENTER, "agency-xml", agency["zuweisung.anmeldung.1020"])  # a new case
         item = pick(PROVIDER, "zuweisung.anmeldung.1020")
         case_id = item["body"]["body"]["caseId"]
         leaked = [k for k in ("customerNumber", "bgNumber") if k in json.dumps(item["body"])]
@@ -129,4 +173,5 @@ def run_demo(hub: Hub) -> None:
         for event in status["history"]:
             say(f"  {event['stage']:>10}.{event['event']}")
         receipts = sum(len(_drain(client, tokens[p])) for p in (JOBCENTER, PROVIDER, MUNICIPAL))
-        say(f"\n{receipts} quittungen went back to the senders. Tokens for trying it yourself: `hub partners token PARTNER`.")
+        say(f"\n{receipts} quittungen went back to the HTTP senders; the file partner's arrive as files in {drop.outbox(hub.partners[FILE_PARTNER])}.")
+        say("Tokens for trying it yourself: `hub partners token PARTNER`; interface documentation at /docs/interfaces/.")
