@@ -68,23 +68,45 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     role: Annotated[str, typer.Option(help="all: API and workers; api: API only (scale-out).")] = "all",
     threads: Annotated[int, typer.Option(help="Pipeline worker threads in this process.")] = 1,
+    workers: Annotated[int, typer.Option("--workers", help="API processes (uvicorn workers) sharing the port; each runs its own relay/workers per --role.")] = 1,
 ) -> None:
     """Run the API (and, with --role all, the pipeline and delivery workers)."""
+    import os
+
     import uvicorn
 
     from hub.api import create_app
 
     if role not in ("all", "api"):
         fail("--role must be 'all' or 'api' (use `hub worker` for worker-only processes)", 2)
+    if workers < 1:
+        fail("--workers must be at least 1", 2)
     hub = _hub()
-    typer.echo(f"CaseChain Hub on http://{host}:{port}  (database {hub.engine.url.render_as_string(hide_password=True)}, broker {hub.transport.name}, role {role})", err=True)
-    uvicorn.run(create_app(hub, role=role, worker_threads=threads), host=host, port=port, log_level="warning", access_log=False)
+    typer.echo(f"CaseChain Hub on http://{host}:{port}  (database {hub.engine.url.render_as_string(hide_password=True)}, broker {hub.transport.name}, role {role}, processes {workers})", err=True)
+    if workers == 1:
+        uvicorn.run(create_app(hub, role=role, worker_threads=threads), host=host, port=port, log_level="warning", access_log=False)
+        return
+    # several processes: uvicorn imports the app factory in each of them (migrations ran above, once)
+    os.environ["HUB_SERVE_ROLE"], os.environ["HUB_SERVE_THREADS"] = role, str(threads)
+    uvicorn.run("hub.cli:asgi_app", factory=True, workers=workers, host=host, port=port, log_level="warning", access_log=False)
+
+
+def asgi_app():  # type: ignore[no-untyped-def]
+    """App factory for `hub serve --workers N` (one call per uvicorn worker process)."""
+    import os
+
+    from hub.api import create_app
+
+    reset_settings()
+    hub = _hub(migrate=False)
+    return create_app(hub, role=os.environ.get("HUB_SERVE_ROLE", "all"), worker_threads=int(os.environ.get("HUB_SERVE_THREADS", "1")))
 
 
 @app.command()
 def worker(
     role: Annotated[str, typer.Option(help="pipeline, delivery or all.")] = "all",
     threads: Annotated[int, typer.Option(help="Consumer threads.")] = 1,
+    heartbeat_file: Annotated[Optional[Path], typer.Option(help="Touch this file every 5 s while all worker threads live (container health checks).")] = None,
 ) -> None:
     """Run workers only (competing consumers), beside `hub serve --role api`."""
     import signal
@@ -100,7 +122,9 @@ def worker(
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     workers.start()
-    done.wait()
+    while not done.wait(5.0):
+        if heartbeat_file is not None and workers.alive():
+            heartbeat_file.touch()
     workers.stop()
 
 
@@ -252,6 +276,51 @@ def partners_token(
             return
         token = issue_token(conn, partner_id)
     typer.echo(token)
+
+
+@partners_app.command("amqp-setup")
+def partners_amqp_setup(
+    partner_id: Annotated[str, typer.Argument(help="Partner id.")],
+    user: Annotated[Optional[str], typer.Option(help="RabbitMQ user name (default: hub-partner-<id>).")] = None,
+    password: Annotated[Optional[str], typer.Option(help="Password (default: a new random one, printed once).")] = None,
+    management_url: Annotated[Optional[str], typer.Option(help="RabbitMQ management API (default: HUB_AMQP_MANAGEMENT_URL or the broker's host, port 15672).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Give a partner its own RabbitMQ queue and a broker user that can only read that queue.
+
+    Declares the hub's topology and `<prefix>partner.<id>`, creates (or updates) the user through the
+    management HTTP API (or `rabbitmqctl` on the broker host) with permissions configure "^$",
+    write "^$", read "^<queue>$" on the hub's vhost. Set `delivery: amqp` in the partner's profile so
+    the delivery worker pushes its deliveries there instead of keeping them in the HTTP inbox.
+    """
+    import re
+    import secrets
+
+    from hub.transport.amqp import AmqpTransport, setup_partner_user
+
+    hub = _hub(migrate=False)
+    if partner_id not in hub.partners:
+        fail(f"no partner {partner_id!r}; see `hub partners list`")
+    transport = hub.transport
+    if not isinstance(transport, AmqpTransport):
+        fail("HUB_BROKER_URL is not an amqp:// URL; partner queues need RabbitMQ", 2)
+    user = user or f"hub-partner-{partner_id}"
+    generated = password is None
+    password = password or secrets.token_urlsafe(24)
+    transport.declare_all([partner_id])
+    queue = transport.topology.partner_queue(partner_id)
+    permissions = {"configure": "^$", "write": "^$", "read": f"^{re.escape(queue)}$"}
+    how = setup_partner_user(transport, user, password, permissions, management_url or hub.settings.amqp_management_url)
+    profile = hub.partners[partner_id].delivery
+    result = {"partner": partner_id, "user": user, "vhost": transport.vhost, "queue": queue, "permissions": permissions, "via": how}
+    if generated:
+        result["password"] = password
+    text = [f"partner {partner_id}: RabbitMQ user {user!r} may read only queue {queue!r} on vhost {transport.vhost!r} (set up via {how})"]
+    if generated:
+        text.append(f"password (shown once): {password}")
+    if profile != "amqp":
+        text.append(f"note: its profile says delivery: {profile}; set delivery: amqp to have deliveries pushed to the queue")
+    _print(result, as_json, "\n".join(text))
 
 
 # -- messages ----------------------------------------------------------------------------------------

@@ -44,6 +44,8 @@ class Workers:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        if self.hub.transport.pushes_to_partners:
+            self.hub.transport.partner_ids = [p.id for p in self.hub.partners.values() if p.delivery == "amqp"]
         if self.hub.transport.needs_relay:
             from hub.transport.relay import OutboxRelay
 
@@ -83,6 +85,10 @@ class Workers:
             lambda conn, item, reason: delivery_dead(hub, conn, item, reason),
             self.stop_event,
         )
+
+    def alive(self) -> bool:
+        """True while every worker thread runs (they never return unless stopped)."""
+        return all(thread.is_alive() for thread in self._threads)
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stop_event.set()

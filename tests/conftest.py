@@ -130,6 +130,8 @@ class LiveHub:
     tokens: dict[str, str]
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    #: extra arguments for `hub serve` (e.g. ["--role", "api"])
+    args: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -139,7 +141,7 @@ class LiveHub:
         env = {**os.environ, **self.env}
         log = open(self.env.get("HUB_TEST_LOG") or Path(self.env["HUB_DATABASE_URL"].removeprefix("sqlite:///")).with_suffix(".log"), "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "hub.cli", "serve", "--port", str(self.port), *self.args],
             env=env, cwd=ROOT, stdout=log, stderr=log,
         )
         deadline = time.time() + 30

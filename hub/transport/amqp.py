@@ -48,7 +48,7 @@ import structlog
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception_type, wait_exponential, wait_random
 
 from hub import db
 from hub.tables import dead_letters
@@ -175,6 +175,8 @@ class AmqpTransport(Transport):
         self.relay_batch = relay_batch
         self._local = threading.local()
         self._ready_cache: tuple[float, bool] = (0.0, False)
+        #: partners whose queues every consumer declares on connect (profile `delivery: amqp`)
+        self.partner_ids: list[str] = []
 
     # -- connections -------------------------------------------------------------------------------
     def parameters(self, purpose: str = "hub") -> pika.URLParameters:
@@ -191,7 +193,7 @@ class AmqpTransport(Transport):
         stop = stop or threading.Event()
         retrying = Retrying(
             retry=retry_if_exception_type(AMQP_ERRORS),
-            wait=wait_exponential_jitter(initial=0.2, max=5.0),
+            wait=wait_exponential(multiplier=0.2, max=5.0) + wait_random(0, 0.5),
             stop=lambda _state: stop.is_set(),
             sleep=stop.wait,
             before_sleep=lambda state: log.warning(
@@ -248,6 +250,8 @@ class AmqpTransport(Transport):
     def _consume_on(self, connection: BlockingConnection, queue: str, handler: Handler, dead_handler: DeadHandler, stop: threading.Event) -> None:
         ch = connection.channel()
         self.topology.declare(ch)
+        for partner_id in self.partner_ids:
+            self.topology.declare_partner(ch, partner_id)
         ch.confirm_delivery()  # retries and partner pushes from this channel wait for their confirm
         ch.basic_qos(prefetch_count=self.prefetch)
         self._local.channel = ch
@@ -396,3 +400,38 @@ class AmqpTransport(Transport):
 
 def vhost_path(vhost: str) -> str:
     return quote(vhost, safe="")
+
+
+def setup_partner_user(transport: AmqpTransport, user: str, password: str, permissions: dict[str, str], management_url: str | None = None) -> str:
+    """Create or update a broker user with exactly `permissions` on the transport's vhost.
+
+    Uses the management HTTP API with the credentials of HUB_BROKER_URL; where that API is not
+    reachable, `rabbitmqctl` (on the broker's host). Returns which of the two did it.
+    """
+    import shutil
+    import subprocess
+
+    import httpx
+
+    parts = urlsplit(transport.url)
+    auth = (unquote(parts.username or "guest"), unquote(parts.password or "guest"))
+    base = (management_url or transport.management_url()).rstrip("/")
+    try:
+        with httpx.Client(base_url=base, auth=auth, timeout=15) as api:
+            api.put(f"/api/users/{quote(user, safe='')}", json={"password": password, "tags": ""}).raise_for_status()
+            api.put(f"/api/permissions/{vhost_path(transport.vhost)}/{quote(user, safe='')}", json=permissions).raise_for_status()
+        return "management API"
+    except httpx.ConnectError:
+        ctl = shutil.which("rabbitmqctl")
+        if ctl is None:
+            raise RuntimeError(f"the RabbitMQ management API at {base} is not reachable and rabbitmqctl is not installed") from None
+    existing = subprocess.run([ctl, "list_users", "--quiet"], capture_output=True, text=True, check=True).stdout.split()
+    if user in existing:
+        subprocess.run([ctl, "change_password", user, password], capture_output=True, check=True)
+    else:
+        subprocess.run([ctl, "add_user", user, password], capture_output=True, check=True)
+    subprocess.run(
+        [ctl, "set_permissions", "-p", transport.vhost, user, permissions["configure"], permissions["write"], permissions["read"]],
+        capture_output=True, check=True,
+    )
+    return "rabbitmqctl"
