@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub import __version__, db, ingress, message_store
 from hub.docs_site import mount_interface_docs
+from hub.review_api import router as review_router
 from hub.findings import Finding, Refusal
 from hub.history import audit
 from hub.partners import Partner, partner_for_token
@@ -76,6 +77,7 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
     )
     app.state.hub = hub
     mount_interface_docs(app, hub.contracts_dir)  # /docs/interfaces, no token: contracts only, no personal data
+    app.include_router(review_router)  # /v1/persons: operators only
 
     # -- errors ------------------------------------------------------------------------------------
     @app.exception_handler(Refusal)

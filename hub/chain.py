@@ -30,18 +30,21 @@ def _case(conn: Connection, case_id: str) -> Case:
     return Case(row.id, row.owner, row.customer_number, row.bg_number)
 
 
-def open_case(conn: Connection, owner: str, customer_number: str, bg_number: str | None) -> Case:
+def open_case(conn: Connection, owner: str, customer_number: str, bg_number: str | None, person_id: str | None = None) -> Case:
     """The owner's case for a client, created on first use (idempotent)."""
     row = conn.execute(
         sa.select(cases.c.id).where(cases.c.owner == owner, cases.c.customer_number == customer_number)
     ).first()
     if row:
-        if bg_number:
-            conn.execute(cases.update().where(cases.c.id == row.id).values(bg_number=bg_number))
+        updates = {k: v for k, v in (("bg_number", bg_number), ("person_id", person_id)) if v}
+        if updates:
+            conn.execute(cases.update().where(cases.c.id == row.id).values(**updates))
         return _case(conn, row.id)
     case_id = new_id()
     conn.execute(
-        cases.insert().values(id=case_id, owner=owner, customer_number=customer_number, bg_number=bg_number, created_at=utcnow())
+        cases.insert().values(
+            id=case_id, owner=owner, customer_number=customer_number, bg_number=bg_number, person_id=person_id, created_at=utcnow()
+        )
     )
     conn.execute(
         case_members.insert().values(case_id=case_id, partner_id=owner, role="owner", local_ref=customer_number, joined_at=utcnow())

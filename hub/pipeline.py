@@ -9,8 +9,11 @@ leaves no trace or leaves all of it: the item is then simply delivered again (id
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
+from fnmatch import fnmatchcase
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +33,7 @@ from hub.metrics import DELIVERIES, PIPELINE_SECONDS
 from hub.partners import Partner
 from hub.routing.rules import Route
 from hub.runtime import Hub
-from hub.tables import deliveries, messages
+from hub.tables import deliveries, messages, report_fingerprints
 from hub.transport import Item
 
 log = structlog.get_logger("hub.pipeline")
@@ -51,6 +54,7 @@ class Context:
     message: Message | None = None
     routes: list[Route] = field(default_factory=list)
     case: chain.Case | None = None
+    person_id: str | None = None
     recipients: list[Recipient] = field(default_factory=list)
 
 
@@ -72,6 +76,47 @@ def decode(hub: Hub, conn: Connection, ctx: Context) -> None:
     record(conn, ctx.row.id, "pipeline", "decoded", routes=[r.name for r in ctx.routes])
 
 
+def resolve_identities(hub: Hub, conn: Connection, ctx: Context) -> None:
+    """Match the person a message carries to the master person index (id cross-reference)."""
+    index = hub.person_index
+    subject = index.subject(ctx.row.message_type, ctx.message.body_dict()) if index else None
+    if subject is None:
+        return
+    local_id, data = subject
+    resolution = index.resolve(conn, ctx.sender.id, local_id, data, ctx.row.id)
+    ctx.person_id = resolution.person_id
+    record(
+        conn, ctx.row.id, "identity", "resolved", person=resolution.person_id, decision=resolution.decision,
+        **({"weight": resolution.weight} if resolution.weight is not None else {}),
+        **({"review": resolution.review_id} if resolution.review_id else {}),
+    )
+
+
+class Duplicate(Exception):
+    """The report was received before under another message id (or from another system)."""
+
+    def __init__(self, first: str) -> None:
+        super().__init__(first)
+        self.first = first
+
+
+def detect_duplicate_report(hub: Hub, conn: Connection, ctx: Context) -> None:
+    """The same report content for the same case, again: answered, never delivered twice."""
+    patterns = hub.dedup_policy.get("duplicate_reports") or ()
+    if not any(fnmatchcase(ctx.row.message_type, p) for p in patterns):
+        return
+    body = {k: v for k, v in ctx.message.body_dict().items() if k not in ("case_id", "customer_number", "bg_number")}
+    subject = ctx.case.id if ctx.case else None
+    digest = hashlib.sha256(
+        json.dumps({"type": ctx.row.message_type, "case": subject, "body": body}, sort_keys=True, default=str).encode()
+    ).hexdigest()
+    first = conn.execute(sa.select(report_fingerprints.c.message_id).where(report_fingerprints.c.fingerprint == digest)).scalar()
+    if first is not None and first != ctx.row.id:
+        raise Duplicate(first)
+    if first is None:
+        conn.execute(report_fingerprints.insert().values(fingerprint=digest, message_id=ctx.row.id, at=utcnow()))
+
+
 def case_chain(hub: Hub, conn: Connection, ctx: Context) -> None:
     """Find (or, for an assignment, open) the case this message concerns; check the sender belongs to it."""
     body = ctx.message.body
@@ -88,7 +133,7 @@ def case_chain(hub: Hub, conn: Connection, ctx: Context) -> None:
     elif any(r.opens_case for r in ctx.routes):
         customer = getattr(body, "customer_number", None)
         if customer:
-            ctx.case = chain.open_case(conn, ctx.sender.id, customer, getattr(body, "bg_number", None))
+            ctx.case = chain.open_case(conn, ctx.sender.id, customer, getattr(body, "bg_number", None), ctx.person_id)
     if ctx.case is not None:
         record(conn, ctx.row.id, "chain", "case", case=ctx.case.id)
 
@@ -174,7 +219,7 @@ def _translate_ids(conn: Connection, ctx: Context, partner: Partner, body: dict[
     return body
 
 
-STAGES: list[Stage] = [decode, case_chain, route, deliver]
+STAGES: list[Stage] = [decode, resolve_identities, case_chain, detect_duplicate_report, route, deliver]
 
 
 # -- writing ------------------------------------------------------------------------------------------
@@ -273,6 +318,12 @@ def handle(hub: Hub, conn: Connection, item: Item) -> None:
                 stage(hub, conn, ctx)
         except Refusal as refusal:
             reject(hub, conn, row, sender, refusal)
+            return
+        except Duplicate as duplicate:
+            record(conn, row.id, "dedup", "duplicate", of=duplicate.first, reason="same report content received before")
+            quittung = {"received_at": aware(row.created_at).isoformat(), "hub_id": row.id}
+            _answer(hub, conn, row, sender, "administration.quittung.0020", quittung)
+            set_status(conn, row.id, "duplicate")
             return
         quittung = {"received_at": aware(row.created_at).isoformat(), "hub_id": row.id}
         _answer(hub, conn, row, sender, "administration.quittung.0020", quittung)

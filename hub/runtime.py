@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import yaml
 from sqlalchemy.engine import Engine
 
 from hub import db, migrate
 from hub.adapters import get_adapter
 from hub.adapters.base import Adapter
 from hub.config import Settings
+from hub.dedup.person_index import PersonIndex, person_index_for
 from hub.partners import Partner, load_partners
 from hub.routing.purposes import PurposeProfiles
 from hub.routing.rules import RouteTable
@@ -50,6 +52,16 @@ class Hub:
     @cached_property
     def purposes(self) -> PurposeProfiles:
         return PurposeProfiles.load(self.contracts_dir / "purposes.yaml")
+
+    @cached_property
+    def person_index(self) -> PersonIndex | None:
+        """The master person index, or None where no model is configured (contracts/dedup/)."""
+        return person_index_for(self.contracts_dir)
+
+    @cached_property
+    def dedup_policy(self) -> dict:
+        path = self.contracts_dir / "dedup" / "policy.yaml"
+        return yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
 
     def adapter(self, fmt: str) -> Adapter:
         return get_adapter(self.contracts_dir, fmt)

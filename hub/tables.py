@@ -114,6 +114,7 @@ cases = sa.Table(
     sa.Column("owner", sa.String(64), nullable=False),  # the responsible Jobcenter / zkT
     sa.Column("customer_number", sa.String(16), nullable=False),
     sa.Column("bg_number", sa.String(16)),
+    sa.Column("person_id", sa.String(26)),  # the master person index's person, where resolved
     sa.Column("created_at", Timestamp, nullable=False),
     sa.UniqueConstraint("owner", "customer_number"),
 )
@@ -145,4 +146,75 @@ audit_log = sa.Table(
     sa.Column("detail", sa.JSON),
     sa.Index(None, "message_id"),
     sa.Index(None, "at"),
+)
+
+# -- master person index (hub/dedup/person_index.py) -------------------------------------------------
+persons = sa.Table(
+    "persons",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("merged_into", sa.String(26)),  # set when an operator merged this person into another
+)
+
+person_records = sa.Table(
+    "person_records",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("person_id", sa.String(26), nullable=False),
+    sa.Column("origin_person_id", sa.String(26), nullable=False),  # where it was first filed: unmerge restores it
+    sa.Column("partner_id", sa.String(64), nullable=False),
+    sa.Column("local_id", sa.String(64), nullable=False),  # the partner's own id for the person (id cross-reference)
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("message_id", sa.String(26)),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("partner_id", "local_id"),
+    sa.Index(None, "person_id"),
+)
+
+person_keys = sa.Table(
+    "person_keys",
+    metadata,
+    sa.Column("key", sa.String(96), nullable=False),
+    sa.Column("record_id", sa.String(26), nullable=False),
+    sa.PrimaryKeyConstraint("key", "record_id"),
+    sa.Index(None, "record_id"),
+)
+
+match_reviews = sa.Table(
+    "match_reviews",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("record_id", sa.String(26), nullable=False),
+    sa.Column("candidate_person_id", sa.String(26), nullable=False),
+    sa.Column("weight", sa.Float, nullable=False),
+    sa.Column("detail", sa.JSON),
+    sa.Column("status", sa.String(16), nullable=False),  # open | confirmed | rejected
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("decided_at", Timestamp),
+    sa.Column("decided_by", sa.String(64)),
+    sa.Index(None, "status", "created_at"),
+)
+
+person_events = sa.Table(
+    "person_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("person_id", sa.String(26), nullable=False),
+    sa.Column("other_person_id", sa.String(26)),
+    sa.Column("record_id", sa.String(26)),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("detail", sa.JSON),
+    sa.Index(None, "person_id"),
+)
+
+report_fingerprints = sa.Table(
+    "report_fingerprints",
+    metadata,
+    sa.Column("fingerprint", sa.String(64), primary_key=True),
+    sa.Column("message_id", sa.String(26), nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
 )

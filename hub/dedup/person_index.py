@@ -1,0 +1,242 @@
+"""The master person index: one person behind the records of many systems, in the database.
+
+Every record a partner sends about a person is filed under (partner, local id) - the id
+cross-reference - and under the person the linker decides it belongs to. Blocking keys are stored
+in an indexed table, so a lookup fetches only the records that share a key with the query and
+scores them with the Fellegi-Sunter model (contracts/dedup/model.json). Uncertain matches wait in a
+review queue; merges and unmerges are recorded as events and never lose a record: each record
+remembers the person it was first filed under, so an unmerge is exact.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import yaml
+from sqlalchemy.engine import Connection
+
+from hub.db import aware, utcnow
+from hub.dedup.linkage import MATCH, REVIEW, Candidate, Linker
+from hub.dedup.records import PersonRecord
+from hub.findings import Refusal
+from hub.ids import new_id
+from hub.tables import match_reviews, person_events, person_keys, person_records, persons
+
+FIELDS = ("given_name", "family_name", "birth_name", "birth_date", "street", "house_number", "postcode", "city")
+
+
+@dataclass(frozen=True)
+class Resolution:
+    person_id: str
+    record_id: str
+    decision: str  # known | match | review | new
+    weight: float | None = None
+    review_id: str | None = None
+
+
+def person_record(record_id: str, data: dict[str, Any]) -> PersonRecord:
+    return PersonRecord(record_id=record_id, ids=dict(data.get("ids") or {}), **{f: data.get(f) for f in FIELDS})
+
+
+class PersonIndex:
+    def __init__(self, linker: Linker, policy: dict[str, Any]) -> None:
+        self.linker = linker
+        self.subjects: dict[str, dict[str, Any]] = policy.get("subjects") or {}
+        self._size: tuple[float, int] | None = None
+
+    @classmethod
+    def load(cls, contracts_dir: Path) -> PersonIndex | None:
+        model, policy = contracts_dir / "dedup" / "model.json", contracts_dir / "dedup" / "policy.yaml"
+        if not model.exists():
+            return None
+        return cls(Linker.from_dict(json.loads(model.read_text(encoding="utf-8"))), yaml.safe_load(policy.read_text(encoding="utf-8")))
+
+    # -- what the pipeline calls -------------------------------------------------------------------
+    def subject(self, message_type: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """(local id, record data) of the person a message carries, or None."""
+        spec = self.subjects.get(message_type)
+        if spec is None or not isinstance(body.get(spec["person"]), dict) or not body.get(spec["local_id"]):
+            return None
+        person = body[spec["person"]]
+        address = person.get("address") or {}
+        data = {f: person.get(f) for f in ("given_name", "family_name", "birth_name", "birth_date")}
+        data.update({f: address.get(f) for f in ("street", "house_number", "postcode", "city")})
+        data["ids"] = {scheme: body[field] for scheme, field in spec.get("ids", {}).items() if body.get(field)}
+        return str(body[spec["local_id"]]), {k: v for k, v in data.items() if v}
+
+    def resolve(self, conn: Connection, partner_id: str, local_id: str, data: dict[str, Any], message_id: str | None = None) -> Resolution:
+        known = conn.execute(
+            sa.select(person_records.c.id, person_records.c.person_id).where(
+                person_records.c.partner_id == partner_id, person_records.c.local_id == local_id
+            )
+        ).first()
+        now = utcnow()
+        if known is not None:
+            conn.execute(person_records.update().where(person_records.c.id == known.id).values(data=data, message_id=message_id, updated_at=now))
+            self._write_keys(conn, known.id, data)
+            return Resolution(known.person_id, known.id, "known")
+        candidates = self.candidates(conn, data)
+        top = candidates[0] if candidates else None
+        record_id = new_id()
+        if top is not None and top.decision == MATCH:
+            person_id, decision = top.person_id, "match"
+        else:
+            person_id, decision = new_id(), ("review" if top is not None and top.decision == REVIEW else "new")
+            conn.execute(persons.insert().values(id=person_id, created_at=now))
+            self._size = None
+        conn.execute(
+            person_records.insert().values(
+                id=record_id, person_id=person_id, origin_person_id=person_id, partner_id=partner_id, local_id=local_id,
+                data=data, message_id=message_id, created_at=now, updated_at=now,
+            )
+        )
+        self._write_keys(conn, record_id, data)
+        review_id = None
+        if decision == "review":
+            review_id = new_id()
+            conn.execute(
+                match_reviews.insert().values(
+                    id=review_id, record_id=record_id, candidate_person_id=top.person_id, weight=top.weight,
+                    detail={"levels": self._explain(top)}, status="open", created_at=now,
+                )
+            )
+        self._event(conn, "filed", person_id, record_id=record_id, actor="hub", decision=decision, weight=top.weight if top else None, partner=partner_id)
+        return Resolution(person_id, record_id, decision, top.weight if top else None, review_id)
+
+    def candidates(self, conn: Connection, data: dict[str, Any], limit: int = 5) -> list[Candidate]:
+        query = person_record("query", data)
+        keys = self.linker.blocking_keys(query)
+        if not keys:
+            return []
+        rows = conn.execute(
+            sa.select(person_records.c.id, person_records.c.person_id, person_records.c.data)
+            .where(person_records.c.id.in_(sa.select(person_keys.c.record_id).where(person_keys.c.key.in_(keys))))
+            .limit(self.linker.max_block * 4)
+        ).all()
+        if not rows:
+            return []
+        return self.linker.score(
+            query, [person_record(r.id, r.data) for r in rows], [r.person_id for r in rows], index_size=self.index_size(conn), limit=limit
+        )
+
+    def index_size(self, conn: Connection) -> int:
+        """Persons in the index (the N of the prior), recounted at most once a minute."""
+        if self._size is None or time.monotonic() - self._size[0] > 60:
+            n = conn.execute(sa.select(sa.func.count()).select_from(persons).where(persons.c.merged_into.is_(None))).scalar_one()
+            self._size = (time.monotonic(), n)
+        return self._size[1]
+
+    def _write_keys(self, conn: Connection, record_id: str, data: dict[str, Any]) -> None:
+        conn.execute(person_keys.delete().where(person_keys.c.record_id == record_id))
+        keys = sorted(set(self.linker.blocking_keys(person_record(record_id, data))))
+        if keys:
+            conn.execute(person_keys.insert(), [{"key": k[:96], "record_id": record_id} for k in keys])
+
+    def _explain(self, candidate: Candidate) -> dict[str, Any]:
+        return {concept: {"level": level, "weight": round(weight, 2)} for concept, (level, weight) in self.linker.explain(candidate.levels).items()}
+
+    def _event(self, conn: Connection, action: str, person_id: str, *, actor: str, other: str | None = None, record_id: str | None = None, **detail: Any) -> None:
+        conn.execute(
+            person_events.insert().values(
+                at=utcnow(), action=action, person_id=person_id, other_person_id=other, record_id=record_id, actor=actor, detail=detail or None
+            )
+        )
+
+    # -- operators ---------------------------------------------------------------------------------
+    def reviews(self, conn: Connection, status: str = "open", limit: int = 100) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            sa.select(match_reviews, person_records.c.data, person_records.c.partner_id)
+            .join(person_records, person_records.c.id == match_reviews.c.record_id)
+            .where(match_reviews.c.status == status)
+            .order_by(match_reviews.c.created_at)
+            .limit(limit)
+        ).all()
+        out = []
+        for r in rows:
+            candidate = conn.execute(
+                sa.select(person_records.c.data, person_records.c.partner_id).where(person_records.c.person_id == r.candidate_person_id)
+            ).first()
+            out.append(
+                {
+                    "id": r.id, "status": r.status, "weight": r.weight, "created_at": aware(r.created_at).isoformat(),
+                    "record": {"id": r.record_id, "partner": r.partner_id, **r.data},
+                    "candidate": {"person_id": r.candidate_person_id, **({"partner": candidate.partner_id, **candidate.data} if candidate else {})},
+                    "comparison": (r.detail or {}).get("levels"),
+                }
+            )
+        return out
+
+    def decide(self, conn: Connection, review_id: str, confirm: bool, actor: str) -> dict[str, Any]:
+        review = conn.execute(sa.select(match_reviews).where(match_reviews.c.id == review_id)).first()
+        if review is None:
+            raise Refusal("not-found", f"No review {review_id}")
+        if review.status != "open":
+            raise Refusal("conflict", f"Review {review_id} was already decided ({review.status})")
+        conn.execute(
+            match_reviews.update().where(match_reviews.c.id == review_id).values(
+                status="confirmed" if confirm else "rejected", decided_at=utcnow(), decided_by=actor
+            )
+        )
+        record = conn.execute(sa.select(person_records.c.person_id).where(person_records.c.id == review.record_id)).one()
+        if confirm:
+            self.merge(conn, record.person_id, review.candidate_person_id, actor, review_id=review_id)
+        else:
+            self._event(conn, "kept-apart", record.person_id, other=review.candidate_person_id, actor=actor, review_id=review_id)
+        return {"id": review_id, "status": "confirmed" if confirm else "rejected"}
+
+    def merge(self, conn: Connection, source: str, target: str, actor: str, **detail: Any) -> None:
+        """File every record of `source` under `target`; `source` stays, marked as merged."""
+        if source == target:
+            return
+        for pid in (source, target):
+            if conn.execute(sa.select(persons.c.id).where(persons.c.id == pid, persons.c.merged_into.is_(None))).first() is None:
+                raise Refusal("conflict", f"Person {pid} does not exist or was merged already")
+        conn.execute(person_records.update().where(person_records.c.person_id == source).values(person_id=target, updated_at=utcnow()))
+        conn.execute(persons.update().where(persons.c.id == source).values(merged_into=target))
+        self._size = None
+        self._event(conn, "merged", target, other=source, actor=actor, **detail)
+
+    def unmerge(self, conn: Connection, source: str, actor: str) -> None:
+        """Undo a merge: the records first filed under `source` go back to it."""
+        row = conn.execute(sa.select(persons.c.merged_into).where(persons.c.id == source)).first()
+        if row is None or row.merged_into is None:
+            raise Refusal("conflict", f"Person {source} is not merged into another person")
+        target = row.merged_into
+        conn.execute(
+            person_records.update()
+            .where(person_records.c.origin_person_id == source, person_records.c.person_id == target)
+            .values(person_id=source, updated_at=utcnow())
+        )
+        conn.execute(persons.update().where(persons.c.id == source).values(merged_into=None))
+        self._size = None
+        self._event(conn, "unmerged", target, other=source, actor=actor)
+
+    def person(self, conn: Connection, person_id: str) -> dict[str, Any]:
+        row = conn.execute(sa.select(persons).where(persons.c.id == person_id)).first()
+        if row is None:
+            raise Refusal("not-found", f"No person {person_id}")
+        records = conn.execute(sa.select(person_records).where(person_records.c.person_id == person_id).order_by(person_records.c.created_at)).all()
+        events = conn.execute(
+            sa.select(person_events).where(sa.or_(person_events.c.person_id == person_id, person_events.c.other_person_id == person_id)).order_by(person_events.c.id)
+        ).all()
+        return {
+            "id": person_id,
+            "merged_into": row.merged_into,
+            "xref": [{"partner": r.partner_id, "local_id": r.local_id, "record_id": r.id} for r in records],
+            "records": [{"id": r.id, "partner": r.partner_id, **r.data} for r in records],
+            "history": [
+                {"at": aware(e.at).isoformat(), "action": e.action, "person_id": e.person_id, "other": e.other_person_id, "record_id": e.record_id, "actor": e.actor, **({"detail": e.detail} if e.detail else {})}
+                for e in events
+            ],
+        }
+
+
+@lru_cache(maxsize=None)
+def person_index_for(contracts_dir: Path) -> PersonIndex | None:
+    return PersonIndex.load(contracts_dir)

@@ -1,0 +1,82 @@
+"""Operator endpoints of the master person index: the review queue, persons, merge and unmerge.
+
+Only operators reach them: providers may not query the person index at all (§ 79 SGB X), and every
+access is written to the audit log.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from hub import db
+from hub.findings import Refusal
+from hub.history import audit
+from hub.partners import Partner
+
+router = APIRouter(prefix="/v1/persons", tags=["persons (operators)"])
+
+
+def operator(request: Request) -> Partner:
+    from hub.api import caller
+
+    partner = caller(request)
+    if not partner.is_operator:
+        raise Refusal("forbidden", "Only operators may use the person index")
+    return partner
+
+
+Operator = Annotated[Partner, Depends(operator)]
+
+
+def _index(request: Request):  # type: ignore[no-untyped-def]
+    index = request.app.state.hub.person_index
+    if index is None:
+        raise Refusal("not-found", "No master person index is configured (contracts/dedup/model.json)")
+    return index
+
+
+@router.get("/reviews", summary="Matches waiting for an operator's decision")
+def reviews(request: Request, who: Operator, status: Annotated[str, Query(pattern="^(open|confirmed|rejected)$")] = "open") -> dict[str, Any]:
+    hub = request.app.state.hub
+    with db.write(hub.engine) as conn:
+        items = _index(request).reviews(conn, status)
+        audit(conn, who.id, "reviews-read", count=len(items))
+    return {"reviews": items, "count": len(items)}
+
+
+@router.post("/reviews/{review_id}/confirm", summary="Same person: merge the record's person into the candidate")
+def confirm(review_id: str, request: Request, who: Operator) -> dict[str, Any]:
+    hub = request.app.state.hub
+    with db.write(hub.engine) as conn:
+        result = _index(request).decide(conn, review_id, True, who.id)
+        audit(conn, who.id, "review-confirmed", review=review_id)
+    return result
+
+
+@router.post("/reviews/{review_id}/reject", summary="Different persons: keep them apart")
+def reject(review_id: str, request: Request, who: Operator) -> dict[str, Any]:
+    hub = request.app.state.hub
+    with db.write(hub.engine) as conn:
+        result = _index(request).decide(conn, review_id, False, who.id)
+        audit(conn, who.id, "review-rejected", review=review_id)
+    return result
+
+
+@router.get("/{person_id}", summary="A person: records, id cross-reference and history")
+def person(person_id: str, request: Request, who: Operator) -> dict[str, Any]:
+    hub = request.app.state.hub
+    with db.write(hub.engine) as conn:
+        view = _index(request).person(conn, person_id)
+        audit(conn, who.id, "person-read", person=person_id)
+    return view
+
+
+@router.post("/{person_id}/unmerge", summary="Undo the merge of this person into another")
+def unmerge(person_id: str, request: Request, who: Operator) -> dict[str, Any]:
+    hub = request.app.state.hub
+    with db.write(hub.engine) as conn:
+        _index(request).unmerge(conn, person_id, who.id)
+        audit(conn, who.id, "person-unmerged", person=person_id)
+        return _index(request).person(conn, person_id)

@@ -1,0 +1,134 @@
+"""Identity resolution in the pipeline: the same person from several systems is one person in the
+master person index; look-alikes stay apart; uncertain matches wait for an operator; duplicate
+reports are recognised and not delivered twice."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from hub import db, ingress, pipeline
+from hub.api import create_app
+from hub.runtime import Hub
+from hub.tables import deliveries, message_events, messages, person_records, persons
+from tests.conftest import JOBCENTER, MUNICIPAL, OPERATOR, PROVIDER, agency_sample, encode, provider_sample
+
+
+def drain(hub: Hub) -> None:
+    while items := hub.transport.claim("pipeline", lambda *a: None):
+        for item in items:
+            assert hub.transport.process(item, lambda conn, it: pipeline.handle(hub, conn, it))
+
+
+def send(hub: Hub, sender: str, fmt: str, data: dict) -> str:
+    media = {"agency-xml": "application/xml", "provider-json": "application/json"}[fmt]
+    accepted = ingress.accept(hub, hub.partners[sender], encode(hub, fmt, data), media)
+    drain(hub)
+    return accepted.id
+
+
+def master_data(sender: str, reader: str, customer: str, **person) -> dict:
+    data = agency_sample("person.stammdaten.0100")
+    data["header"].update(author={"id": sender}, reader={"id": reader})
+    data["body"]["customer_number"] = customer
+    data["body"].pop("bg_number", None)
+    data["body"]["person"].update(person)
+    return data
+
+
+def resolution(hub: Hub, message_id: str) -> dict:
+    with db.read(hub.engine) as conn:
+        row = conn.execute(
+            sa.select(message_events.c.detail).where(message_events.c.message_id == message_id, message_events.c.event == "resolved")
+        ).first()
+    assert row is not None, "the message history must say how the person was resolved"
+    return row.detail
+
+
+def person_count(hub: Hub) -> int:
+    with db.read(hub.engine) as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(persons).where(persons.c.merged_into.is_(None))).scalar_one()
+
+
+def test_the_same_person_from_two_systems_is_one_person_with_both_ids(hub: Hub) -> None:
+    first = send(hub, JOBCENTER, "agency-xml", master_data(JOBCENTER, MUNICIPAL, "123D456789", given_name="Jürgen", family_name="Müller"))
+    second = send(hub, MUNICIPAL, "agency-xml", master_data(MUNICIPAL, JOBCENTER, "123D456789", given_name="Juergen", family_name="Mueller"))
+    a, b = resolution(hub, first), resolution(hub, second)
+    assert a["decision"] == "new" and b["decision"] == "match", (a, b)
+    assert a["person"] == b["person"], "Müller and Mueller with the same birth date and address are one person"
+    with db.read(hub.engine) as conn:
+        xref = {(r.partner_id, r.local_id) for r in conn.execute(sa.select(person_records).where(person_records.c.person_id == a["person"]))}
+    assert xref == {(JOBCENTER, "123D456789"), (MUNICIPAL, "123D456789")}
+
+
+def test_a_resend_under_the_same_local_id_updates_the_record(hub: Hub) -> None:
+    send(hub, JOBCENTER, "agency-xml", master_data(JOBCENTER, MUNICIPAL, "123D456789"))
+    again = send(hub, JOBCENTER, "agency-xml", master_data(JOBCENTER, MUNICIPAL, "123D456789", family_name="Schmidt"))
+    assert resolution(hub, again)["decision"] == "known"
+    assert person_count(hub) == 1
+
+
+def test_household_member_at_the_same_address_is_another_person(hub: Hub) -> None:
+    send(hub, JOBCENTER, "agency-xml", master_data(JOBCENTER, MUNICIPAL, "123D456789", given_name="Jürgen", birth_date="1978-03-09"))
+    child = send(hub, JOBCENTER, "agency-xml", master_data(JOBCENTER, MUNICIPAL, "123D456790", given_name="Lena", birth_date="2009-07-21"))
+    assert resolution(hub, child)["decision"] in ("new", "review")
+    assert person_count(hub) == 2, "a child at the same address with the same family name must not be linked"
+
+
+@pytest.fixture
+def operator_client(hub: Hub, tokens: dict[str, str]) -> TestClient:
+    client = TestClient(create_app(hub, role="api"))
+    client.headers["Authorization"] = f"Bearer {tokens[OPERATOR]}"
+    return client
+
+
+def test_uncertain_match_waits_for_review_and_merge_unmerge_keep_every_link(hub: Hub, tokens: dict[str, str], operator_client: TestClient) -> None:
+    send(hub, JOBCENTER, "agency-xml", master_data(JOBCENTER, MUNICIPAL, "123D456789", given_name="Jürgen", family_name="Müller", birth_date="1978-03-09"))
+    moved = master_data(MUNICIPAL, JOBCENTER, "999X000001", given_name="Jürgen", family_name="Möller", birth_date="1979-03-09")
+    moved["body"]["person"]["address"] = {"street": "Am Markt", "house_number": "1", "postcode": "04109", "city": "Leipzig"}
+    moved["body"]["person"].pop("birth_name")
+    uncertain = send(hub, MUNICIPAL, "agency-xml", moved)
+    decision = resolution(hub, uncertain)
+    assert decision["decision"] == "review", f"similar name, one digit off in the birth date, another address and id: a human decides ({decision})"
+
+    provider = TestClient(create_app(hub, role="api"))
+    r = provider.get("/v1/persons/reviews", headers={"Authorization": f"Bearer {tokens[PROVIDER]}"})
+    assert r.status_code == 403, "providers may not query the person index"
+
+    (review,) = operator_client.get("/v1/persons/reviews").json()["reviews"]
+    assert review["record"]["birth_date"] == "1979-03-09" and review["comparison"]["birth_date"]["level"] == "one_digit"
+    assert operator_client.post(f"/v1/persons/reviews/{review['id']}/confirm").status_code == 200
+    assert operator_client.post(f"/v1/persons/reviews/{review['id']}/confirm").status_code == 409, "a decision is final"
+    target = review["candidate"]["person_id"]
+    merged = operator_client.get(f"/v1/persons/{target}").json()
+    assert len(merged["records"]) == 2 and any(e["action"] == "merged" for e in merged["history"])
+
+    source = decision["person"]
+    restored = operator_client.post(f"/v1/persons/{source}/unmerge").json()
+    assert [r["local_id"] for r in restored["xref"]] == ["999X000001"], "unmerge must give the record back"
+    after = operator_client.get(f"/v1/persons/{target}").json()
+    assert len(after["records"]) == 1
+    assert [e["action"] for e in after["history"]].count("merged") == 1 and any(e["action"] == "unmerged" for e in after["history"]), "history must keep both"
+
+
+def test_duplicate_report_is_recognised_and_not_delivered_twice(hub: Hub) -> None:
+    send(hub, JOBCENTER, "agency-xml", agency_sample("zuweisung.anmeldung.1020"))
+    with db.read(hub.engine) as conn:
+        body = conn.execute(sa.select(deliveries.c.body).where(deliveries.c.recipient == PROVIDER, deliveries.c.message_type == "zuweisung.anmeldung.1020")).scalar_one()
+    import json
+
+    case_id = json.loads(body)["body"]["caseId"]
+    report = provider_sample("teilnahme.mitwirkung.2040", case_id)
+    first = send(hub, PROVIDER, "provider-json", report)
+    report["header"]["message_uuid"] = provider_sample("teilnahme.mitwirkung.2040", case_id)["header"]["message_uuid"]
+    second = send(hub, PROVIDER, "provider-json", report)
+    with db.read(hub.engine) as conn:
+        statuses = dict(conn.execute(sa.select(messages.c.id, messages.c.status).where(messages.c.id.in_([first, second]))).all())
+        to_jobcenter = conn.execute(
+            sa.select(sa.func.count()).select_from(deliveries).where(deliveries.c.recipient == JOBCENTER, deliveries.c.message_type == "teilnahme.mitwirkung.2040")
+        ).scalar_one()
+        why = conn.execute(sa.select(message_events.c.detail).where(message_events.c.message_id == second, message_events.c.event == "duplicate")).scalar_one()
+    assert statuses == {first: "routed", second: "duplicate"}
+    assert to_jobcenter == 1, "the Jobcenter must get the report once"
+    assert why["of"] == first, "the history must name the first message"
