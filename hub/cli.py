@@ -19,10 +19,12 @@ contracts_app = typer.Typer(help="The contract catalogue: list, validate, check,
 partners_app = typer.Typer(help="Partners and their credentials.", no_args_is_help=True)
 messages_app = typer.Typer(help="Message history, replay and dead letters.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+dedup_app = typer.Typer(help="Person matching: batch linkage and the master person index's review queue.", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(partners_app, name="partners")
 app.add_typer(messages_app, name="messages")
 app.add_typer(db_app, name="db")
+app.add_typer(dedup_app, name="dedup")
 
 STATE: dict[str, Any] = {"debug": False}
 
@@ -367,6 +369,96 @@ def messages_dead(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
     with db.read(hub.engine) as conn:
         rows = message_store.dead_list(conn)
     _print(rows, as_json, "\n".join(f"{r['at']}  {r['message_id']}  {r['queue']}  {r['reason']}" for r in rows) or "no dead letters")
+
+
+# -- dedup: the master person index (operators) -------------------------------------------------------
+def _person_index(hub):  # type: ignore[no-untyped-def]
+    if hub.person_index is None:
+        fail("no master person index is configured (contracts/dedup/model.json)")
+    return hub.person_index
+
+
+def _operator_call(action, *args) -> Any:  # type: ignore[no-untyped-def]
+    from hub import db
+    from hub.findings import Refusal
+    from hub.history import audit
+
+    hub = _hub()
+    index = _person_index(hub)
+    try:
+        with db.write(hub.engine) as conn:
+            result = action(index, conn, *args)
+            audit(conn, "cli", f"person-index-{action.__name__}", detail=[str(a) for a in args])
+            return result
+    except Refusal as refusal:
+        fail(refusal.detail)
+
+
+@dedup_app.command("reviews")
+def dedup_reviews(
+    status: Annotated[str, typer.Option(help="open, confirmed or rejected.")] = "open",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Uncertain matches waiting for an operator."""
+
+    def reviews(index, conn):  # type: ignore[no-untyped-def]
+        return index.reviews(conn, status)
+
+    rows = _operator_call(reviews)
+    lines = [
+        f"{r['id']}  weight {r['weight']:6.1f}  {r['record'].get('given_name', '')} {r['record'].get('family_name', '')} "
+        f"({r['record'].get('birth_date', '?')}, {r['record']['partner']})  ~  {r['candidate'].get('given_name', '')} "
+        f"{r['candidate'].get('family_name', '')} ({r['candidate'].get('birth_date', '?')}, person {r['candidate']['person_id']})"
+        for r in rows
+    ]
+    _print(rows, as_json, "\n".join(lines) or f"no {status} reviews")
+
+
+@dedup_app.command("confirm")
+def dedup_confirm(review_id: str) -> None:
+    """Same person: merge the record's person into the candidate."""
+
+    def confirm(index, conn, rid):  # type: ignore[no-untyped-def]
+        return index.decide(conn, rid, True, "cli")
+
+    _operator_call(confirm, review_id)
+    typer.echo(f"review {review_id} confirmed: merged")
+
+
+@dedup_app.command("reject")
+def dedup_reject(review_id: str) -> None:
+    """Different persons: keep them apart."""
+
+    def reject(index, conn, rid):  # type: ignore[no-untyped-def]
+        return index.decide(conn, rid, False, "cli")
+
+    _operator_call(reject, review_id)
+    typer.echo(f"review {review_id} rejected: kept apart")
+
+
+@dedup_app.command("person")
+def dedup_person(person_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """A person: records, id cross-reference and history of merges."""
+
+    def person(index, conn, pid):  # type: ignore[no-untyped-def]
+        return index.person(conn, pid)
+
+    view = _operator_call(person, person_id)
+    lines = [f"person {view['id']}" + (f" (merged into {view['merged_into']})" if view["merged_into"] else "")]
+    lines += [f"  {x['partner']:24} {x['local_id']}" for x in view["xref"]]
+    lines += [f"  {e['at']}  {e['action']}  {e.get('other') or ''}" for e in view["history"]]
+    _print(view, as_json, "\n".join(lines))
+
+
+@dedup_app.command("unmerge")
+def dedup_unmerge(person_id: str) -> None:
+    """Undo the merge of PERSON_ID into another person: its records go back to it."""
+
+    def unmerge(index, conn, pid):  # type: ignore[no-untyped-def]
+        return index.unmerge(conn, pid, "cli")
+
+    _operator_call(unmerge, person_id)
+    typer.echo(f"person {person_id} unmerged")
 
 
 @db_app.command("upgrade")

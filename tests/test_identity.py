@@ -132,3 +132,31 @@ def test_duplicate_report_is_recognised_and_not_delivered_twice(hub: Hub) -> Non
     assert statuses == {first: "routed", second: "duplicate"}
     assert to_jobcenter == 1, "the Jobcenter must get the report once"
     assert why["of"] == first, "the history must name the first message"
+
+
+def test_operators_work_the_review_queue_from_the_cli(hub: Hub, hub_env: dict[str, str]) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    send(hub, JOBCENTER, "agency-xml", master_data(JOBCENTER, MUNICIPAL, "123D456789"))
+    similar = master_data(MUNICIPAL, JOBCENTER, "999X000001", family_name="Möller", birth_date="1979-03-09")
+    similar["body"]["person"]["address"] = {"street": "Am Markt", "postcode": "04109", "city": "Leipzig"}
+    similar["body"]["person"].pop("birth_name")
+    send(hub, MUNICIPAL, "agency-xml", similar)
+    env = {**os.environ, **hub_env}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "hub.cli", "dedup", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+    listed = cli("reviews", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (review,) = json.loads(listed.stdout)
+    rejected = cli("reject", review["id"])
+    assert rejected.returncode == 0 and "kept apart" in rejected.stdout, rejected.stderr
+    again = cli("reject", review["id"])
+    assert again.returncode == 1 and again.stderr.startswith("error: ") and len(again.stderr.splitlines()) == 1, again.stderr
+    assert cli("reviews", "--json").stdout.strip() == "[]"
