@@ -7,6 +7,7 @@ hub itself would send; tests check each one validates against its contract and r
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import uuid
 from pathlib import Path
@@ -60,7 +61,7 @@ def samples(fmt: str, fresh: bool = False, case_id: str = "F-7Q2K9M4X1B") -> dic
     return {
         "person.stammdaten.0100": {
             "header": header("person.stammdaten.0100", JOBCENTER, MUNICIPAL, "kommunale_leistung", "§ 50 Abs. 1 SGB II", n(1)),
-            "body": {"customer_number": "123D456789", "bg_number": "12345BG0000001", "person": PERSON},
+            "body": {"customer_number": "123D456789", "bg_number": "12345BG0000001", "person": copy.deepcopy(PERSON)},
         },
         "zuweisung.anmeldung.1020": {
             "header": header("zuweisung.anmeldung.1020", JOBCENTER, PROVIDER, "massnahmedurchfuehrung", "§ 16d SGB II", n(2)),
@@ -68,7 +69,7 @@ def samples(fmt: str, fresh: bool = False, case_id: str = "F-7Q2K9M4X1B") -> dic
                 **ids(fmt),
                 "measure_number": "962-AGH-2026-0042",
                 "branch": "06",
-                "participant": {k: PERSON[k] for k in ("given_name", "family_name", "birth_date", "sex", "address")},
+                "participant": copy.deepcopy({k: PERSON[k] for k in ("given_name", "family_name", "birth_date", "sex", "address")}),
                 "period_start": "2026-12-01",
                 "period_end": "2027-05-31",
                 "weekly_hours": "25.0",

@@ -142,9 +142,9 @@ def test_operators_work_the_review_queue_from_the_cli(hub: Hub, hub_env: dict[st
 
     from tests.conftest import ROOT
 
-    send(hub, JOBCENTER, "agency-xml", master_data(JOBCENTER, MUNICIPAL, "123D456789"))
-    similar = master_data(MUNICIPAL, JOBCENTER, "999X000001", family_name="Möller", birth_date="1979-03-09")
-    similar["body"]["person"]["address"] = {"street": "Am Markt", "postcode": "04109", "city": "Leipzig"}
+    send(hub, JOBCENTER, "agency-xml", master_data(JOBCENTER, MUNICIPAL, "123D456789", given_name="Jürgen", family_name="Müller", birth_date="1978-03-09"))
+    similar = master_data(MUNICIPAL, JOBCENTER, "999X000001", given_name="Jürgen", family_name="Möller", birth_date="1979-03-09")
+    similar["body"]["person"]["address"] = {"street": "Am Markt", "house_number": "1", "postcode": "04109", "city": "Leipzig"}
     similar["body"]["person"].pop("birth_name")
     send(hub, MUNICIPAL, "agency-xml", similar)
     env = {**os.environ, **hub_env}

@@ -48,7 +48,7 @@ class PersonIndex:
     def __init__(self, linker: Linker, policy: dict[str, Any]) -> None:
         self.linker = linker
         self.subjects: dict[str, dict[str, Any]] = policy.get("subjects") or {}
-        self._size: tuple[float, int] | None = None
+        self._sizes: dict[str, tuple[float, int]] = {}  # per database: one process may serve several
 
     @classmethod
     def load(cls, contracts_dir: Path) -> PersonIndex | None:
@@ -89,7 +89,7 @@ class PersonIndex:
         else:
             person_id, decision = new_id(), ("review" if top is not None and top.decision == REVIEW else "new")
             conn.execute(persons.insert().values(id=person_id, created_at=now))
-            self._size = None
+            self._forget_size(conn)
         conn.execute(
             person_records.insert().values(
                 id=record_id, person_id=person_id, origin_person_id=person_id, partner_id=partner_id, local_id=local_id,
@@ -127,10 +127,15 @@ class PersonIndex:
 
     def index_size(self, conn: Connection) -> int:
         """Persons in the index (the N of the prior), recounted at most once a minute."""
-        if self._size is None or time.monotonic() - self._size[0] > 60:
+        key = str(conn.engine.url)
+        cached = self._sizes.get(key)
+        if cached is None or time.monotonic() - cached[0] > 60:
             n = conn.execute(sa.select(sa.func.count()).select_from(persons).where(persons.c.merged_into.is_(None))).scalar_one()
-            self._size = (time.monotonic(), n)
-        return self._size[1]
+            cached = self._sizes[key] = (time.monotonic(), n)
+        return cached[1]
+
+    def _forget_size(self, conn: Connection) -> None:
+        self._sizes.pop(str(conn.engine.url), None)
 
     def _write_keys(self, conn: Connection, record_id: str, data: dict[str, Any]) -> None:
         conn.execute(person_keys.delete().where(person_keys.c.record_id == record_id))
@@ -199,7 +204,7 @@ class PersonIndex:
                 raise Refusal("conflict", f"Person {pid} does not exist or was merged already")
         conn.execute(person_records.update().where(person_records.c.person_id == source).values(person_id=target, updated_at=utcnow()))
         conn.execute(persons.update().where(persons.c.id == source).values(merged_into=target))
-        self._size = None
+        self._forget_size(conn)
         self._event(conn, "merged", target, other=source, actor=actor, **detail)
 
     def unmerge(self, conn: Connection, source: str, actor: str) -> None:
@@ -214,7 +219,7 @@ class PersonIndex:
             .values(person_id=source, updated_at=utcnow())
         )
         conn.execute(persons.update().where(persons.c.id == source).values(merged_into=None))
-        self._size = None
+        self._forget_size(conn)
         self._event(conn, "unmerged", target, other=source, actor=actor)
 
     def person(self, conn: Connection, person_id: str) -> dict[str, Any]:
