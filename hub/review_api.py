@@ -46,22 +46,22 @@ def reviews(request: Request, who: Operator, status: Annotated[str, Query(patter
     return {"reviews": items, "count": len(items)}
 
 
-@router.post("/reviews/{review_id}/confirm", summary="Same person: merge the record's person into the candidate")
-def confirm(review_id: str, request: Request, who: Operator) -> dict[str, Any]:
+def _decide(request: Request, review_id: str, who: Partner, confirm: bool) -> dict[str, Any]:
     hub = request.app.state.hub
     with db.write(hub.engine) as conn:
-        result = _index(request).decide(conn, review_id, True, who.id)
-        audit(conn, who.id, "review-confirmed", review=review_id)
+        result = _index(request).decide(conn, review_id, confirm, who.id)
+        audit(conn, who.id, "review-confirmed" if confirm else "review-rejected", review=review_id)
     return result
+
+
+@router.post("/reviews/{review_id}/confirm", summary="Same person: merge the record's person into the candidate")
+def confirm(review_id: str, request: Request, who: Operator) -> dict[str, Any]:
+    return _decide(request, review_id, who, True)
 
 
 @router.post("/reviews/{review_id}/reject", summary="Different persons: keep them apart")
 def reject(review_id: str, request: Request, who: Operator) -> dict[str, Any]:
-    hub = request.app.state.hub
-    with db.write(hub.engine) as conn:
-        result = _index(request).decide(conn, review_id, False, who.id)
-        audit(conn, who.id, "review-rejected", review=review_id)
-    return result
+    return _decide(request, review_id, who, False)
 
 
 @router.get("/{person_id}", summary="A person: records, id cross-reference and history")

@@ -47,6 +47,17 @@ def _get(data: dict[str, Any], path: str) -> Any:
     return node
 
 
+def get_path(data: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path, or None."""
+    value = _get(data, path)
+    return None if value is _MISSING else value
+
+
+def put_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set a dotted path, creating the dicts on the way."""
+    _put(data, path, value)
+
+
 def _put(data: dict[str, Any], path: str, value: Any) -> None:
     *parents, leaf = path.split(".")
     node = data

@@ -21,6 +21,7 @@ from hub.adapters.base import Adapter
 from hub.canonical import Header
 from hub.findings import Finding, Refusal
 from hub.schemas.registry import Contract
+from hub.translator import get_path, put_path
 
 BOM = b"\xef\xbb\xbf"
 
@@ -69,21 +70,6 @@ class Rows(list):
     """Parsed CSV: (line number, {column: value}) per record, empty cells left out."""
 
     columns: list[str]
-
-
-def _get(data: dict[str, Any], path: str) -> Any:
-    for part in path.split("."):
-        if not isinstance(data, dict) or part not in data:
-            return None
-        data = data[part]
-    return data
-
-
-def _put(data: dict[str, Any], path: str, value: Any) -> None:
-    *parents, leaf = path.split(".")
-    for part in parents:
-        data = data.setdefault(part, {})
-    data[leaf] = value
 
 
 class MunicipalCsvAdapter(Adapter):
@@ -149,12 +135,12 @@ class MunicipalCsvAdapter(Adapter):
         for column, path in self.header_columns.items():
             if column in row:
                 value = self._timestamp(row[column]) if path == "created_at" else row[column]
-                _put(header, path, value)
+                put_path(header, path, value)
         header.update(self.spec["defaults"].get(contract.message_type, {}))
         body: dict[str, Any] = {}
         for column, prop in schema["properties"].items():
             if "x-path" in prop and column in row:
-                _put(body, prop["x-path"], self._cell_in(row[column], prop.get("x-type")))
+                put_path(body, prop["x-path"], self._cell_in(row[column], prop.get("x-type")))
         return header, body
 
     def _cell_in(self, value: str, kind: str | None) -> Any:
@@ -194,11 +180,11 @@ class MunicipalCsvAdapter(Adapter):
         head = header.model_dump(mode="json")
         row: dict[str, str] = {}
         for column, path in self.header_columns.items():
-            value = _get(head, path)
+            value = get_path(head, path)
             if value is not None:
                 row[column] = self._format_timestamp(header.created_at) if path == "created_at" else str(value)
         for column, prop in schema["properties"].items():
-            value = _get(body, prop["x-path"]) if "x-path" in prop else None
+            value = get_path(body, prop["x-path"]) if "x-path" in prop else None
             if value is not None:
                 row[column] = self._cell_out(value, prop.get("x-type"))
         out = io.StringIO(newline="")
