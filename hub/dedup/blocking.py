@@ -89,6 +89,18 @@ def _street_house(t: RecordTable, i: int) -> list[str]:
     return [f"{s}|{t.vocab.value(int(h))}"]
 
 
+def _postcode_house(t: RecordTable, i: int) -> list[str]:
+    p, h = t.postcode[i], t.house_code[i]
+    if not p or h < 0 or h == UNSEEN:
+        return []
+    return [f"{p}|{t.vocab.value(int(h))}"]
+
+
+def _given_postcode(t: RecordTable, i: int) -> list[str]:
+    g, p = t.given_phon[i], t.postcode[i]
+    return [f"{g}|{p}"] if g and p else []
+
+
 def _ids(t: RecordTable, i: int) -> list[str]:
     return list(t.id_keys[i])
 
@@ -102,6 +114,8 @@ PASSES: tuple[BlockingPass, ...] = (
     BlockingPass("fd", "first letter of the family name + date of birth (survives a new given name spelling)", _family_initial_dob),
     BlockingPass("pf", "postcode + sound of each family-name part (survives a wrong or missing birth date)", _postcode_family),
     BlockingPass("ah", "street + house number (survives errors in names and date of birth)", _street_house),
+    BlockingPass("ph", "postcode + house number (survives errors in names, date of birth and street)", _postcode_house),
+    BlockingPass("gp", "sound of the given name + postcode (survives a new family name and a wrong date)", _given_postcode),
     BlockingPass("ix", "an identifier within its scheme", _ids),
 )
 

@@ -37,7 +37,10 @@ LEVELS: dict[str, tuple[str, ...]] = {
     # token: a shared word of a double name or a birth name equal to the other's family name
     "family_name": ("missing", "exact", "token", "fuzzy_high", "fuzzy_low", "different"),
     "birth_date": ("missing", "exact", "day_month_swapped", "one_digit", "two_digits", "different"),
-    "address": ("missing", "exact", "street_house", "street", "area", "different"),
+    # street_house: same building, postcode/city mistyped or missing; house_area: same house number
+    # in the same postcode area but the street name unrecognisable; street: same street, another
+    # house number; area: same postcode or city only
+    "address": ("missing", "exact", "street_house", "house_area", "street", "area", "different"),
     "ids": ("missing", "equal", "different"),
 }
 
@@ -130,9 +133,10 @@ def _address_levels(ta: RecordTable, ia: np.ndarray, tb: RecordTable, ib: np.nda
     if len(fuzzy):
         city_ok[fuzzy] = jaro_winkler(ta.city[ia[fuzzy]], tb.city[ib[fuzzy]], workers) >= CITY_JW
     area = pc_eq | city_ok
-    lev = np.full(n, 5, dtype=np.int8)
-    lev[area] = 4
-    lev[street_ok & area] = 3
+    lev = np.full(n, 6, dtype=np.int8)
+    lev[area] = 5
+    lev[street_ok & area] = 4
+    lev[house_eq & pc_eq & ~street_ok] = 3
     lev[street_ok & house_eq] = 2
     lev[street_ok & house_eq & pc_eq] = 1
     present = street_present | ((pa >= 0) & (pb >= 0)) | city_present
@@ -167,14 +171,14 @@ def _apply_swaps(out: np.ndarray, ta: RecordTable, ia: np.ndarray, tb: RecordTab
     gx = _name_levels(
         ta.given_code[a], tb.family_code[b], ta.given_tok[a][:, :width], tb.family_tok[b][:, :width], ta.given[a], tb.family[b], workers
     )
-    ok = (gx >= 1) & (gx <= 3)
-    if not ok.any():
-        return
-    cand, a, b, gx = cand[ok], a[ok], b[ok], gx[ok]
     fx = _name_levels(
         ta.family_code[a], tb.given_code[b], ta.family_tok[a][:, :width], tb.given_tok[b][:, :width], ta.family[a], tb.given[b], workers
     )
-    better = (fx >= 1) & (fx <= 3) & ((gx.astype(np.int16) + fx) < (out[cand, 0].astype(np.int16) + out[cand, 1]))
+    # crossed: at least one name agrees closely across the fields (a swap, possibly with the
+    # other name also changed), and the crossed comparison is better than the straight one
+    g0, f0 = out[cand, 0], out[cand, 1]
+    close = ((gx >= 1) & (gx <= 3)) | ((fx >= 1) & (fx <= 3))
+    better = close & (gx > 0) & (fx > 0) & (g0 > 0) & (f0 > 0) & ((gx.astype(np.int16) + fx) < (g0.astype(np.int16) + f0))
     out[cand[better], 0] = gx[better]
     out[cand[better], 1] = fx[better]
 

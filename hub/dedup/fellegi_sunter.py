@@ -39,13 +39,21 @@ NON_MATCH = "non_match"
 class Thresholds:
     """Decision thresholds as margins, in bits, over the prior ``log2 N``.
 
-    ``match_margin`` = posterior log2-odds needed for an automatic link (8 bits ≈ 256 : 1);
-    ``review_margin`` = posterior log2-odds above which a pair goes to a person for review.
+    ``match_margin`` = posterior log2-odds needed for an automatic link (0 = even odds under
+    the model; the model's independence assumption overstates evidence, so the measured
+    precision, not the nominal odds, is what docs/dedup.md reports);
+    ``link_margin`` = the same for linking two lists one-to-one, where a record can be linked to
+    at most one record of the other list: that constraint already removes the competing
+    candidates the margin guards against, so less is needed;
+    ``review_margin`` = posterior log2-odds above which a pair goes to a person for review;
+    ``closure_margin`` = what a pair inferred by transitivity (A=B, B=C, so A=C) needs itself.
     ``min_n`` keeps a tiny index from accepting weak evidence just because it is tiny.
     """
 
-    match_margin: float = 8.0
-    review_margin: float = -2.0
+    match_margin: float = 0.0
+    link_margin: float = -4.0
+    review_margin: float = -6.0
+    closure_margin: float = -2.0
     min_n: int = 1000
 
     def prior_bits(self, n: int) -> float:
@@ -57,11 +65,14 @@ class Thresholds:
     def review_at(self, n: int) -> float:
         return self.prior_bits(n) + self.review_margin
 
-    def decide(self, weights: np.ndarray, n: int) -> np.ndarray:
+    def link_at(self, n: int) -> float:
+        return self.prior_bits(n) + self.link_margin
+
+    def decide(self, weights: np.ndarray, n: int, *, one_to_one: bool = False) -> np.ndarray:
         """Decision per weight: ``"match"``, ``"review"`` or ``"non_match"``."""
         out = np.full(len(weights), NON_MATCH, dtype=object)
-        out[weights >= self.review_at(n)] = REVIEW
-        out[weights >= self.match_at(n)] = MATCH
+        out[weights >= min(self.review_at(n), self.link_at(n) if one_to_one else np.inf)] = REVIEW
+        out[weights >= (self.link_at(n) if one_to_one else self.match_at(n))] = MATCH
         return out
 
 
@@ -99,15 +110,34 @@ def _default_m() -> dict[str, np.ndarray]:
     return m
 
 
+def _household_start(u_random: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A starting point for the household class: same family name and address, everything
+    personal (given name, birth date, ids) as unrelated as between random people."""
+    h = {k: v.copy() for k, v in u_random.items()}
+    for name in ("family_name", "address"):
+        k = len(LEVELS[name]) - 1
+        start = np.zeros(k + 1)
+        start[1] = 0.9
+        start[2:] = 0.1 / (k - 1)
+        h[name] = start
+    return h
+
+
 def estimate_m_em(
     levels: np.ndarray,
     u_random: dict[str, np.ndarray],
     *,
-    iterations: int = 60,
-    tol: float = 1e-6,
+    iterations: int = 100,
+    tol: float = 1e-7,
     pseudo: float = 0.5,
 ) -> tuple[dict[str, np.ndarray], float]:
     """EM on candidate pairs; return (m per concept, fraction of pairs that are matches).
+
+    The mixture has THREE latent classes, not the textbook two: matches, household members
+    (same family name and address, their own given name and birth date) and other non-matches.
+    Blocked pairs in social-services data are full of household members (the
+    *Bedarfsgemeinschaft* is the unit of SGB II); with two classes, EM takes them for the
+    matches, because they agree on the two strongest concepts. Only the match class's m is kept.
 
     Works on the distinct level patterns with their counts, so a million pairs cost as much as
     the few thousand patterns they contain.
@@ -116,34 +146,27 @@ def estimate_m_em(
         return _default_m(), 0.0
     patterns, counts = np.unique(levels, axis=0, return_counts=True)
     counts = counts.astype(np.float64)
-    m = _default_m()
-    u = {k: v.copy() for k, v in u_random.items()}
-    lam = 0.1
+    params = [_default_m(), _household_start(u_random), {k: v.copy() for k, v in u_random.items()}]
+    share = np.array([0.1, 0.1, 0.8])
     prev = -np.inf
     for _ in range(iterations):
-        log_m = np.full(len(patterns), math.log(lam))
-        log_u = np.full(len(patterns), math.log(1 - lam))
-        for c, name in enumerate(CONCEPTS):
-            lv = patterns[:, c]
-            mm = np.where(lv > 0, np.maximum(m[name][lv], 1e-300), 1.0)
-            uu = np.where(lv > 0, np.maximum(u[name][lv], 1e-300), 1.0)
-            log_m += np.log(mm)
-            log_u += np.log(uu)
-        top = np.maximum(log_m, log_u)
-        ll_each = top + np.log(np.exp(log_m - top) + np.exp(log_u - top))
-        g = np.exp(log_m - ll_each)
+        log_p = np.log(np.maximum(share, 1e-300))[:, None] + np.zeros((len(params), len(patterns)))
+        for j, prm in enumerate(params):
+            for c, name in enumerate(CONCEPTS):
+                lv = patterns[:, c]
+                log_p[j] += np.log(np.where(lv > 0, np.maximum(prm[name][lv], 1e-300), 1.0))
+        top = log_p.max(axis=0)
+        ll_each = top + np.log(np.exp(log_p - top).sum(axis=0))
+        resp = np.exp(log_p - ll_each) * counts
         ll = float((counts * ll_each).sum())
-        gm = counts * g
-        gu = counts * (1 - g)
-        lam = min(max(gm.sum() / counts.sum(), 1e-9), 1 - 1e-9)
-        cm = _counts(patterns, gm)
-        cu = _counts(patterns, gu)
-        m = {name: _normalise(x, pseudo) for name, x in zip(CONCEPTS, cm)}
-        u = {name: _normalise(x, pseudo) for name, x in zip(CONCEPTS, cu)}
+        share = np.clip(resp.sum(axis=1) / counts.sum(), 1e-9, 1.0)
+        params = [
+            {name: _normalise(x, pseudo) for name, x in zip(CONCEPTS, _counts(patterns, resp[j]))} for j in range(len(params))
+        ]
         if abs(ll - prev) < tol * abs(ll):
             break
         prev = ll
-    return m, lam
+    return params[0], float(share[0])
 
 
 @dataclass
@@ -157,6 +180,7 @@ class FSModel:
     m: dict[str, np.ndarray]
     u: dict[str, np.ndarray]
     lam: float = 0.0
+    household_rate: float = 0.0
     max_abs_weight: float = 30.0
     meta: dict[str, object] = field(default_factory=dict)
 
@@ -172,20 +196,40 @@ class FSModel:
             w[0] = 0.0
             table[c, : len(w)] = np.clip(w, -self.max_abs_weight, self.max_abs_weight)
         self.table = table
+        # Household correction. Fellegi-Sunter multiplies u of family name and address as if
+        # they were independent among non-matches; in SGB II data they are not: the members of
+        # a Bedarfsgemeinschaft (the household, the unit of SGB II) share both. Among non-matches P(same family name AND same
+        # address) is u_f*u_a + h, h = share of pairs that are household members; the weight of
+        # a pair that agrees on both is lowered by log2(1 + h / (u_f*u_a)).
+        # "agrees" = family name exact, shared part or one typo; address in the same building or street
+        uf = float(self.u["family_name"][1:4].sum())
+        ua = float(self.u["address"][1:5].sum())
+        self.household_bits = math.log2(1.0 + self.household_rate / max(uf * ua, 1e-300)) if self.household_rate > 0 else 0.0
+        self._fam = CONCEPTS.index("family_name")
+        self._addr = CONCEPTS.index("address")
 
     def weights(self, levels: np.ndarray) -> np.ndarray:
         """Match weight in bits of each row of a ``(pairs, concepts)`` level array."""
         if len(levels) == 0:
             return np.zeros(0)
         idx = levels.astype(np.intp)
-        return self.table[np.arange(len(CONCEPTS)), idx].sum(axis=1)
+        w = self.table[np.arange(len(CONCEPTS)), idx].sum(axis=1)
+        if self.household_bits:
+            f, a = levels[:, self._fam], levels[:, self._addr]
+            w -= self.household_bits * ((f >= 1) & (f <= 3) & (a >= 1) & (a <= 4))
+        return w
 
     def explain(self, levels_row: np.ndarray) -> dict[str, tuple[str, float]]:
-        """Per concept: the level's name and its weight in bits (for review screens and audit)."""
-        return {
+        """Per concept: the level's name and its weight in bits (for review screens and audit);
+        ``household`` is the correction for agreeing on family name and address together."""
+        out = {
             name: (LEVELS[name][int(levels_row[c])], round(float(self.table[c, int(levels_row[c])]), 2))
             for c, name in enumerate(CONCEPTS)
         }
+        f, a = int(levels_row[self._fam]), int(levels_row[self._addr])
+        hb = -self.household_bits if (1 <= f <= 3 and 1 <= a <= 4) else 0.0
+        out["household"] = ("same family name and address" if hb else "-", round(hb, 2))
+        return out
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -194,6 +238,7 @@ class FSModel:
             "m": {k: v.tolist() for k, v in self.m.items()},
             "u": {k: v.tolist() for k, v in self.u.items()},
             "lam": self.lam,
+            "household_rate": self.household_rate,
             "meta": self.meta,
         }
 
@@ -201,4 +246,10 @@ class FSModel:
     def from_dict(cls, data: dict[str, object]) -> "FSModel":
         if list(data["concepts"]) != list(CONCEPTS) or data.get("levels") != {k: list(v) for k, v in LEVELS.items()}:
             raise ValueError("model was trained with other comparison levels; retrain it")
-        return cls(m=data["m"], u=data["u"], lam=float(data.get("lam", 0.0)), meta=dict(data.get("meta", {})))
+        return cls(
+            m=data["m"],
+            u=data["u"],
+            lam=float(data.get("lam", 0.0)),
+            household_rate=float(data.get("household_rate", 0.0)),
+            meta=dict(data.get("meta", {})),
+        )

@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from hub.dedup.blocking import PASSES, BlockingPass, dedupe_pairs, link_pairs, row_keys
-from hub.dedup.compare import compare_pairs
+from hub.dedup.compare import CONCEPTS, compare_pairs
 from hub.dedup.fellegi_sunter import MATCH, NON_MATCH, REVIEW, FSModel, Thresholds, estimate_m_em, estimate_u
 from hub.dedup.records import PersonRecord, RecordTable, Vocabulary
 
@@ -128,14 +128,94 @@ class Linker:
         progress("train: random pairs", 0, 2)
         u = estimate_u(self._levels(ta, ri, tb, rj))
         progress("train: EM", 1, 2)
-        ia, ib = dedupe_pairs(ta, self.max_block, self.passes) if same else link_pairs(ta, tb, self.max_block, self.passes)
-        if len(ia) > max_em_pairs:
-            pick = rng.choice(len(ia), max_em_pairs, replace=False)
-            ia, ib = ia[pick], ib[pick]
-        m, lam = estimate_m_em(self._levels(ta, ia, tb, ib), u)
-        self.model = FSModel(m=m, u=u, lam=lam, meta={"n_a": len(ta), "n_b": len(tb), "candidate_pairs": int(len(ia)), "seed": seed})
+        m = self._em_by_passes(ta, tb, same, u, max_em_pairs, rng)
+        lam = 0.0
+        if same:
+            # a list with duplicates: duplicates whose given name and birth date were both
+            # mistyped look like households; estimate h on one record per found person
+            m0 = FSModel(m=m, u=u)
+            ia, ib = dedupe_pairs(ta, self.max_block, self.passes)
+            w = m0.weights(self._levels(ta, ia, ta, ib))
+            keep = _representatives(len(ta), ia, ib, w >= self.thresholds.match_at(len(ta)))
+            h = self._household_rate(ta, keep)
+        else:
+            h = (self._household_rate(ta) + self._household_rate(tb)) / 2
+        self.model = FSModel(
+            m=m, u=u, lam=lam, household_rate=h, meta={"n_a": len(ta), "n_b": len(tb), "random_pairs": int(len(ri)), "seed": seed}
+        )
         progress("train: EM", 2, 2)
         return self
+
+    def _em_by_passes(
+        self, ta: RecordTable, tb: RecordTable, same: bool, u: dict[str, np.ndarray], max_pairs: int, rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
+        """m by EM, each concept learned from blocked pairs whose blocking key does not involve it.
+
+        Pairs found by a key agree on that key's fields by construction, so those fields tell
+        EM nothing about matches; worse, in data full of households and common names the
+        pairs that agree on family name and address, or on given and family name, form
+        clusters of their own that a mixture model takes for the matches. So (as Splink does):
+
+        * given name, family name, address, ids are learned from the pairs that share the
+          birth date and an initial (passes ``gd``, ``fd``, ``id``), with birth date hidden;
+        * birth date is learned from the pairs that share the sound of given and family name
+          (pass ``gf``), with the names hidden.
+        """
+        sessions = (
+            ({"gd", "fd", "id"}, ("given_name", "family_name", "address", "ids"), ("given_name", "family_name", "address", "ids")),
+            ({"gf"}, ("given_name", "family_name", "birth_date", "address", "ids"), ("birth_date",)),
+        )
+        m = {name: v.copy() for name, v in u.items()}
+        for pass_names, see, learn in sessions:
+            passes = [p for p in self.passes if p.name in pass_names]
+            if not passes:
+                continue
+            ia, ib = dedupe_pairs(ta, self.max_block, passes) if same else link_pairs(ta, tb, self.max_block, passes)
+            if len(ia) > max_pairs:
+                pick = rng.choice(len(ia), max_pairs, replace=False)
+                ia, ib = ia[pick], ib[pick]
+            lv = self._levels(ta, ia, tb, ib)
+            for c, name in enumerate(CONCEPTS):
+                if name not in see:
+                    lv[:, c] = 0  # hidden: "cannot compare" contributes nothing to EM
+            est, _ = estimate_m_em(lv, u)
+            for name in learn:
+                m[name] = est[name]
+        return m
+
+    def _household_rate(self, t: RecordTable, rows: np.ndarray | None = None) -> float:
+        """Share of all pairs within one list (or its ``rows``) that look like two members of
+        one household: same family name and same street and house number, but different given
+        name and birth date (so not one person entered twice)."""
+        rows = np.arange(len(t)) if rows is None else rows
+        n = len(rows)
+        if n < 2:
+            return 0.0
+        ok = (t.family_code[rows] >= 0) & (t.street_code[rows] >= 0) & (t.house_code[rows] >= 0)
+        rows = rows[ok]
+        if len(rows) < 2:
+            return 0.0
+        key = t.family_code[rows].astype(np.int64) * 2**21 + t.street_code[rows] % 2**21
+        key = key * 2**21 + t.house_code[rows] % 2**21
+        order = np.argsort(key, kind="stable")
+        k, r = key[order], rows[order]
+        ia_l: list[np.ndarray] = []
+        ib_l: list[np.ndarray] = []
+        alive = np.arange(len(k) - 1)
+        lag = 1
+        while len(alive) and lag <= self.max_block:
+            alive = alive[alive + lag < len(k)]
+            alive = alive[k[alive] == k[alive + lag]]
+            ia_l.append(r[alive])
+            ib_l.append(r[alive + lag])
+            lag += 1
+        if not ia_l or not sum(len(x) for x in ia_l):
+            return 0.0
+        ia, ib = np.concatenate(ia_l), np.concatenate(ib_l)
+        lv = self._levels(t, ia, t, ib)
+        given, dob = lv[:, CONCEPTS.index("given_name")], lv[:, CONCEPTS.index("birth_date")]
+        household = ((given == 0) | (given >= 4)) & ((dob == 0) | (dob >= 4)) & ~((given == 0) & (dob == 0))
+        return float(household.sum()) / (n * (n - 1) / 2)
 
     def _levels(self, ta: RecordTable, ia: np.ndarray, tb: RecordTable, ib: np.ndarray, progress: Progress = _noop, stage: str = "") -> np.ndarray:
         out = np.empty((len(ia), 5), dtype=np.int8)
@@ -152,11 +232,21 @@ class Linker:
 
     # ------------------------------------------------------------------ batch
     def dedupe(
-        self, records: Sequence[PersonRecord], *, fit: bool = False, include_non_matches: bool = False, progress: Progress = _noop
+        self,
+        records: Sequence[PersonRecord],
+        *,
+        fit: bool = False,
+        include_non_matches: bool = False,
+        cluster: bool = True,
+        progress: Progress = _noop,
     ) -> list[LinkPair]:
         """Pairs of records in one list that are the same person (decision match or review).
 
         With ``fit=True`` (or no model yet) the model is first trained on ``records`` themselves.
+        With ``cluster`` (default) the matches are closed transitively: if A=B and B=C were
+        matched, A=C is a match too unless A and C compared directly fall below the review
+        threshold (two duplicates of one person may differ in more fields than either differs
+        from the original).
         """
         t = RecordTable(self.vocab, records)
         progress("blocking", 0, 1)
@@ -164,7 +254,7 @@ class Linker:
         progress("blocking", 1, 1)
         if fit or self.model is None:
             self._fit_tables(t, t, True, n_random=1_000_000, max_em_pairs=2_000_000, seed=0, progress=progress)
-        return self._decide(t, ia, t, ib, len(t), include_non_matches, progress)
+        return self._decide(t, ia, t, ib, len(t), include_non_matches, progress, cluster=cluster)
 
     def link(
         self,
@@ -173,9 +263,15 @@ class Linker:
         *,
         fit: bool = False,
         include_non_matches: bool = False,
+        one_to_one: bool = True,
         progress: Progress = _noop,
     ) -> list[LinkPair]:
-        """Pairs (record of ``a``, record of ``b``) that are the same person."""
+        """Pairs (record of ``a``, record of ``b``) that are the same person.
+
+        With ``one_to_one`` (the default: two registers that are each free of duplicates) a
+        record is linked automatically to at most one record of the other list, the one with the
+        highest weight; its other ``match`` pairs are demoted to ``review``.
+        """
         ta = RecordTable(self.vocab, a)
         tb = RecordTable(self.vocab, b)
         progress("blocking", 0, 1)
@@ -183,20 +279,87 @@ class Linker:
         progress("blocking", 1, 1)
         if fit or self.model is None:
             self._fit_tables(ta, tb, False, n_random=1_000_000, max_em_pairs=2_000_000, seed=0, progress=progress)
-        return self._decide(ta, ia, tb, ib, max(len(ta), len(tb)), include_non_matches, progress)
+        return self._decide(ta, ia, tb, ib, max(len(ta), len(tb)), include_non_matches, progress, one_to_one=one_to_one)
 
     def score_pairs(self, ta: RecordTable, ia: np.ndarray, tb: RecordTable, ib: np.ndarray, progress: Progress = _noop) -> np.ndarray:
         """Match weights (bits) of the given pairs."""
         return self._require_model().weights(self._levels(ta, ia, tb, ib, progress, "comparing"))
 
     def _decide(
-        self, ta: RecordTable, ia: np.ndarray, tb: RecordTable, ib: np.ndarray, n: int, include_all: bool, progress: Progress
+        self,
+        ta: RecordTable,
+        ia: np.ndarray,
+        tb: RecordTable,
+        ib: np.ndarray,
+        n: int,
+        include_all: bool,
+        progress: Progress,
+        *,
+        one_to_one: bool = False,
+        cluster: bool = False,
     ) -> list[LinkPair]:
         w = self.score_pairs(ta, ia, tb, ib, progress)
-        decision = self.thresholds.decide(w, n)
+        decision = self.thresholds.decide(w, n, one_to_one=one_to_one)
+        if one_to_one:
+            _one_to_one(ia, ib, w, decision)
+        if cluster:
+            ia, ib, w, decision = self._close_clusters(ta, ia, ib, w, decision, n)
         keep = np.arange(len(w)) if include_all else np.flatnonzero(decision != NON_MATCH)
         ida, idb = ta.record_ids, tb.record_ids
         return [LinkPair(ida[ia[k]], idb[ib[k]], round(float(w[k]), 3), str(decision[k])) for k in keep]
+
+    def _close_clusters(
+        self, t: RecordTable, ia: np.ndarray, ib: np.ndarray, w: np.ndarray, decision: np.ndarray, n: int, max_size: int = 20
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Transitive closure of the match pairs within clusters of at most ``max_size``."""
+        m = np.flatnonzero(decision == MATCH)
+        if not len(m):
+            return ia, ib, w, decision
+        parent = list(range(len(t)))
+
+        def find(x: int) -> int:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        for k in m:
+            ra, rb = find(int(ia[k])), find(int(ib[k]))
+            if ra != rb:
+                parent[ra] = rb
+        members: dict[int, list[int]] = {}
+        for x in {int(v) for v in ia[m]} | {int(v) for v in ib[m]}:
+            members.setdefault(find(x), []).append(x)
+        known = {(int(a), int(b)): k for k, (a, b) in enumerate(zip(ia, ib))}
+        new_a: list[int] = []
+        new_b: list[int] = []
+        promote: list[int] = []
+        for rows in members.values():
+            if len(rows) < 3 or len(rows) > max_size:
+                continue
+            rows.sort()
+            for x in range(len(rows)):
+                for y in range(x + 1, len(rows)):
+                    k = known.get((rows[x], rows[y]))
+                    if k is None:
+                        new_a.append(rows[x])
+                        new_b.append(rows[y])
+                    elif decision[k] != MATCH:
+                        promote.append(k)
+        # an inferred pair must not contradict itself: its own posterior odds may be somewhat
+        # below the automatic threshold (its partners vouch for it), but not far below
+        accept_at = self.thresholds.prior_bits(n) + self.thresholds.closure_margin
+        review_at = self.thresholds.review_at(n)
+        for k in promote:
+            if w[k] >= accept_at:
+                decision[k] = MATCH
+        if new_a:
+            na, nb = np.asarray(new_a, dtype=np.int64), np.asarray(new_b, dtype=np.int64)
+            nw = self.score_pairs(t, na, t, nb)
+            nd = np.where(nw >= accept_at, MATCH, np.where(nw >= review_at, REVIEW, NON_MATCH)).astype(object)
+            ia, ib = np.concatenate([ia, na]), np.concatenate([ib, nb])
+            w, decision = np.concatenate([w, nw]), np.concatenate([decision, nd])
+        return ia, ib, w, decision
 
     # ------------------------------------------------------------------ incremental
     def blocking_keys(self, record: PersonRecord) -> list[str]:
@@ -302,7 +465,13 @@ class Linker:
         t = self.thresholds
         return {
             "model": self._require_model().to_dict(),
-            "thresholds": {"match_margin": t.match_margin, "review_margin": t.review_margin, "min_n": t.min_n},
+            "thresholds": {
+                "match_margin": t.match_margin,
+                "link_margin": t.link_margin,
+                "review_margin": t.review_margin,
+                "closure_margin": t.closure_margin,
+                "min_n": t.min_n,
+            },
             "max_block": self.max_block,
             "passes": [p.name for p in self.passes],
         }
@@ -321,6 +490,37 @@ class Linker:
     def explain(self, levels: Sequence[int]) -> dict[str, tuple[str, float]]:
         """Level name and weight per concept for a candidate's ``levels``."""
         return self._require_model().explain(np.asarray(levels))
+
+
+def _representatives(n: int, ia: np.ndarray, ib: np.ndarray, linked: np.ndarray) -> np.ndarray:
+    """One row per connected component of the ``linked`` pairs (all rows if none are linked)."""
+    parent = np.arange(n)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in zip(ia[linked], ib[linked]):
+        ra, rb = find(int(a)), find(int(b))
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return np.asarray([x for x in range(n) if find(x) == x], dtype=np.int64)
+
+
+def _one_to_one(ia: np.ndarray, ib: np.ndarray, w: np.ndarray, decision: np.ndarray) -> None:
+    """Keep each record's best match only (greedy by weight); demote the others to review."""
+    m = np.flatnonzero(decision == MATCH)
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    for k in m[np.argsort(-w[m], kind="stable")]:
+        a, b = int(ia[k]), int(ib[k])
+        if a in used_a or b in used_b:
+            decision[k] = REVIEW
+        else:
+            used_a.add(a)
+            used_b.add(b)
 
 
 def posterior_probability(weight: float, n: int) -> float:

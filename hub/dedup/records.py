@@ -203,9 +203,9 @@ class RecordTable:
                 col = self._buf[name]
                 values = [row[name] for row in rows]
                 if col.dtype == object:
-                    tmp = np.empty(len(values), dtype=object)
-                    tmp[:] = values
-                    col[start : start + len(rows)] = tmp
+                    # element by element: numpy would turn a list of equal-length tuples into 2-D
+                    for k, value in enumerate(values, start):
+                        col[k] = value
                 else:
                     col[start : start + len(rows)] = values
             self._n += len(rows)
