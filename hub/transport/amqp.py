@@ -33,6 +33,7 @@ re-established with exponential backoff and jitter (tenacity) whenever the broke
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -55,6 +56,9 @@ from hub.tables import dead_letters
 from hub.transport.base import DELIVERY, PIPELINE, DeadHandler, Handler, Item, Transport
 
 log = structlog.get_logger("hub.transport.amqp")
+# pika logs every failed connection attempt as an ERROR with a traceback; the transport reports
+# connection trouble itself (one structured line per retry), so only pika's critical lines remain
+logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 #: the delays of the retry queues, milliseconds; attempt n waits RETRY_DELAYS_MS[n-1] (the last one repeats)
 RETRY_DELAYS_MS = (1000, 2000, 4000, 8000, 16000, 32000, 60000)
