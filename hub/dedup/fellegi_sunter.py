@@ -51,8 +51,8 @@ class Thresholds:
     """
 
     match_margin: float = 0.0
-    link_margin: float = -4.0
-    review_margin: float = -6.0
+    link_margin: float = -3.0
+    review_margin: float = -9.0
     closure_margin: float = -2.0
     min_n: int = 1000
 
