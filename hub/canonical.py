@@ -11,12 +11,14 @@ pseudonym for providers), filled in per recipient by the pipeline.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SerializeAsAny
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, SerializeAsAny, model_validator
 from pydantic.alias_generators import to_camel
 
 Text = Annotated[str, Field(min_length=1, max_length=255)]
@@ -171,6 +173,226 @@ class TeilnahmeMitwirkung(CaseBody):
     )
 
 
+Branch = Annotated[str, Field(pattern=r"^[0-9]{2}$")]
+Month = Annotated[str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+Euro = Annotated[Decimal, Field(ge=0, decimal_places=2), AsNumber]
+#: an attachment travels inline, base64; 2 MiB of document at most (the message limit is 5 MiB)
+ATTACHMENT_MAX_BYTES = 2 * 1024 * 1024
+Base64 = Annotated[
+    str, Field(min_length=4, max_length=4 * ((ATTACHMENT_MAX_BYTES + 2) // 3), pattern=r"^[A-Za-z0-9+/]+={0,2}$")
+]
+
+
+class ZuweisungKontakt(CaseBody):
+    """zuweisung.kontakt.1010: contact request / referral of a client to a provider (Jobcenter -> provider).
+
+    The provider contacts the participant and answers with zuweisung.rueckmeldung.1030 by `answer_by`.
+    The provider receives the hub's pseudonymous case id, never the Kundennummer or BG-Nummer."""
+
+    measure_number: Code = Field(description="Maßnahmenummer")
+    branch: Branch = Field(description="Verfahrenszweig (measure branch)", json_schema_extra={"codelist": "verfahrenszweig"})
+    participant: Person = Field(description="the participant: name, date of birth, address, contact")
+    case_worker: CaseWorker = Field(description="the responsible case manager and how to reach them")
+    answer_by: dt.date = Field(description="Antwortfrist: date by which the provider answers with a Rückmeldung (1030)")
+
+
+class ZuweisungRueckmeldung(CaseBody):
+    """zuweisung.rueckmeldung.1030: the provider accepts (Zusage) or declines (Absage) a contact request
+    or an assignment (provider -> Jobcenter); the header's referenzUUID names the 1010 or 1020 it answers.
+
+    A decline needs a reason from the code list absagegrund (a provider declines only if the person never
+    started); an acceptance has none and may name the earliest possible start."""
+
+    measure_number: Code = Field(description="Maßnahmenummer")
+    answer: Code = Field(description="Zusage or Absage", json_schema_extra={"codelist": "rueckmeldung"})
+    decline_reason: Code | None = Field(
+        default=None, description="reason of a decline (required with an Absage)", json_schema_extra={"codelist": "absagegrund"}
+    )
+    earliest_start: dt.date | None = Field(default=None, description="earliest possible start date (with a Zusage)")
+    remark: LongText | None = Field(default=None, description="Bemerkung: facts only, no judgements")
+
+    @model_validator(mode="after")
+    def _reason_with_decline(self) -> ZuweisungRueckmeldung:
+        if self.answer == "absage" and not self.decline_reason:
+            raise ValueError("an Absage needs a decline_reason (code list absagegrund)")
+        if self.answer != "absage" and self.decline_reason:
+            raise ValueError("a decline_reason is only given with an Absage")
+        return self
+
+
+class TeilnahmeEintritt(CaseBody):
+    """teilnahme.eintritt.2010: the participant started the measure, or did not (provider -> Jobcenter).
+
+    started=true carries the start date; started=false carries the reason of the non-start."""
+
+    measure_number: Code = Field(description="Maßnahmenummer")
+    started: bool = Field(description="true: the participant started; false: the participant did not start")
+    start_date: dt.date | None = Field(default=None, description="Eintrittsdatum (required when started)")
+    non_start_reason: Code | None = Field(
+        default=None, description="reason of the non-start (required when not started)", json_schema_extra={"codelist": "nichtantrittsgrund"}
+    )
+    remark: LongText | None = Field(default=None, description="Bemerkung: facts only, no judgements")
+
+    @model_validator(mode="after")
+    def _date_or_reason(self) -> TeilnahmeEintritt:
+        if self.started and (self.start_date is None or self.non_start_reason):
+            raise ValueError("a start needs a start_date and no non_start_reason")
+        if not self.started and (self.non_start_reason is None or self.start_date is not None):
+            raise ValueError("a non-start needs a non_start_reason and no start_date")
+        return self
+
+
+class TeilnahmeAenderung(CaseBody):
+    """teilnahme.aenderung.2020: a change of the participation, either way: extension, changed weekly
+    hours, cancellation, or the case manager's decision after a cooperation feedback (2040): continue or
+    end; the header's referenzUUID (or feedback_uuid) names the 2040 it decides.
+
+    This type has no field for the benefit consequence (Leistungsminderung, §§ 31, 31a, 32 SGB II) on
+    purpose: the sanction outcome stays inside the agency and never reaches a provider, so no partner
+    can even write it here. Only the decision about the participation travels."""
+
+    measure_number: Code = Field(description="Maßnahmenummer")
+    change_kind: Code = Field(description="kind of change", json_schema_extra={"codelist": "aenderungsart"})
+    effective_date: dt.date = Field(description="the day from which the change applies")
+    new_period_end: dt.date | None = Field(default=None, description="new last day of the participation (extension)")
+    new_weekly_hours: Annotated[Decimal, Field(ge=0, le=60, decimal_places=1), AsNumber] | None = Field(
+        default=None, description="new hours per week (changed hours)"
+    )
+    feedback_uuid: UUID | None = Field(
+        default=None, description="nachrichtenUUID of the cooperation feedback (2040) decided here; the header's referenzUUID is enough"
+    )
+    remark: LongText | None = Field(default=None, description="Bemerkung: facts only, no judgements")
+
+    @model_validator(mode="after")
+    def _what_changes(self) -> TeilnahmeAenderung:
+        if self.change_kind == "verlaengerung" and self.new_period_end is None:
+            raise ValueError("an extension (verlaengerung) needs new_period_end")
+        if self.change_kind == "stundenaenderung" and self.new_weekly_hours is None:
+            raise ValueError("a change of hours (stundenaenderung) needs new_weekly_hours")
+        if self.feedback_uuid is not None and not self.change_kind.startswith("entscheidung_"):
+            raise ValueError("feedback_uuid belongs to a decision after a cooperation feedback (entscheidung_*)")
+        return self
+
+
+class TeilnahmeAustritt(CaseBody):
+    """teilnahme.austritt.2050: exit from the measure (provider -> Jobcenter): a regular end or a
+    drop-out (Abbruch) with its reason, and the destination (Verbleib) as far as the provider knows it."""
+
+    measure_number: Code = Field(description="Maßnahmenummer")
+    exit_date: dt.date = Field(description="Austrittsdatum: last day of the participation")
+    exit_kind: Code = Field(description="regular end or drop-out", json_schema_extra={"codelist": "austrittsart"})
+    dropout_reason: Code | None = Field(
+        default=None, description="reason of a drop-out (required with an Abbruch)", json_schema_extra={"codelist": "abbruchgrund"}
+    )
+    destination: Code = Field(description="Verbleib after the exit", json_schema_extra={"codelist": "verbleib"})
+    remark: LongText | None = Field(default=None, description="Bemerkung: facts only, no judgements")
+
+    @model_validator(mode="after")
+    def _reason_with_dropout(self) -> TeilnahmeAustritt:
+        if self.exit_kind == "abbruch" and not self.dropout_reason:
+            raise ValueError("a drop-out (abbruch) needs a dropout_reason (code list abbruchgrund)")
+        if self.exit_kind != "abbruch" and self.dropout_reason:
+            raise ValueError("a dropout_reason is only given with a drop-out (abbruch)")
+        return self
+
+
+class AssessmentItem(Model):
+    """One criterion of a structured assessment: a rating on the scale, a finding in words, or both.
+    Both describe what was observed during the measure, not the person."""
+
+    criterion: Code = Field(description="assessment criterion", json_schema_extra={"codelist": "beurteilungskriterium"})
+    rating: Code | None = Field(default=None, description="rating 1-5 of the observed criterion", json_schema_extra={"codelist": "bewertungsstufe"})
+    finding: LongText | None = Field(default=None, description="Feststellung: the observed facts")
+
+    @model_validator(mode="after")
+    def _rated_or_described(self) -> AssessmentItem:
+        if self.rating is None and self.finding is None:
+            raise ValueError("an assessment item needs a rating or a finding")
+        return self
+
+
+class Attachment(Model):
+    """A document attached to a message: a PDF, base64-encoded, at most 2 MiB."""
+
+    media_type: Literal["application/pdf"] = Field(description="Medientyp (only application/pdf)")
+    file_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9ÄÖÜäöüß_. ()-]{1,200}\.pdf$")] = Field(description="Dateiname, without a path")
+    content: Base64 = Field(description="the document, base64 (RFC 4648), at most 2 MiB decoded")
+
+    @model_validator(mode="after")
+    def _a_pdf(self) -> Attachment:
+        try:
+            data = base64.b64decode(self.content, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("the attachment content is not valid base64") from None
+        if len(data) > ATTACHMENT_MAX_BYTES:
+            raise ValueError(f"the attachment exceeds {ATTACHMENT_MAX_BYTES} bytes")
+        if not data.startswith(b"%PDF-"):
+            raise ValueError("the attachment is not a PDF document")
+        return self
+
+
+class BerichtBeurteilung(CaseBody):
+    """bericht.beurteilung.3010: assessment report (provider -> Jobcenter): interim, result or final report
+    on a period, as a structured assessment. Reports state facts, not judgements.
+
+    A Beurteilung must have been shown to the participant before it is forwarded: the date it was shown
+    (shown_to_participant_on) is required; a report without it is refused."""
+
+    measure_number: Code = Field(description="Maßnahmenummer")
+    report_kind: Code = Field(description="kind of report", json_schema_extra={"codelist": "berichtsart"})
+    period_start: dt.date = Field(description="first day of the period the report covers")
+    period_end: dt.date = Field(description="last day of the period the report covers")
+    assessment: list[AssessmentItem] = Field(min_length=1, description="structured assessment, one entry per criterion")
+    shown_to_participant_on: dt.date = Field(description="date on which the report was shown to the participant (required before forwarding)")
+    attachment: Attachment | None = Field(default=None, description="the signed report as PDF")
+
+    @model_validator(mode="after")
+    def _period(self) -> BerichtBeurteilung:
+        if self.period_end < self.period_start:
+            raise ValueError("period_end lies before period_start")
+        return self
+
+
+class InvoiceLine(Model):
+    """One participant's line of a monthly invoice. The case is named in the reference of whoever reads
+    the line: the provider's pseudonymous case id in provider JSON, the Kundennummer in agency XML; the
+    hub translates one into the other and refuses a line that names a case it cannot place."""
+
+    case_id: CaseId | None = None
+    customer_number: CustomerNumber | None = None
+    participant_days: Annotated[int, Field(ge=0, le=31)] = Field(description="recognised participant days in the month")
+    amount: Euro = Field(description="amount in EUR for this participant")
+
+    @model_validator(mode="after")
+    def _names_a_case(self) -> InvoiceLine:
+        if not (self.case_id or self.customer_number):
+            raise ValueError("an invoice line needs its case reference")
+        return self
+
+
+class AbrechnungMonat(Body):
+    """abrechnung.monat.4010: monthly invoice of a measure (provider -> Jobcenter), one line per participant.
+
+    It concerns several cases: each line names its own. The provider addresses the Jobcenter in the
+    header (leser); the Jobcenter reads every line under its own Kundennummer."""
+
+    measure_number: Code = Field(description="Maßnahmenummer")
+    month: Month = Field(description="invoiced month YYYY-MM")
+    invoice_number: Code = Field(description="Rechnungsnummer of the provider")
+    participant_days_total: Annotated[int, Field(ge=0)] = Field(description="recognised participant days, all lines together")
+    lines: list[InvoiceLine] = Field(min_length=1, description="one line per participant")
+    total_amount: Euro = Field(description="total amount in EUR, all lines together")
+    attachment: Attachment | None = Field(default=None, description="the invoice as PDF")
+
+    @model_validator(mode="after")
+    def _sums(self) -> AbrechnungMonat:
+        if sum(line.participant_days for line in self.lines) != self.participant_days_total:
+            raise ValueError("participant_days_total is not the sum of the lines' participant_days")
+        if sum(line.amount for line in self.lines) != self.total_amount:
+            raise ValueError("total_amount is not the sum of the lines' amounts")
+        return self
+
+
 class Finding(Model):
     message: LongText
     location: Annotated[str, Field(max_length=255)] | None = None
@@ -196,6 +418,13 @@ BODY_TYPES: dict[str, type[Body]] = {
     "zuweisung.anmeldung.1020": ZuweisungAnmeldung,
     "teilnahme.anwesenheit.2030": TeilnahmeAnwesenheit,
     "teilnahme.mitwirkung.2040": TeilnahmeMitwirkung,
+    "zuweisung.kontakt.1010": ZuweisungKontakt,
+    "zuweisung.rueckmeldung.1030": ZuweisungRueckmeldung,
+    "teilnahme.eintritt.2010": TeilnahmeEintritt,
+    "teilnahme.aenderung.2020": TeilnahmeAenderung,
+    "teilnahme.austritt.2050": TeilnahmeAustritt,
+    "bericht.beurteilung.3010": BerichtBeurteilung,
+    "abrechnung.monat.4010": AbrechnungMonat,
     "administration.quittung.0020": Quittung,
     "administration.rueckweisung.0010": Rueckweisung,
 }

@@ -7,6 +7,7 @@ hub itself would send; tests check each one validates against its contract and r
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime as dt
 import uuid
@@ -31,6 +32,13 @@ PERSON = {
     "address": {"street": "Straße des 17. Juni", "house_number": "12a", "postcode": "01067", "city": "Dresden"},
     "contact": {"phone": "+49 351 123456", "email": "j.mueller@example.org"},
 }
+
+
+#: a minimal, valid PDF document (one empty page) for attachments, base64
+SAMPLE_PDF = base64.b64encode(
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+).decode("ascii")
 
 
 def header(message_type: str, author: dict, reader: dict | None, purpose: str, legal_basis: str, n: int | None) -> dict:
@@ -107,6 +115,80 @@ def samples(fmt: str, fresh: bool = False, case_id: str = "F-7Q2K9M4X1B") -> dic
                 "facts": "Nicht erschienen am 08.12. und 09.12.; telefonisch nicht erreichbar, Brief am 09.12. versandt.",
                 "decision_requested_by": "2026-12-20",
                 "contact_attempts": ["2026-12-08", "2026-12-09"],
+            },
+        },
+        "zuweisung.kontakt.1010": {
+            "header": header("zuweisung.kontakt.1010", JOBCENTER, PROVIDER, "massnahmedurchfuehrung", "§ 16d SGB II", n(7)),
+            "body": {
+                **ids(fmt),
+                "measure_number": "962-AGH-2026-0042",
+                "branch": "06",
+                "participant": copy.deepcopy({k: PERSON[k] for k in ("given_name", "family_name", "birth_date", "sex", "address", "contact")}),
+                "case_worker": {"name": "Frau Yılmaz", "phone": "+49 30 1234-117", "email": "a.yilmaz@jobcenter-musterstadt.example"},
+                "answer_by": "2026-11-16",
+            },
+        },
+        "zuweisung.rueckmeldung.1030": {
+            "header": {**header("zuweisung.rueckmeldung.1030", sender, JOBCENTER, "eingliederung", "§ 50 Abs. 1 SGB II", n(8)),
+                       "reference_uuid": str(uuid.UUID(int=7 * 7919 + 1234567))},
+            "body": {**ids(fmt), "measure_number": "962-AGH-2026-0042", "answer": "zusage", "earliest_start": "2026-12-01"},
+        },
+        "teilnahme.eintritt.2010": {
+            "header": header("teilnahme.eintritt.2010", sender, JOBCENTER, "eingliederung", "§ 50 Abs. 1 SGB II", n(9)),
+            "body": {**ids(fmt), "measure_number": "962-AGH-2026-0042", "started": True, "start_date": "2026-12-01"},
+        },
+        "teilnahme.aenderung.2020": {
+            "header": {**header("teilnahme.aenderung.2020", JOBCENTER, PROVIDER, "massnahmedurchfuehrung", "§ 16d SGB II", n(10)),
+                       "reference_uuid": str(uuid.UUID(int=4 * 7919 + 1234567))},
+            "body": {
+                **ids(fmt),
+                "measure_number": "962-AGH-2026-0042",
+                "change_kind": "entscheidung_fortsetzung",
+                "effective_date": "2026-12-21",
+                "feedback_uuid": str(uuid.UUID(int=4 * 7919 + 1234567)),
+            },
+        },
+        "teilnahme.austritt.2050": {
+            "header": header("teilnahme.austritt.2050", sender, JOBCENTER, "eingliederung", "§ 50 Abs. 1 SGB II", n(11)),
+            "body": {
+                **ids(fmt),
+                "measure_number": "962-AGH-2026-0042",
+                "exit_date": "2027-03-12",
+                "exit_kind": "abbruch",
+                "dropout_reason": "arbeitsaufnahme",
+                "destination": "beschaeftigung_svp",
+                "remark": "Arbeitsvertrag als Helfer im Garten- und Landschaftsbau ab 15.03.2027 vorgelegt.",
+            },
+        },
+        "bericht.beurteilung.3010": {
+            "header": header("bericht.beurteilung.3010", sender, JOBCENTER, "eingliederung", "§ 50 Abs. 1 SGB II", n(12)),
+            "body": {
+                **ids(fmt),
+                "measure_number": "962-AGH-2026-0042",
+                "report_kind": "zwischenbericht",
+                "period_start": "2026-12-01",
+                "period_end": "2027-02-28",
+                "assessment": [
+                    {"criterion": "puenktlichkeit", "rating": "2", "finding": "An 52 von 55 Anwesenheitstagen pünktlich erschienen."},
+                    {"criterion": "teamarbeit", "rating": "3"},
+                    {"criterion": "fachkenntnisse", "finding": "Motorsense und Heckenschere nach Einweisung selbstständig bedient."},
+                ],
+                "shown_to_participant_on": "2027-03-02",
+                "attachment": {"media_type": "application/pdf", "file_name": "Zwischenbericht_2027-02.pdf", "content": SAMPLE_PDF},
+            },
+        },
+        "abrechnung.monat.4010": {
+            "header": header("abrechnung.monat.4010", sender, JOBCENTER, "eingliederung", "§ 50 Abs. 1 SGB II", n(13)),
+            "body": {
+                "measure_number": "962-AGH-2026-0042",
+                "month": "2026-12",
+                "invoice_number": "BWN-2026-12-0042",
+                "participant_days_total": 37,
+                "lines": [
+                    {**({"customer_number": "123D456789"} if fmt == "agency-xml" else {"case_id": case_id}), "participant_days": 19, "amount": "142.50"},
+                    {**({"customer_number": "123D456790"} if fmt == "agency-xml" else {"case_id": "F-3H8J2N5P7R"}), "participant_days": 18, "amount": "135.00"},
+                ],
+                "total_amount": "277.50",
             },
         },
         "administration.quittung.0020": {
