@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 from sqlalchemy.engine import Connection
 
 from hub import chain
@@ -184,7 +185,7 @@ def deliver(hub: Hub, conn: Connection, ctx: Context) -> None:
         if body is None:
             record(conn, ctx.row.id, "routing", "withheld", recipient=partner.id, reason="purpose allows no field")
             continue
-        body = _translate_ids(conn, ctx, partner, body)
+        body = _translate_ids(hub, conn, ctx, partner, body)
         header = ctx.message.header.model_copy(update={"reader": Party(id=partner.id, name=partner.name)})
         outgoing = Message.build(header.model_dump(mode="json"), body)
         delivery_id = write_delivery(hub, conn, ctx.row.id, partner, outgoing, rule.purpose)
@@ -202,8 +203,10 @@ def deliver(hub: Hub, conn: Connection, ctx: Context) -> None:
         )
 
 
-def _translate_ids(conn: Connection, ctx: Context, partner: Partner, body: dict[str, Any]) -> dict[str, Any]:
+def _translate_ids(hub: Hub, conn: Connection, ctx: Context, partner: Partner, body: dict[str, Any]) -> dict[str, Any]:
     """Each recipient sees the case under its own reference; agency ids only where its purpose allows."""
+    for path in (hub.dedup_policy.get("case_refs") or {}).get(ctx.row.message_type, ()):
+        _translate_case_refs(conn, ctx, partner, body, path)
     body.pop("case_id", None)
     if ctx.case is None:
         return body
@@ -217,6 +220,41 @@ def _translate_ids(conn: Connection, ctx: Context, partner: Partner, body: dict[
         if ctx.case.bg_number:
             body["bg_number"] = ctx.case.bg_number
     return body
+
+
+def _translate_case_refs(conn: Connection, ctx: Context, partner: Partner, body: dict[str, Any], path: str) -> None:
+    """The case references inside a body (dedup/policy.yaml case_refs, e.g. an invoice's `lines.case_id`),
+    rewritten from the sender's reference to the recipient's own; refused, naming every line, where a
+    reference is not a case of the sender or the recipient is not a member of that case."""
+    *parents, field_name = path.split(".")
+    nodes: list[tuple[str, str, dict[str, Any]]] = [("/body", "body", body)]  # (JSON pointer, label, node)
+    for key in parents:
+        found = []
+        for at, _, node in nodes:
+            value = node.get(key)
+            if isinstance(value, list):
+                found += [(f"{at}/{to_camel(key)}/{i}", f"{key} {i + 1}", v) for i, v in enumerate(value) if isinstance(v, dict)]
+            elif isinstance(value, dict):
+                found.append((f"{at}/{to_camel(key)}", key, value))
+        nodes = found
+    findings = []
+    for at, label, node in nodes:
+        ref = node.pop(field_name, None) or node.get("customer_number")
+        case = chain.case_for_ref(conn, ctx.sender.id, ref) if ref else None
+        own = chain.local_ref(conn, case.id, partner.id) if case else None
+        if own is None:
+            problem = "is not a case of the sender" if case is None else f"is not a case of the recipient {partner.id}"
+            pointer = f"{at}/{to_camel(field_name)}" if ctx.row.format == "provider-json" else None
+            findings.append(Finding(f"{label}: case reference {ref!r} {problem}", pointer=pointer))
+            continue
+        node.pop("customer_number", None)
+        node.pop("bg_number", None)
+        if partner.role == "provider":
+            node[field_name] = own
+        else:
+            node["customer_number"] = case.customer_number
+    if findings:
+        raise Refusal("business-rule", "The message names cases that are not the sender's or not the recipient's", findings)
 
 
 STAGES: list[Stage] = [decode, resolve_identities, case_chain, detect_duplicate_report, route, deliver]
