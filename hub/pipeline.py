@@ -352,8 +352,9 @@ def handle(hub: Hub, conn: Connection, item: Item) -> None:
         if hub.settings.fault_pipeline_delay:
             time.sleep(hub.settings.fault_pipeline_delay)  # widen the crash window (tests only)
         try:
-            for stage in STAGES:
-                stage(hub, conn, ctx)
+            with conn.begin_nested():  # a refusal or duplicate undoes whatever the stages wrote so far
+                for stage in STAGES:
+                    stage(hub, conn, ctx)
         except Refusal as refusal:
             reject(hub, conn, row, sender, refusal)
             return

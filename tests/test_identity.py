@@ -160,3 +160,19 @@ def test_operators_work_the_review_queue_from_the_cli(hub: Hub, hub_env: dict[st
     again = cli("reject", review["id"])
     assert again.returncode == 1 and again.stderr.startswith("error: ") and len(again.stderr.splitlines()) == 1, again.stderr
     assert cli("reviews", "--json").stdout.strip() == "[]"
+
+
+def test_a_refused_message_leaves_no_partial_deliveries(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refusal in a late stage must undo what earlier stages already wrote for the message."""
+    from hub.findings import Refusal
+
+    def refuse_after_delivering(hub_, conn, ctx) -> None:  # noqa: ANN001
+        raise Refusal("business-rule", "refused after the deliveries were written")
+
+    monkeypatch.setattr(pipeline, "STAGES", [*pipeline.STAGES, refuse_after_delivering])
+    message_id = send(hub, JOBCENTER, "agency-xml", agency_sample("zuweisung.anmeldung.1020"))
+    with db.read(hub.engine) as conn:
+        kinds = [r.message_type for r in conn.execute(sa.select(deliveries.c.message_type).where(deliveries.c.message_id == message_id))]
+        status = conn.execute(sa.select(messages.c.status).where(messages.c.id == message_id)).scalar_one()
+    assert status == "rejected"
+    assert kinds == ["administration.rueckweisung.0010"], f"only the rejection may remain, found {kinds}"
