@@ -241,23 +241,42 @@ def partners_add(
         fail(f"--role must be one of {', '.join(ROLES)}", 2)
     if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{1,39}", partner_id):
         fail("the partner id must be 2-40 characters of a-z, 0-9, '.', '_' or '-'", 2)
-    defaults = {
-        "provider": (["massnahmedurchfuehrung", "administration"], ["teilnahme.anwesenheit.2030", "teilnahme.mitwirkung.2040"], ["zuweisung.anmeldung.1020"]),
-        "jobcenter": (["eingliederung", "teilnahmenachweis", "administration"], ["person.stammdaten.0100", "zuweisung.anmeldung.1020"], ["teilnahme.anwesenheit.2030", "teilnahme.mitwirkung.2040"]),
-        "municipal": (["kommunale_leistung", "administration"], ["person.stammdaten.0100"], ["person.stammdaten.0100"]),
-        "operator": ([], [], []),
-    }[role]
-    admin = ["administration.quittung.0020", "administration.rueckweisung.0010"] if role != "operator" else []
+    purposes, sends, receives = _role_defaults(hub, role)
     data = {
         "id": partner_id, "name": name, "role": role, "format": format if role != "operator" else "none",
         "version": version, "delivery": "inbox" if role != "operator" else "none",
-        "purposes": defaults[0], "sends": defaults[1], "receives": defaults[2] + admin,
+        "purposes": purposes, "sends": sends, "receives": receives,
     }
     try:
         path = write_profile(hub.contracts_dir, data)
     except FileExistsError as exc:
         fail(str(exc))
     typer.echo(f"added {partner_id} ({path}); issue a token with: hub partners token {partner_id}")
+
+
+def _role_defaults(hub, role: str) -> tuple[list[str], list[str], list[str]]:  # type: ignore[no-untyped-def]
+    """What a new partner of `role` may send and receive, read off the routing rules (data)."""
+    from fnmatch import fnmatchcase
+
+    if role == "operator":
+        return [], [], []
+    types = sorted(hub.registry.types)
+    sends: set[str] = set()
+    receives: set[str] = {"administration.quittung.0020", "administration.rueckweisung.0010"}
+    purposes: set[str] = {"administration"}
+    for route in hub.routes.routes:
+        matching = {t for t in types if fnmatchcase(t, route.message_type)}
+        if route.sender_role in (None, role):
+            sends |= matching
+        targeted = (
+            (route.to == "reader" and route.reader_role in (None, role))
+            or (route.to == "case_owner" and role == "jobcenter")
+            or (route.to == "case_members" and route.member_role in (None, role))
+        )
+        if targeted:
+            receives |= matching
+            purposes.add(route.purpose)
+    return sorted(purposes), sorted(sends - {"administration.quittung.0020", "administration.rueckweisung.0010"}), sorted(receives)
 
 
 @partners_app.command("token")

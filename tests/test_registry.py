@@ -97,3 +97,17 @@ def test_every_finding_in_one_element_is_reported_not_just_the_first() -> None:
     lines = {f.line for f in findings}
     expected = {i + 1 for i, line in enumerate(xml.splitlines()) if ">morgen<" in line or ">x<" in line}
     assert expected <= lines, f"expected findings at {expected}, got {[(f.line, f.message) for f in findings]}"
+
+
+def test_partners_add_writes_a_profile_that_the_rules_can_route_to(contracts_copy: Path, tmp_path: Path) -> None:
+    r = run_cli("partners", "add", "traeger-neu", "--name", "Neuer Träger", "--role", "provider", contracts=contracts_copy)
+    assert r.returncode == 0, r.stderr
+    import yaml
+
+    profile = yaml.safe_load((contracts_copy / "partners" / "traeger-neu.yaml").read_text())
+    assert "teilnahme.mitwirkung.2040" in profile["sends"] and "zuweisung.anmeldung.1020" in profile["receives"]
+    assert "massnahmedurchfuehrung" in profile["purposes"]
+    again = run_cli("partners", "add", "traeger-neu", "--name", "X", "--role", "provider", contracts=contracts_copy)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    listed = run_cli("partners", "list", "--json", contracts=contracts_copy)
+    assert "traeger-neu" in {p["id"] for p in json.loads(listed.stdout)}
