@@ -36,7 +36,10 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "given_name": ("missing", "exact", "token", "fuzzy_high", "fuzzy_low", "different"),
     # token: a shared word of a double name or a birth name equal to the other's family name
     "family_name": ("missing", "exact", "token", "fuzzy_high", "fuzzy_low", "different"),
-    "birth_date": ("missing", "exact", "day_month_swapped", "one_digit", "two_digits", "different"),
+    # one_digit: one wrong digit or two adjacent digits swapped (1980 -> 1908). Two unrelated
+    # wrong digits are "different": random birth dates differ in two digits often enough (1 %)
+    # that such a level rewards coincidences more than it rescues typos.
+    "birth_date": ("missing", "exact", "day_month_swapped", "one_digit", "different"),
     # street_house: same building, postcode/city mistyped or missing; house_area: same house number
     # in the same postcode area but the street name unrecognisable; street: same street, another
     # house number; area: same postcode or city only
@@ -92,7 +95,7 @@ def _name_levels(
 
 def _dob_levels(da: np.ndarray, db: np.ndarray) -> np.ndarray:
     n = len(da)
-    lev = np.full(n, 5, dtype=np.int8)
+    lev = np.full(n, 4, dtype=np.int8)
     present = (da[:, 0] >= 0) & (db[:, 0] >= 0)
     diff = da != db
     ham = diff.sum(axis=1)
@@ -107,7 +110,6 @@ def _dob_levels(da: np.ndarray, db: np.ndarray) -> np.ndarray:
     if two.any():
         for p in range(7):
             transposed |= two & diff[:, p] & diff[:, p + 1] & (da[:, p] == db[:, p + 1]) & (da[:, p + 1] == db[:, p])
-    lev[ham == 2] = 4
     lev[(ham == 1) | transposed] = 3
     lev[swapped] = 2
     lev[ham == 0] = 1

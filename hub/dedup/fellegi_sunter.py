@@ -50,7 +50,7 @@ class Thresholds:
     ``min_n`` keeps a tiny index from accepting weak evidence just because it is tiny.
     """
 
-    match_margin: float = 0.0
+    match_margin: float = 2.0
     link_margin: float = -3.0
     review_margin: float = -9.0
     closure_margin: float = -2.0

@@ -221,7 +221,7 @@ class Linker:
         ia, ib = np.concatenate(ia_l), np.concatenate(ib_l)
         lv = self._levels(t, ia, t, ib)
         given, dob = lv[:, CONCEPTS.index("given_name")], lv[:, CONCEPTS.index("birth_date")]
-        household = ((given == 0) | (given >= 4)) & ((dob == 0) | (dob >= 4)) & ~((given == 0) & (dob == 0))
+        household = ((given == 0) | (given >= 4)) & ((dob == 0) | (dob == 4)) & ~((given == 0) & (dob == 0))
         return float(household.sum()) / (n * (n - 1) / 2)
 
     def _levels(self, ta: RecordTable, ia: np.ndarray, tb: RecordTable, ib: np.ndarray, progress: Progress = _noop, stage: str = "") -> np.ndarray:
@@ -427,6 +427,40 @@ class Linker:
         levels = compare_pairs(q, np.zeros(len(ib), dtype=np.int64), self._index, ib)
         w = model.weights(levels)
         return self._candidates(w, levels, [self._row_person[i] for i in ib], [self._index.record_ids[i] for i in ib], self.index_size, limit, include_non_matches)
+
+    def match_many(self, records: Sequence[PersonRecord], *, limit: int = 5, include_non_matches: bool = False) -> list[list[Candidate]]:
+        """:meth:`match` for a batch of queries in one vectorised comparison (what a pipeline
+        worker that drains a queue should call: the per-call overhead is paid once)."""
+        model = self._require_model()
+        if not records:
+            return []
+        q = RecordTable(self.vocab, records, frozen=True)
+        blocks, max_block = self._blocks, self.max_block
+        qa: list[np.ndarray] = []
+        rb: list[np.ndarray] = []
+        for i in range(len(q)):
+            rows: set[int] = set()
+            for key in row_keys(q, i, self.passes):
+                lst = blocks.get(key)
+                if lst is not None and len(lst) <= max_block:
+                    rows.update(lst)
+            if rows:
+                rb.append(np.fromiter(rows, dtype=np.int64, count=len(rows)))
+                qa.append(np.full(len(rows), i, dtype=np.int64))
+        out: list[list[Candidate]] = [[] for _ in range(len(q))]
+        if not qa:
+            return out
+        ia, ib = np.concatenate(qa), np.concatenate(rb)
+        levels = compare_pairs(q, ia, self._index, ib)
+        w = model.weights(levels)
+        n = self.index_size
+        bounds = np.flatnonzero(np.diff(ia)) + 1
+        for seg in np.split(np.arange(len(ia)), bounds):
+            rows_ = ib[seg]
+            out[int(ia[seg[0]])] = self._candidates(
+                w[seg], levels[seg], [self._row_person[i] for i in rows_], [self._index.record_ids[i] for i in rows_], n, limit, include_non_matches
+            )
+        return out
 
     def score(
         self,

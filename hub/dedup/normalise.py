@@ -24,6 +24,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 __all__ = [
     "NameParts",
@@ -99,6 +100,7 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
 
+@lru_cache(maxsize=262_144)  # names and streets repeat: normalise each spelling once
 def search_form(text: str | None) -> str:
     """Transliterate to the DIN 91379 / ICAO 9303 search form, lower case.
 
@@ -123,6 +125,7 @@ def _fold_word(word: str) -> str:
     return _FOLD.sub(lambda m: m.group(1)[0], word)
 
 
+@lru_cache(maxsize=262_144)  # names and streets repeat: normalise each spelling once
 def match_key(text: str | None) -> str:
     """Return the comparison key of a single word or phrase: search form, ``ae/oe/ue`` folded,
     only ``a-z`` and single spaces left.
@@ -161,6 +164,7 @@ class NameParts:
 _EMPTY = NameParts((), ())
 
 
+@lru_cache(maxsize=262_144)  # names and streets repeat: normalise each spelling once
 def split_name(text: str | None) -> NameParts:
     """Split a given or family name into identifying tokens and particles.
 
@@ -283,6 +287,7 @@ def split_street_house_number(text: str | None) -> tuple[str, str]:
     return s, ""
 
 
+@lru_cache(maxsize=262_144)  # names and streets repeat: normalise each spelling once
 def street_key(text: str | None) -> str:
     """Comparison key of a street name.
 

@@ -167,13 +167,13 @@ class RecordTable:
         self._cap = 0
         self._buf: dict[str, np.ndarray] = {}
         self.record_ids: list[str] = []
-        self._grow(max(16, len(records)))
+        self._grow(max(1, len(records)))
         if records:
             self.extend(records)
 
     # -- storage -----------------------------------------------------------------
     def _grow(self, need: int) -> None:
-        cap = max(need, self._cap * 2, 16)
+        cap = max(need, self._cap * 2)
         new: dict[str, np.ndarray] = {}
         for name, (dtype, shape) in _COLUMNS.items():
             arr = np.empty((cap, *shape), dtype=dtype)
