@@ -86,7 +86,10 @@ def test_item_goes_to_dead_letters_after_max_attempts(hub: Hub, transport: Embed
     assert queued(hub) == 0
 
 
-def test_competing_consumers_process_each_item_once(hub: Hub, transport: EmbeddedTransport) -> None:
+def test_competing_consumers_process_each_item_once(hub: Hub) -> None:
+    # a visibility timeout longer than any batch takes: with a too-short one, at-least-once legitimately
+    # hands a slow consumer's items to another (the pipeline's receiver is idempotent; this handler is not)
+    transport = EmbeddedTransport(hub.engine, visibility_timeout=60, max_attempts=3, poll_interval=0.01)
     with db.write(hub.engine) as conn:
         for n in range(200):
             transport.publish(conn, "q", {"n": n})
