@@ -1,0 +1,397 @@
+"""End-to-end benchmark of the hub through its HTTP API (not part of the test suite).
+
+For each backend (the embedded default: SQLite + database-backed queue; and RabbitMQ + PostgreSQL)
+it starts the hub as real processes, assigns one case, then
+
+1. throughput: posts N provider reports with C concurrent clients as fast as they are accepted and
+   waits until every report is in the Jobcenter's inbox (a committed delivery row) ->
+   end-to-end messages/s, HTTP accept latency p50/p99, end-to-end latency p50/p99
+   (request sent -> delivery committed for the recipient);
+2. accept latency at a fixed offered rate (open loop, default 1,000 messages/s for 5 s) -> p50/p99;
+3. peak memory: the sum of the peak RSS (VmHWM) of the hub's processes.
+
+In the same run it measures the raw reference rates on the same machine -- PostgreSQL single-row
+commits/s, SQLite (WAL) single-row commits/s, pika publishes with a confirm each per second (to a
+quorum queue, like the hub's) -- so each result is also a ratio that holds across machines.
+
+    .venv/bin/python bench/e2e_bench.py --messages 5000 --clients 32
+    .venv/bin/python bench/e2e_bench.py --backends embedded --messages 2000 --api-procs 2
+
+Needs PostgreSQL (HUB_TEST_PG_URL) and RabbitMQ (HUB_TEST_AMQP_URL, management API on :15672) for
+the amqp-postgres backend; it creates and drops its own database and vhost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pika
+import psycopg
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hub import db  # noqa: E402
+from hub.canonical import Message  # noqa: E402
+from hub.config import Settings  # noqa: E402
+from hub.partners import issue_token  # noqa: E402
+from hub.runtime import Hub  # noqa: E402
+from hub.samples import samples  # noqa: E402
+from hub.tables import deliveries, messages  # noqa: E402
+
+PG_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+AMQP_URL = os.environ.get("HUB_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+RABBITMQ_API = os.environ.get("HUB_TEST_RABBITMQ_API", "http://127.0.0.1:15672")
+JOBCENTER, PROVIDER = "jobcenter-musterstadt", "traeger-bildungswerk"
+REPORT = "teilnahme.mitwirkung.2040"
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- services ---------------------------------------------------------------------------------------
+@contextmanager
+def pg_database() -> Iterator[str]:
+    name = f"hub_bench_{os.getpid()}_{int(time.time())}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as c:
+        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        db.dispose_all()
+        with admin.connect() as c:
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def vhost() -> Iterator[str]:
+    name = f"hub_bench_{os.getpid()}_{int(time.time())}"
+    auth = ("guest", "guest")
+    httpx.put(f"{RABBITMQ_API}/api/vhosts/{name}", auth=auth).raise_for_status()
+    httpx.put(f"{RABBITMQ_API}/api/permissions/{name}/guest", json={"configure": ".*", "write": ".*", "read": ".*"}, auth=auth).raise_for_status()
+    try:
+        yield AMQP_URL.rstrip("/") + "/" + name
+    finally:
+        httpx.delete(f"{RABBITMQ_API}/api/vhosts/{name}", auth=auth)
+
+
+# -- reference rates ----------------------------------------------------------------------------------
+def pg_commits_per_s(seconds: float = 3.0) -> float:
+    with psycopg.connect(PG_URL.replace("postgresql+psycopg", "postgresql")) as conn:
+        conn.execute("CREATE TEMP TABLE bench_commit (id serial primary key, payload text)")
+        conn.commit()
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            conn.execute("INSERT INTO bench_commit (payload) VALUES (%s)", ("x" * 100,))
+            conn.commit()
+            n += 1
+        return n / (time.perf_counter() - start)
+
+
+def sqlite_commits_per_s(seconds: float = 3.0) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        conn = sqlite3.connect(Path(tmp) / "ref.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload TEXT)")
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO t (payload) VALUES (?)", ("x" * 100,))
+            conn.execute("COMMIT")
+            n += 1
+        conn.close()
+        return n / (time.perf_counter() - start)
+
+
+def pika_confirmed_publishes_per_s(amqp_url: str, seconds: float = 3.0) -> float:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    ch = connection.channel()
+    ch.queue_declare("bench.reference", durable=True, arguments={"x-queue-type": "quorum"})
+    ch.confirm_delivery()
+    body = json.dumps({"message_id": "01HZZZZZZZZZZZZZZZZZZZZZZZ"}).encode()
+    props = pika.BasicProperties(delivery_mode=2, content_type="application/json")
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        ch.basic_publish("", "bench.reference", body, props, mandatory=True)
+        n += 1
+    rate = n / (time.perf_counter() - start)
+    ch.queue_delete("bench.reference")
+    connection.close()
+    return rate
+
+
+# -- the hub under test -----------------------------------------------------------------------------
+def peak_rss_mb(pids: list[int]) -> float:
+    def tree(pid: int) -> list[int]:
+        out = [pid]
+        for task in Path(f"/proc/{pid}/task").glob("*/children"):
+            for child in task.read_text().split():
+                out += tree(int(child))
+        return out
+
+    total = 0
+    for root in pids:
+        for pid in tree(root):
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+            except FileNotFoundError:
+                pass
+    return total / 1024
+
+
+class Cluster:
+    def __init__(self, env: dict[str, str], api_procs: int, worker_procs: int, threads: int, log: Path) -> None:
+        self.env, self.api_procs, self.worker_procs, self.threads, self.log = env, api_procs, worker_procs, threads, log
+        self.port = free_port()
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self) -> None:
+        env = {**os.environ, **self.env}
+        out = open(self.log, "ab")
+        role = "api" if self.worker_procs else "all"
+        cmd = [sys.executable, "-m", "hub.cli", "serve", "--port", str(self.port), "--role", role, "--workers", str(self.api_procs), "--threads", str(self.threads)]
+        self.procs.append(subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=out))
+        for _ in range(self.worker_procs):
+            cmd = [sys.executable, "-m", "hub.cli", "worker", "--role", "all", "--threads", str(self.threads)]
+            self.procs.append(subprocess.Popen(cmd, env={**env, "HUB_AUTO_MIGRATE": "false"}, cwd=ROOT, stdout=out, stderr=out))
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2).status_code == 200:
+                    time.sleep(1.0)
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"the hub did not become ready; see {self.log}")
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+async def post_all(url: str, token: str, bodies: list[bytes], clients: int, rate: float | None) -> tuple[list[float], dict[int, float], dict[int, str], float]:
+    """Post every body; closed loop with `clients` connections, or open loop at `rate`/s. Returns latencies, send times."""
+    latencies: list[float] = []
+    errors: list[int] = []
+    sent_at: dict[int, float] = {}
+    ids: dict[int, str] = {}
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=60) as client:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(len(bodies)):
+            queue.put_nowait(i)
+        t0 = time.perf_counter()
+
+        async def one(i: int) -> None:
+            while True:
+                start = time.perf_counter()
+                sent_at[i] = time.time()
+                try:
+                    r = await client.post("/v1/messages", content=bodies[i])
+                except httpx.HTTPError:
+                    errors.append(i)  # resent, like a partner would
+                    await asyncio.sleep(0.05)
+                    continue
+                if r.status_code in (200, 202):
+                    latencies.append(time.perf_counter() - start)
+                    ids[i] = r.json()["id"]
+                    return
+                await asyncio.sleep(0.05)
+
+        if rate is None:
+            async def worker() -> None:
+                while not queue.empty():
+                    await one(queue.get_nowait())
+
+            await asyncio.gather(*(worker() for _ in range(clients)))
+        else:
+            tasks = []
+            for i in range(len(bodies)):
+                delay = t0 + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(i)))
+            await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - t0
+    if errors:
+        print(f"  {len(errors)} requests failed at the HTTP level and were resent", file=sys.stderr)
+    return latencies, sent_at, ids, elapsed
+
+
+def run_backend(name: str, env: dict[str, str], args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    settings = Settings(database_url=env["HUB_DATABASE_URL"], broker_url=env["HUB_BROKER_URL"], contracts_dir=ROOT / "contracts")
+    hub = Hub(settings)
+    hub.migrate()
+    with db.write(hub.engine) as conn:
+        tokens = {p: issue_token(conn, p) for p in (JOBCENTER, PROVIDER)}
+    worker_procs = args.worker_procs if name != "embedded" else 0
+    cluster = Cluster(env, args.api_procs, worker_procs, args.threads, workdir / f"{name}.log")
+    cluster.start()
+    url = f"http://127.0.0.1:{cluster.port}"
+    try:
+        # one case, assigned by the Jobcenter, that every report refers to
+        assignment = samples("agency-xml", fresh=True)["zuweisung.anmeldung.1020"]
+        xml = hub.adapter("agency-xml").encode(Message.build(assignment["header"], assignment["body"]))
+        with httpx.Client(base_url=url, timeout=30) as c:
+            r = c.post("/v1/messages", content=xml, headers={"Authorization": f"Bearer {tokens[JOBCENTER]}", "Content-Type": "application/xml"})
+            assert r.status_code == 202, r.text
+            deadline = time.time() + 30
+            case_id = None
+            while case_id is None and time.time() < deadline:
+                inbox = c.get("/v1/inbox", headers={"Authorization": f"Bearer {tokens[PROVIDER]}"}).json()["deliveries"]
+                case_id = next((d["body"]["body"]["caseId"] for d in inbox if d["message_type"] == "zuweisung.anmeldung.1020"), None)
+                time.sleep(0.1)
+        assert case_id, "the assignment did not reach the provider"
+
+        def bodies(n: int, tag: str) -> list[bytes]:
+            out = []
+            for i in range(n):
+                data = samples("provider-json", fresh=True, case_id=case_id)[REPORT]
+                data["body"]["facts"] = f"Bericht {tag} {i}"
+                out.append(hub.adapter("provider-json").encode(Message.build(data["header"], data["body"])))
+            return out
+
+        def wait_delivered(ids: list[str], timeout: float) -> dict[str, float]:
+            deadline = time.time() + timeout
+            while True:
+                with db.read(hub.engine) as conn:
+                    rows = conn.execute(
+                        sa.select(deliveries.c.message_id, deliveries.c.created_at).where(
+                            deliveries.c.recipient == JOBCENTER, deliveries.c.message_type == REPORT, deliveries.c.message_id.in_(ids)
+                        )
+                    ).all()
+                if len(rows) >= len(ids) or time.time() > deadline:
+                    return {r.message_id: db.aware(r.created_at).timestamp() for r in rows}
+                time.sleep(0.25)
+
+        # 1. throughput, closed loop
+        batch = bodies(args.messages, "t")
+        t_start = time.time()
+        latencies, sent, ids, _ = asyncio.run(post_all(url, tokens[PROVIDER], batch, args.clients, None))
+        done = wait_delivered(list(ids.values()), 300)
+        t_end = max(done.values()) if done else time.time()
+        e2e = [done[ids[i]] - sent[i] for i in ids if ids[i] in done]
+        result: dict[str, Any] = {
+            "messages": args.messages,
+            "delivered": len(done),
+            "e2e_msgs_per_s": round(len(done) / (t_end - t_start), 1),
+            "accept_ms_p50": round(pct(latencies, 50) * 1000, 1),
+            "accept_ms_p99": round(pct(latencies, 99) * 1000, 1),
+            "e2e_ms_p50": round(pct(e2e, 50) * 1000, 1),
+            "e2e_ms_p99": round(pct(e2e, 99) * 1000, 1),
+        }
+        # 2. accept latency at a fixed offered rate (open loop)
+        offered = bodies(int(args.rate * args.rate_seconds), "r")
+        latencies, _, rate_ids, elapsed = asyncio.run(post_all(url, tokens[PROVIDER], offered, 256, args.rate))
+        wait_delivered(list(rate_ids.values()), 300)
+        result.update(
+            {
+                f"accept_ms_p50_at_{int(args.rate)}_per_s": round(pct(latencies, 50) * 1000, 1),
+                f"accept_ms_p99_at_{int(args.rate)}_per_s": round(pct(latencies, 99) * 1000, 1),
+                "offered_rate_achieved_per_s": round(len(offered) / elapsed, 1),
+                "peak_rss_mb": round(peak_rss_mb([p.pid for p in cluster.procs]), 1),
+                "processes": f"api x{args.api_procs}" + (f" + worker x{worker_procs}" if worker_procs else " (role all)"),
+            }
+        )
+        with db.read(hub.engine) as conn:
+            result["not_routed"] = conn.execute(
+                sa.select(sa.func.count()).select_from(messages).where(messages.c.status != "routed")
+            ).scalar_one()
+        return result
+    finally:
+        cluster.stop()
+        hub.close()
+        db.dispose_all()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=1000.0, help="offered rate for the accept-latency phase, messages/s")
+    parser.add_argument("--rate-seconds", type=float, default=5.0)
+    parser.add_argument("--api-procs", type=int, default=1, help="hub serve --workers")
+    parser.add_argument("--worker-procs", type=int, default=1, help="separate `hub worker` processes (amqp-postgres)")
+    parser.add_argument("--threads", type=int, default=1, help="pipeline threads per process")
+    parser.add_argument("--backends", default="embedded,amqp-postgres")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON only")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="hub-bench-"))
+    report: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(), "loadavg_at_start": os.getloadavg()},
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "reference": {},
+        "results": {},
+    }
+    base_env = {"HUB_CONTRACTS_DIR": str(ROOT / "contracts"), "HUB_LOG_FORMAT": "json", "HUB_LOG_LEVEL": "warning"}
+    backends = args.backends.split(",")
+    report["reference"]["sqlite_commits_per_s"] = round(sqlite_commits_per_s())
+    if "amqp-postgres" in backends:
+        report["reference"]["postgres_commits_per_s"] = round(pg_commits_per_s())
+    for name in backends:
+        if name == "embedded":
+            env = {**base_env, "HUB_DATABASE_URL": f"sqlite:///{workdir / 'hub.db'}", "HUB_BROKER_URL": "embedded"}
+            report["results"][name] = run_backend(name, env, args, workdir)
+        elif name == "amqp-postgres":
+            with pg_database() as pg, vhost() as amqp:
+                report["reference"]["pika_confirmed_publishes_per_s"] = round(pika_confirmed_publishes_per_s(amqp))
+                env = {**base_env, "HUB_DATABASE_URL": pg, "HUB_BROKER_URL": amqp}
+                report["results"][name] = run_backend(name, env, args, workdir)
+        else:
+            parser.error(f"unknown backend {name}")
+    report["machine"]["loadavg_at_end"] = os.getloadavg()
+    ref = report["reference"]
+    for name, r in report["results"].items():
+        base = ref["sqlite_commits_per_s"] if name == "embedded" else ref["postgres_commits_per_s"]
+        r["ratio_e2e_to_db_commits"] = round(r["e2e_msgs_per_s"] / base, 3)
+        if name == "amqp-postgres":
+            r["ratio_e2e_to_confirmed_publishes"] = round(r["e2e_msgs_per_s"] / ref["pika_confirmed_publishes_per_s"], 3)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(json.dumps(report, indent=2))
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
