@@ -130,14 +130,34 @@ def row_keys(t: RecordTable, i: int, passes: Sequence[BlockingPass] = PASSES) ->
 
 def table_keys(t: RecordTable, rows: Sequence[int] | range | None = None, passes: Sequence[BlockingPass] = PASSES) -> tuple[np.ndarray, np.ndarray]:
     """(row numbers, keys) for every key of every row, as two aligned arrays."""
-    rows = range(len(t)) if rows is None else rows
-    rr: list[int] = []
-    kk: list[str] = []
-    for i in rows:
-        ks = row_keys(t, i, passes)
-        rr.extend([i] * len(ks))
-        kk.extend(ks)
-    return np.asarray(rr, dtype=np.int64), np.asarray(kk, dtype=object)
+    if rows is not None:
+        rr: list[int] = []
+        kk: list[str] = []
+        for i in rows:
+            ks = row_keys(t, i, passes)
+            rr.extend([i] * len(ks))
+            kk.extend(ks)
+        return np.asarray(rr, dtype=np.int64), np.asarray(kk, dtype=object)
+    # whole table: one pass at a time, cached on the table (training and scoring block the
+    # same table with different sets of passes)
+    cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = t.__dict__.setdefault("_key_cache", {})
+    parts_r, parts_k = [], []
+    for p in passes:
+        hit = cache.get((p.name, len(t)))
+        if hit is None:
+            rr, kk = [], []
+            for i in range(len(t)):
+                ks = p.keys(t, i)
+                if ks:
+                    rr.extend([i] * len(ks))
+                    kk.extend(f"{p.name}:{k}" for k in ks)
+            hit = (np.asarray(rr, dtype=np.int64), np.asarray(kk, dtype=object))
+            cache[(p.name, len(t))] = hit
+        parts_r.append(hit[0])
+        parts_k.append(hit[1])
+    if not parts_r:
+        return np.zeros(0, np.int64), np.zeros(0, object)
+    return np.concatenate(parts_r), np.concatenate(parts_k)
 
 
 def dedupe_pairs(t: RecordTable, max_block: int = 500, passes: Sequence[BlockingPass] = PASSES) -> tuple[np.ndarray, np.ndarray]:

@@ -116,8 +116,19 @@ class Linker:
         return self._fit_tables(ta, tb, other is None, n_random=n_random, max_em_pairs=max_em_pairs, seed=seed, progress=progress)
 
     def _fit_tables(
-        self, ta: RecordTable, tb: RecordTable, same: bool, *, n_random: int, max_em_pairs: int, seed: int, progress: Progress
+        self,
+        ta: RecordTable,
+        tb: RecordTable,
+        same: bool,
+        *,
+        n_random: int,
+        max_em_pairs: int,
+        seed: int,
+        progress: Progress,
+        candidates: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> "Linker":
+        """``candidates`` = (ia, ib, levels) of the blocked pairs when the caller has them
+        already (dedupe): they are not blocked and compared a second time."""
         if len(ta) < 2 or len(tb) < 1:
             raise ValueError("training needs at least two records")
         if min(len(ta), len(tb)) < MIN_TRAINING_RECORDS:
@@ -141,8 +152,12 @@ class Linker:
             # a list with duplicates: duplicates whose given name and birth date were both
             # mistyped look like households; estimate h on one record per found person
             m0 = FSModel(m=m, u=u)
-            ia, ib = dedupe_pairs(ta, self.max_block, self.passes)
-            w = m0.weights(self._levels(ta, ia, ta, ib))
+            if candidates is None:
+                ia, ib = dedupe_pairs(ta, self.max_block, self.passes)
+                lv = self._levels(ta, ia, ta, ib)
+            else:
+                ia, ib, lv = candidates
+            w = m0.weights(lv)
             keep = _representatives(len(ta), ia, ib, w >= self.thresholds.match_at(len(ta)))
             h = self._household_rate(ta, keep)
         else:
@@ -259,9 +274,12 @@ class Linker:
         progress("blocking", 0, 1)
         ia, ib = dedupe_pairs(t, self.max_block, self.passes)
         progress("blocking", 1, 1)
+        levels = self._levels(t, ia, t, ib, progress, "comparing")
         if fit or self.model is None:
-            self._fit_tables(t, t, True, n_random=1_000_000, max_em_pairs=2_000_000, seed=0, progress=progress)
-        return self._decide(t, ia, t, ib, len(t), include_non_matches, progress, cluster=cluster)
+            self._fit_tables(
+                t, t, True, n_random=1_000_000, max_em_pairs=2_000_000, seed=0, progress=progress, candidates=(ia, ib, levels)
+            )
+        return self._decide(t, ia, t, ib, len(t), include_non_matches, progress, cluster=cluster, levels=levels)
 
     def link(
         self,
@@ -304,8 +322,12 @@ class Linker:
         *,
         one_to_one: bool = False,
         cluster: bool = False,
+        levels: np.ndarray | None = None,
     ) -> list[LinkPair]:
-        w = self.score_pairs(ta, ia, tb, ib, progress)
+        if levels is None:
+            w = self.score_pairs(ta, ia, tb, ib, progress)
+        else:
+            w = self._require_model().weights(levels)
         decision = self.thresholds.decide(w, n, one_to_one=one_to_one)
         if one_to_one:
             _one_to_one(ia, ib, w, decision)
@@ -337,7 +359,13 @@ class Linker:
         members: dict[int, list[int]] = {}
         for x in {int(v) for v in ia[m]} | {int(v) for v in ib[m]}:
             members.setdefault(find(x), []).append(x)
-        known = {(int(a), int(b)): k for k, (a, b) in enumerate(zip(ia, ib))}
+        # only pairs inside a cluster of 3+ can be promoted: index those, not all candidates
+        in_big = np.zeros(len(t), dtype=bool)
+        for rows in members.values():
+            if 3 <= len(rows) <= max_size:
+                in_big[rows] = True
+        sel = np.flatnonzero(in_big[ia] & in_big[ib])
+        known = {(int(ia[k]), int(ib[k])): int(k) for k in sel}
         new_a: list[int] = []
         new_b: list[int] = []
         promote: list[int] = []

@@ -42,21 +42,59 @@ _KEYBOARD = {
 }
 
 
-class GermanPopulation:
-    """Generates clean persons; households (same address, same family name) are built in."""
+_SUFFIXES = ("mann", "er", "bach", "berg", "feld", "meier", "hoff", "ke", "ow", "itz", "sen", "ing", "hardt", "brink",
+             "kamp", "wald", "hausen", "dorf", "stein", "rich", "el", "le", "ler", "ner", "land", "horst")
 
-    def __init__(self, seed: int = 0) -> None:
+
+def _extended_surnames() -> tuple[list[str], list[float]]:
+    """About 10,000 surnames with a realistic long tail: Faker's 406 plus compounds of their
+    stems and common German endings, weighted 1/(rank+50) so that the most frequent name has
+    about 0.3 % of the population (Müller's share in Germany) and most names are rare."""
+    stems = sorted({n.rstrip("e").rstrip("-") for n in _LAST if n.isalpha() and len(n) > 3})
+    names = list(_LAST) + [f"{a}{b}" for a in stems for b in _SUFFIXES if not a.endswith(b)]
+    names = list(dict.fromkeys(names))[:10_000]
+    weights = [1.0 / (rank + 50) for rank in range(len(names))]
+    return names, weights
+
+
+class GermanPopulation:
+    """Generates clean persons; households (same address, same family name) are built in.
+
+    ``realistic_scale`` (for the benchmark) draws surnames from ~10,000 names with a long tail
+    and gives each city 5-40 postcodes (~9,000 in all, Germany has 8,200): with Faker's 406
+    equally likely surnames a million persons would share names 40 times more often than in
+    Germany, which inflates block sizes quadratically. The quality tests keep the small pool:
+    it makes coincidences more frequent, i.e. the test harder.
+    """
+
+    def __init__(self, seed: int = 0, realistic_scale: bool = False) -> None:
         self.rng = random.Random(seed)
         r = self.rng
-        # every city gets a few postcodes of its own, so postcode and city agree in clean data
-        self.city_postcodes = {c: [f"{r.randrange(1000, 99999):05d}" for _ in range(r.randint(1, 4))] for c in _CITIES}
+        # every city gets postcodes of its own, so postcode and city agree in clean data
+        lo, hi = (5, 40) if realistic_scale else (1, 4)
+        self.city_postcodes = {c: [f"{r.randrange(1000, 99999):05d}" for _ in range(r.randint(lo, hi))] for c in _CITIES}
+        self._surnames, self._surname_cum = None, None
+        if realistic_scale:
+            names, weights = _extended_surnames()
+            self._surnames = names
+            total = 0.0
+            cum = []
+            for w in weights:
+                total += w
+                cum.append(total)
+            self._surname_cum = cum
         self._n = 0
+
+    def _last(self) -> str:
+        if self._surnames is None:
+            return self.rng.choice(_LAST)
+        return self.rng.choices(self._surnames, cum_weights=self._surname_cum)[0]
 
     def street(self) -> str:
         r = self.rng
         if r.random() < 0.25:
-            return f"{r.choice(_FEMALE + _MALE)}-{r.choice(_LAST)}-{r.choice(('Straße', 'Weg', 'Platz', 'Allee'))}"
-        return f"{r.choice(_LAST)}{r.choice(_STREET_SUFFIX)}"
+            return f"{r.choice(_FEMALE + _MALE)}-{self._last()}-{r.choice(('Straße', 'Weg', 'Platz', 'Allee'))}"
+        return f"{self._last()}{r.choice(_STREET_SUFFIX)}"
 
     def address(self) -> dict[str, str]:
         r = self.rng
@@ -74,10 +112,10 @@ class GermanPopulation:
 
     def family_name(self) -> str:
         r = self.rng
-        name = r.choice(_LAST)
+        name = self._last()
         x = r.random()
         if x < 0.04:
-            name = f"{name}-{r.choice(_LAST)}"
+            name = f"{name}-{self._last()}"
         elif x < 0.06:
             name = f"{r.choice(_PARTICLES)} {name}"
         return name
