@@ -18,11 +18,13 @@ from hub.tables import audit_log, message_events
 
 log = structlog.get_logger("hub")
 
+_INSERT_EVENT = message_events.insert()
+_INSERT_AUDIT = audit_log.insert()
+
 
 def record(conn: Connection, message_id: str, stage: str, event: str, **detail: Any) -> None:
-    conn.execute(
-        message_events.insert().values(message_id=message_id, at=utcnow(), stage=stage, event=event, detail=detail or None)
-    )
+    # a prebuilt statement with a parameter dict: no per-call statement construction (hot path)
+    conn.execute(_INSERT_EVENT, {"message_id": message_id, "at": utcnow(), "stage": stage, "event": event, "detail": detail or None})
     STAGE_EVENTS.labels(stage, event).inc()
     log.info(f"{stage}.{event}", message_id=message_id, **detail)
 
@@ -40,15 +42,16 @@ def audit(
     **detail: Any,
 ) -> None:
     conn.execute(
-        audit_log.insert().values(
-            at=utcnow(),
-            actor=actor,
-            action=action,
-            message_id=message_id,
-            delivery_id=delivery_id,
-            partner=partner,
-            purpose=purpose,
-            legal_basis=legal_basis,
-            detail=detail or None,
-        )
+        _INSERT_AUDIT,
+        {
+            "at": utcnow(),
+            "actor": actor,
+            "action": action,
+            "message_id": message_id,
+            "delivery_id": delivery_id,
+            "partner": partner,
+            "purpose": purpose,
+            "legal_basis": legal_basis,
+            "detail": detail or None,
+        },
     )

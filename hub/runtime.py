@@ -25,7 +25,7 @@ from hub.transport import Transport, create_transport
 class Hub:
     settings: Settings
 
-    @property
+    @cached_property
     def contracts_dir(self) -> Path:
         return self.settings.contracts_dir.resolve()
 
