@@ -61,6 +61,8 @@ class Workers:
 
             drop = FileDrop(self.hub)
             self._spawn("file-drop", lambda: drop.run(self.stop_event))
+        if not self._threads and self.role != "api":
+            log.warning("workers.idle: nothing to run for this role on this transport", role=self.role, broker=self.hub.transport.name)
         log.info("workers.started", role=self.role, threads=len(self._threads), broker=self.hub.transport.name)
 
     def _spawn(self, name: str, target) -> None:  # type: ignore[no-untyped-def]

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub import db
-from hub.tables import deliveries, messages, outbox
+from hub.tables import dead_letters, deliveries, messages, outbox
 from tests.conftest import JOBCENTER, PROVIDER, LiveHub, encode, free_port, provider_sample
 from tests.integration.conftest import WorkerProcess, hub_for, issue_tokens
 from tests.test_end_to_end import assign_case
@@ -110,6 +110,8 @@ def assert_exactly_once(hub, accepted: dict[int, str], n: int) -> None:  # type:
             )
         )
         left = conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one()
+        dead = conn.execute(sa.select(sa.func.count()).select_from(dead_letters)).scalar_one()
+    assert dead == 0, f"{dead} items became dead letters: a fault must never count as a failed attempt"
     assert statuses == {"routed": n}, f"not every message was processed: {statuses}"
     assert not [m for m in ids if reports[m] != 1], f"reports not delivered exactly once: {Counter(reports[m] for m in ids)}"
     assert not [m for m in ids if receipts[m] != 1], "receipts not written exactly once"
@@ -164,7 +166,7 @@ def _rabbitmqctl(*args: str) -> None:
 
 
 def test_rabbitmq_stopped_and_restarted_mid_flow_workers_reconnect_and_nothing_is_lost(amqp_pg_env: dict[str, str]) -> None:
-    n = 600
+    n = 800
     hub, live, workers = start_cluster(amqp_pg_env)
     try:
         case_id = assign_case(live)
@@ -207,7 +209,8 @@ class TcpProxy:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
         listener.listen(64)
-        self.listener = listener
+        with self.lock:
+            self.listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -222,6 +225,10 @@ class TcpProxy:
                 client.close()
                 continue
             with self.lock:
+                if listener is not self.listener:  # cut while this one was being accepted: drop it too
+                    client.close()
+                    upstream.close()
+                    continue
                 self.conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -240,9 +247,9 @@ class TcpProxy:
 
     def cut(self) -> None:
         assert self.listener is not None
-        self.listener.close()
-        self.listener = None
         with self.lock:
+            self.listener.close()
+            self.listener = None
             conns, self.conns = self.conns, []
         for s in conns:
             try:
