@@ -8,10 +8,12 @@ date exact: +11.8 bits, given name different: -4.2 bits").
 
 * ``u[level]`` = P(level | two *random* records): estimated by comparing random pairs, which are
   non-matches with overwhelming probability. Cheap and unbiased.
-* ``m[level]`` = P(level | same person): estimated by EM (expectation maximisation) on the
-  blocked candidate pairs, a two-class latent mixture with conditional independence. In the EM
-  the non-match class gets its own u (the blocked pairs are *not* random: they agree on their
-  blocking key), but only the m it finds is kept.
+* ``m[level]`` = P(level | same person): estimated by EM (expectation maximisation) on
+  blocked candidate pairs, a latent mixture of matches, household members and other pairs with
+  conditional independence within each class. The non-match classes get their own parameters
+  (blocked pairs are *not* random: they agree on their blocking key); only the matches' m is
+  kept. Which blocked pairs each concept is learned from: :meth:`Linker._em_by_passes`.
+* households: see :attr:`FSModel.household_bits`.
 
 A pair's weight ``W = Σ log2(m/u)`` is the log2 likelihood ratio. Whether W is enough depends
 on how many candidates there are: with N persons in the index, the prior odds that a given
