@@ -26,6 +26,16 @@ app.add_typer(messages_app, name="messages")
 app.add_typer(db_app, name="db")
 app.add_typer(dedup_app, name="dedup")
 
+
+def _mount_batch_linkage() -> None:
+    """`hub dedup batch`: the batch linkage command lives with the engine, in hub.dedup.batch."""
+    from hub.dedup.batch import batch
+
+    dedup_app.command("batch", help=batch.__doc__)(batch)
+
+
+_mount_batch_linkage()
+
 STATE: dict[str, Any] = {"debug": False}
 
 

@@ -176,3 +176,21 @@ def test_a_refused_message_leaves_no_partial_deliveries(hub: Hub, monkeypatch: p
         status = conn.execute(sa.select(messages.c.status).where(messages.c.id == message_id)).scalar_one()
     assert status == "rejected"
     assert kinds == ["administration.rueckweisung.0010"], f"only the rejection may remain, found {kinds}"
+
+
+def test_hub_dedup_batch_is_on_the_public_cli(tmp_path) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    src = tmp_path / "personen.csv"
+    src.write_bytes("id;vorname;nachname;geburtsdatum;plz\n1;Jürgen;Müller;09.03.1978;01067\n2;Juergen;Mueller;09.03.1978;01067\n3;Anna;Schmidt;01.01.1990;04109\n".encode("iso-8859-15"))
+    out = tmp_path / "paare.csv"
+    r = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "dedup", "batch", str(src), "--columns", "record_id=id,given_name=vorname,family_name=nachname,birth_date=geburtsdatum,postcode=plz", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    rows = out.read_text().splitlines()
+    assert rows[0] == "id_a,id_b,score,decision" and rows[1].startswith("1,2,") and rows[1].endswith(",match"), rows

@@ -15,7 +15,10 @@ from pathlib import Path
 from hub.dedup.linkage import Linker
 from hub.dedup.synthetic import german_dedup_set
 
-OUT = Path(__file__).resolve().parents[1] / "contracts" / "dedup" / "model.json"
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "contracts" / "dedup" / "model.json"
+#: the same parameters as package data: the batch linker's fallback for inputs too small to train on
+PACKAGED = ROOT / "hub" / "dedup" / "default_model.json"
 
 
 def main() -> None:
@@ -31,8 +34,9 @@ def main() -> None:
     data["model"]["m"]["ids"] = [m[level] for level in ids]
     data["model"]["u"]["ids"] = [u[level] for level in ids]
     data["ids_prior"] = "m/u of the ids concept are set from domain knowledge, not learned (see above)"
-    OUT.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {OUT}", file=sys.stderr)
+    for path in (OUT, PACKAGED):
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

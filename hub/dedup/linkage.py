@@ -563,15 +563,16 @@ class Linker:
 
 @lru_cache(maxsize=1)
 def default_model() -> FSModel:
-    """Parameters for inputs too small to train on: learned (once per process, ~2 s) from a
-    seeded synthetic German register pair of 4,000 persons."""
-    from hub.dedup.synthetic import german_link_set
+    """Parameters for inputs too small to train on, shipped as package data (default_model.json).
 
-    a, b, _ = german_link_set(4000, seed=20240601)
-    model = Linker().fit(a, b).model
-    assert model is not None
-    model.meta["source"] = "synthetic German registers (hub.dedup.synthetic, seed 20240601)"
-    return model
+    They were learned from seeded synthetic German registers by tools/train_person_model.py, which
+    needs the test extras (Faker); a plain install only reads the file.
+    """
+    import json
+    from pathlib import Path
+
+    data = json.loads((Path(__file__).with_name("default_model.json")).read_text(encoding="utf-8"))
+    return FSModel.from_dict(data["model"])
 
 
 def _representatives(n: int, ia: np.ndarray, ib: np.ndarray, linked: np.ndarray) -> np.ndarray:
