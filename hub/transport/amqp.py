@@ -276,7 +276,15 @@ class AmqpTransport(Transport):
         return Item(headers.get("x-hub-outbox-id", props.message_id), queue, json.loads(body), attempts)
 
     def _process_batch(self, connection: BlockingConnection, ch: BlockingChannel, queue: str, batch: list, handler: Handler, dead_handler: DeadHandler, stop: threading.Event) -> None:
-        items = [(method, props, body, self._item(queue, props, body)) for method, props, body in batch]
+        items = []
+        for method, props, body in batch:
+            try:
+                items.append((method, props, body, self._item(queue, props, body)))
+            except (ValueError, TypeError) as exc:  # not a hub message: park it, never loop on it
+                log.error("unreadable message parked in the dead-letter queue", queue=queue, error=repr(exc), body=body[:200])
+                ch.basic_reject(method.delivery_tag, requeue=False)
+        if not items:
+            return
         pause = 0.2
         while True:
             failed: list[tuple[Any, Any, bytes, Item, str]] = []

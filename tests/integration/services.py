@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,24 @@ def _reachable(url: str, default_port: int) -> bool:
         return False
 
 
+#: seconds a test waits for a service that is not reachable right now (another suite on this machine may
+#: be in the middle of its own RabbitMQ stop_app/start_app fault test); a service found down stays down
+SERVICE_WAIT = float(os.environ.get("HUB_TEST_SERVICE_WAIT", "30"))
+_found_down: set[str] = set()
+
+
+def _wait_reachable(service: str, url: str, default_port: int) -> bool:
+    if service in _found_down:
+        return False
+    deadline = time.time() + SERVICE_WAIT
+    while not _reachable(url, default_port):
+        if time.time() > deadline:
+            _found_down.add(service)
+            return False
+        time.sleep(0.5)
+    return True
+
+
 def require(service: str, ok: bool, how: str) -> None:
     if ok:
         return
@@ -48,11 +67,11 @@ def require(service: str, ok: bool, how: str) -> None:
 
 
 def require_postgres() -> None:
-    require("PostgreSQL", _reachable(PG_URL, 5432), PG_URL)
+    require("PostgreSQL", _wait_reachable("PostgreSQL", PG_URL, 5432), PG_URL)
 
 
 def require_rabbitmq() -> None:
-    require("RabbitMQ", _reachable(AMQP_URL, 5672), AMQP_URL)
+    require("RabbitMQ", _wait_reachable("RabbitMQ", AMQP_URL, 5672), AMQP_URL)
 
 
 def unique(prefix: str = "hub_test_") -> str:
@@ -115,6 +134,17 @@ def _rabbitmqctl(*args: str) -> None:
 
 def create_vhost() -> str:
     """A new vhost the test user may use fully; returns the amqp URL that selects it."""
+    deadline = time.time() + SERVICE_WAIT
+    while True:  # the broker may be restarting (a fault test elsewhere): try again for a while
+        try:
+            return _create_vhost()
+        except Exception:  # noqa: BLE001
+            if time.time() > deadline:
+                raise
+            time.sleep(1.0)
+
+
+def _create_vhost() -> str:
     vhost = unique()
     user, _ = _credentials()
     if management_api_available():

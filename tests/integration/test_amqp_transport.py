@@ -128,6 +128,11 @@ def test_failing_handler_is_retried_with_delay_then_dead_lettered(amqp_pg_env: d
     for t in threads:
         t.start()
     try:
+        # an unreadable message (not JSON) is parked at once instead of looping
+        transport.declare_all()
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_pg_env["HUB_BROKER_URL"]))
+        connection.channel().basic_publish("hub.work", "pipeline", b"\x00not json", pika.BasicProperties(delivery_mode=2))
+        connection.close()
         with db.write(hub.engine) as conn:
             for i in range(20):
                 transport.publish(conn, "pipeline", {"n": i, "message_id": None})
@@ -142,11 +147,12 @@ def test_failing_handler_is_retried_with_delay_then_dead_lettered(amqp_pg_env: d
         for t in threads:
             t.join(10)
     assert [d[0]["n"] for d in dead] == [0], f"only the poison message dies: {dead}"
+    assert calls["garbage"] == 0
     assert calls[0] == 2, f"the poison message must be tried max_attempts=2 times, was {calls[0]}"
     assert all(calls[i] == 1 for i in range(1, 20)), f"good messages are handled once: {calls}"
     with db.read(hub.engine) as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(dead_letters)).scalar_one() == 1
-    assert message_count(amqp_pg_env["HUB_BROKER_URL"], "hub.dead.pipeline") == 1, "the dead message is parked in the dead-letter queue"
+    assert message_count(amqp_pg_env["HUB_BROKER_URL"], "hub.dead.pipeline") == 2, "the dead and the unreadable message are parked"
 
 
 def test_partner_with_amqp_delivery_gets_its_deliveries_in_its_own_queue_and_only_there(amqp_pg_env: dict[str, str], tmp_path: Path) -> None:
