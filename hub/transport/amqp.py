@@ -300,7 +300,8 @@ class AmqpTransport(Transport):
                         error = self._run(conn, lambda c, i=item: handler(c, i))
                         if error is not None:
                             failed.append((method, props, body, item, error))
-                break  # committed
+                self.notify()  # committed: wake this process's relay for outbox rows the batch wrote
+                break
             except AMQP_ERRORS:
                 raise
             except Exception as exc:  # noqa: BLE001 - the database went away under the batch (or at commit)
