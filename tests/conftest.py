@@ -199,5 +199,24 @@ def wait_for(client: httpx.Client, message_type: str, timeout: float = 20.0, cou
     raise AssertionError(f"expected {count} {message_type} in the inbox within {timeout} s, found {len(found)}")
 
 
+def drain(hub: Hub) -> None:
+    """Run the pipeline over everything queued, in this thread (in-process tests)."""
+    from hub import pipeline
+
+    while items := hub.transport.claim("pipeline", lambda *a: None):
+        for item in items:
+            assert hub.transport.process(item, lambda conn, it: pipeline.handle(hub, conn, it)), "a pipeline item failed"
+
+
+def send(hub: Hub, sender: str, fmt: str, data: dict[str, Any]) -> str:
+    """Accept one message from `sender` as ingress does, then drain the pipeline; returns its id."""
+    from hub import ingress
+
+    media = {"agency-xml": "application/xml", "provider-json": "application/json"}[fmt]
+    accepted = ingress.accept(hub, hub.partners[sender], encode(hub, fmt, data), media)
+    drain(hub)
+    return accepted.id
+
+
 def new_uuid() -> str:
     return str(uuid.uuid4())

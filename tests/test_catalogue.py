@@ -12,7 +12,7 @@ import yaml
 from lxml import etree
 from pydantic import ValidationError
 
-from hub import db, ingress, pipeline
+from hub import db, ingress
 from hub.adapters import get_adapter
 from hub.canonical import BODY_TYPES, Message
 from hub.findings import Refusal
@@ -21,7 +21,7 @@ from hub.samples import samples
 from hub.schemas.generate import fields_of
 from hub.schemas.registry import Registry
 from hub.tables import deliveries, messages
-from tests.conftest import CONTRACTS, JOBCENTER, OTHER_PROVIDER, PROVIDER, agency_sample, encode, provider_sample
+from tests.conftest import CONTRACTS, JOBCENTER, OTHER_PROVIDER, PROVIDER, agency_sample, drain, encode, provider_sample, send
 
 REGISTRY = Registry(CONTRACTS)
 CATALOGUE = [
@@ -158,19 +158,6 @@ def test_a_report_without_the_date_it_was_shown_to_the_participant_is_not_a_repo
 
 
 # -- one client's whole chain ----------------------------------------------------------------------
-def drain(hub: Hub) -> None:
-    while items := hub.transport.claim("pipeline", lambda *a: None):
-        for item in items:
-            assert hub.transport.process(item, lambda conn, it: pipeline.handle(hub, conn, it))
-
-
-def send(hub: Hub, sender: str, fmt: str, data: dict) -> str:
-    media = {"agency-xml": "application/xml", "provider-json": "application/json"}[fmt]
-    accepted = ingress.accept(hub, hub.partners[sender], encode(hub, fmt, data), media)
-    drain(hub)
-    return accepted.id
-
-
 def delivered(hub: Hub, message_id: str) -> dict[str, dict[str, Any]]:
     """The deliveries a message caused, by recipient (quittung and rueckweisung left out)."""
     with db.read(hub.engine) as conn:

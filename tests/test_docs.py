@@ -109,7 +109,7 @@ def test_type_page_shows_fields_code_lists_examples_and_change_notes(rendered: t
     row = re.search(r'<tr class="d1 element" id="agency-xml-ereignis">.*?</tr>', page, re.S)
     assert row is not None
     for code in load_codelists(CONTRACTS.resolve())["mitwirkungsereignis"].codes:
-        assert f"<code title=" in row.group(0) and f">{code}</code>" in row.group(0)
+        assert "<code title=" in row.group(0) and f">{code}</code>" in row.group(0)
     assert 'href="#cl-mitwirkungsereignis"' in row.group(0)
     assert 'id="provider-json-/body/facts"' in page
     # the code list with its meanings

@@ -4,18 +4,17 @@ atomically."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from hub import db, pipeline
+from hub import db
 from hub.file_drop import FileDrop, atomic_write
 from hub.runtime import Hub
 from hub.tables import deliveries, messages
-from tests.conftest import JOBCENTER, agency_sample, encode
+from tests.conftest import JOBCENTER, agency_sample, drain, encode
 
 PARTNER = "sozialamt-altstadt"
 COLUMNS = "satzart;version;nachrichtenUUID;erstellungszeitpunkt;absender;empfaenger;kundennummer;bgNummer;vorname;familienname;geburtsname;geburtsdatum;geschlecht;strasse;hausnummer;postleitzahl;ort;telefon;email"
@@ -24,13 +23,6 @@ COLUMNS = "satzart;version;nachrichtenUUID;erstellungszeitpunkt;absender;empfaen
 def record(given: str, family: str, postcode: str = "01067", birth: str = "09.03.1978", uid: str | None = None) -> str:
     uid = uid or str(uuid.uuid4())
     return f"person.stammdaten.0100;1.0;{uid};25.11.2026 08:15;{PARTNER};{JOBCENTER};123D45678{len(given) % 10};;{given};{family};;{birth};w;Hauptstraße;3;{postcode};Altstadt;;"
-
-
-def drain(hub: Hub) -> None:
-    """Run the pipeline over everything queued, in this thread."""
-    while items := hub.transport.claim("pipeline", lambda *a: None):
-        for item in items:
-            assert hub.transport.process(item, lambda conn, it: pipeline.handle(hub, conn, it))
 
 
 @pytest.fixture

@@ -8,24 +8,11 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from hub import db, ingress, pipeline
+from hub import db, pipeline
 from hub.api import create_app
 from hub.runtime import Hub
 from hub.tables import deliveries, message_events, messages, person_records, persons
-from tests.conftest import JOBCENTER, MUNICIPAL, OPERATOR, PROVIDER, agency_sample, encode, provider_sample
-
-
-def drain(hub: Hub) -> None:
-    while items := hub.transport.claim("pipeline", lambda *a: None):
-        for item in items:
-            assert hub.transport.process(item, lambda conn, it: pipeline.handle(hub, conn, it))
-
-
-def send(hub: Hub, sender: str, fmt: str, data: dict) -> str:
-    media = {"agency-xml": "application/xml", "provider-json": "application/json"}[fmt]
-    accepted = ingress.accept(hub, hub.partners[sender], encode(hub, fmt, data), media)
-    drain(hub)
-    return accepted.id
+from tests.conftest import JOBCENTER, MUNICIPAL, OPERATOR, PROVIDER, agency_sample, provider_sample, send
 
 
 def master_data(sender: str, reader: str, customer: str, **person) -> dict:

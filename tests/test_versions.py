@@ -9,7 +9,6 @@ from lxml import etree
 
 from hub.translator import VersionMap, from_canonical, to_canonical
 from tests.conftest import JOBCENTER, MUNICIPAL, OTHER_PROVIDER, LiveHub, agency_sample, encode, post, provider_sample, wait_for
-from tests.test_end_to_end import assign_case
 
 NS = {"fk": "urn:xoev-de:casechain:standard:fallkette"}
 

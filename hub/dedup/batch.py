@@ -20,7 +20,6 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 

