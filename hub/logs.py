@@ -28,3 +28,4 @@ def configure(fmt: str = "console", level: str = "info") -> None:
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations speak only when something is wrong
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo's own requests are not news
