@@ -121,8 +121,27 @@ def provider_sample(message_type: str, case_id: str, **body: Any) -> dict[str, A
     return data
 
 
+class ManagedProcess:
+    """kill -9 and orderly stop for the hub subprocesses the tests start (`proc` set by `start`)."""
+
+    proc: subprocess.Popen | None
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+
 @dataclass
-class LiveHub:
+class LiveHub(ManagedProcess):
     """A `hub serve` subprocess: the hub as partners see it, over real HTTP."""
 
     env: dict[str, str]
@@ -156,18 +175,6 @@ class LiveHub:
             time.sleep(0.1)
         raise RuntimeError("hub serve did not become healthy within 30 s")
 
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill9()
 
     def client(self, partner: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[partner]}"} if partner else {}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import CONTRACTS, ROOT
+from tests.conftest import CONTRACTS, ROOT, ManagedProcess
 from tests.integration.services import postgres_database, rabbitmq_vhost
 
 
@@ -59,7 +58,7 @@ def contracts_with(tmp_path: Path, **deliveries: str) -> Path:
 
 
 @dataclass
-class WorkerProcess:
+class WorkerProcess(ManagedProcess):
     """A `hub worker` subprocess, to be killed and restarted."""
 
     env: dict[str, str]
@@ -78,18 +77,6 @@ class WorkerProcess:
         if self.proc.poll() is not None:
             raise RuntimeError(f"hub worker exited with {self.proc.returncode}")
 
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill9()
 
 
 @pytest.fixture
