@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from hub.db import utcnow
 from hub.ids import new_case_ref, new_id
-from hub.tables import case_members, cases
+from hub.tables import case_measures, case_members, cases
 
 
 @dataclass(frozen=True)
@@ -82,4 +82,21 @@ def members(conn: Connection, case_id: str, role: str | None = None) -> list[str
     query = sa.select(case_members.c.partner_id).where(case_members.c.case_id == case_id)
     if role:
         query = query.where(case_members.c.role == role)
+    return [r[0] for r in conn.execute(query)]
+
+
+def add_measure(conn: Connection, case: Case, partner_id: str, measure_number: str) -> None:
+    """Record that `partner_id` runs `measure_number` for the case (idempotent)."""
+    exists = conn.execute(
+        sa.select(case_measures.c.case_id).where(
+            case_measures.c.case_id == case.id, case_measures.c.partner_id == partner_id, case_measures.c.measure_number == measure_number
+        )
+    ).first()
+    if exists is None:
+        conn.execute(case_measures.insert().values(case_id=case.id, partner_id=partner_id, measure_number=measure_number, joined_at=utcnow()))
+
+
+def running(conn: Connection, case_id: str, measure_number: str) -> list[str]:
+    """The partners that run `measure_number` for the case."""
+    query = sa.select(case_measures.c.partner_id).where(case_measures.c.case_id == case_id, case_measures.c.measure_number == measure_number)
     return [r[0] for r in conn.execute(query)]

@@ -152,6 +152,9 @@ def route(hub: Hub, conn: Connection, ctx: Context) -> None:
                 continue
             if rule.opens_case and ctx.case is not None:
                 chain.join(conn, ctx.case, partner_id, partner.role)
+                measure = getattr(ctx.message.body, "measure_number", None)
+                if measure:
+                    chain.add_measure(conn, ctx.case, partner_id, measure)
             seen.add(partner_id)
             ctx.recipients.append(Recipient(partner, rule))
     if not ctx.recipients:
@@ -174,7 +177,12 @@ def _targets(hub: Hub, conn: Connection, ctx: Context, rule: Route) -> list[str]
         return []
     if rule.to == "case_owner":
         return [ctx.case.owner]
-    return [p for p in chain.members(conn, ctx.case.id, rule.member_role) if p != ctx.sender.id]
+    members = [p for p in chain.members(conn, ctx.case.id, rule.member_role) if p != ctx.sender.id]
+    if rule.same_measure:
+        # a provider learns about the measure it runs, not about another provider's measure
+        runs = set(chain.running(conn, ctx.case.id, getattr(ctx.message.body, "measure_number", None) or ""))
+        members = [p for p in members if p in runs]
+    return members
 
 
 def deliver(hub: Hub, conn: Connection, ctx: Context) -> None:

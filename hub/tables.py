@@ -131,6 +131,16 @@ case_members = sa.Table(
     sa.UniqueConstraint("partner_id", "local_ref"),
 )
 
+case_measures = sa.Table(
+    "case_measures",
+    metadata,
+    sa.Column("case_id", sa.String(26), nullable=False),
+    sa.Column("partner_id", sa.String(64), nullable=False),
+    sa.Column("measure_number", sa.String(40), nullable=False),  # the measure this partner runs for the case
+    sa.Column("joined_at", Timestamp, nullable=False),
+    sa.PrimaryKeyConstraint("case_id", "partner_id", "measure_number"),
+)
+
 audit_log = sa.Table(
     "audit_log",
     metadata,

@@ -27,6 +27,8 @@ class Route:
     member_role: str | None = None
     opens_case: bool = False
     requires_case_membership: bool = False
+    #: case_members only: just the members that run the measure the message names (measure_number)
+    same_measure: bool = False
 
     def matches(self, message_type: str, sender_role: str) -> bool:
         return fnmatchcase(message_type, self.message_type) and self.sender_role in (None, sender_role)
@@ -52,6 +54,7 @@ class RouteTable:
                 member_role=raw.get("with"),
                 opens_case=bool(raw.get("opens_case", False)),
                 requires_case_membership=bool(raw.get("requires_case_membership", False)),
+                same_measure=bool(raw.get("same_measure", False)),
             )
             if route.to not in TARGETS:
                 raise ValueError(f"{path}: route {route.name!r}: 'to' must be one of {TARGETS}")
