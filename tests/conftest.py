@@ -56,14 +56,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("hub_env", BACKENDS, indirect=True)
 
 
-@pytest.fixture
-def hub_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Environment for an isolated hub: its own database file, the repo's contracts, fast redelivery.
-
-    Parametrized with "amqp-postgres" (see BOTH_BACKENDS): its own PostgreSQL database and RabbitMQ
-    vhost instead, both dropped afterwards (tests/integration/services.py).
-    """
-    env = {
+def embedded_env(tmp_path: Path) -> dict[str, str]:
+    """Environment of an isolated embedded hub: its own SQLite file, the repo's contracts, fast redelivery."""
+    return {
         "HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.db'}",
         "HUB_BROKER_URL": "embedded",
         "HUB_CONTRACTS_DIR": str(CONTRACTS),
@@ -73,6 +68,38 @@ def hub_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str
         "HUB_MAX_MESSAGE_BYTES": str(256 * 1024),
         "HUB_TEST_LOG": str(tmp_path / "hub.log"),
     }
+
+
+def hub_for(env: dict[str, str], **overrides: Any) -> Hub:
+    """A migrated in-process Hub for `env` (the test's own view of the database and broker)."""
+    settings = Settings(
+        database_url=env["HUB_DATABASE_URL"],
+        broker_url=env["HUB_BROKER_URL"],
+        contracts_dir=Path(env["HUB_CONTRACTS_DIR"]),
+        visibility_timeout=float(env["HUB_VISIBILITY_TIMEOUT"]),
+        max_message_bytes=int(env["HUB_MAX_MESSAGE_BYTES"]),
+        poll_interval=0.02,
+        **overrides,
+    )
+    hub = Hub(settings)
+    hub.migrate()
+    return hub
+
+
+def issue_tokens(hub: Hub) -> dict[str, str]:
+    """A fresh bearer token for every demo partner."""
+    with db.write(hub.engine) as conn:
+        return {p: issue_token(conn, p) for p in PARTNERS}
+
+
+@pytest.fixture
+def hub_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment for an isolated hub: its own database file, the repo's contracts, fast redelivery.
+
+    Parametrized with "amqp-postgres" (see BOTH_BACKENDS): its own PostgreSQL database and RabbitMQ
+    vhost instead, both dropped afterwards (tests/integration/services.py).
+    """
+    env = embedded_env(tmp_path)
     if getattr(request, "param", "embedded") == "embedded":
         yield env
         return
@@ -84,16 +111,7 @@ def hub_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str
 
 @pytest.fixture
 def hub(hub_env: dict[str, str]) -> Iterator[Hub]:
-    settings = Settings(
-        database_url=hub_env["HUB_DATABASE_URL"],
-        broker_url=hub_env["HUB_BROKER_URL"],
-        contracts_dir=Path(hub_env["HUB_CONTRACTS_DIR"]),
-        visibility_timeout=float(hub_env["HUB_VISIBILITY_TIMEOUT"]),
-        max_message_bytes=int(hub_env["HUB_MAX_MESSAGE_BYTES"]),
-        poll_interval=0.02,
-    )
-    h = Hub(settings)
-    h.migrate()
+    h = hub_for(hub_env)
     yield h
     h.close()
     db.dispose_all()
@@ -101,8 +119,7 @@ def hub(hub_env: dict[str, str]) -> Iterator[Hub]:
 
 @pytest.fixture
 def tokens(hub: Hub) -> dict[str, str]:
-    with db.write(hub.engine) as conn:
-        return {p: issue_token(conn, p) for p in PARTNERS}
+    return issue_tokens(hub)
 
 
 def encode(hub: Hub, fmt: str, data: dict[str, Any]) -> bytes:

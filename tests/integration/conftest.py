@@ -85,29 +85,3 @@ def hub_env(amqp_pg_env: dict[str, str]) -> dict[str, str]:
     return amqp_pg_env
 
 
-def hub_for(env: dict[str, str], **overrides):  # type: ignore[no-untyped-def]
-    """A migrated in-process Hub for `env` (the test's own view of the database and broker)."""
-    from hub.config import Settings
-    from hub.runtime import Hub
-
-    settings = Settings(
-        database_url=env["HUB_DATABASE_URL"],
-        broker_url=env["HUB_BROKER_URL"],
-        contracts_dir=Path(env["HUB_CONTRACTS_DIR"]),
-        visibility_timeout=float(env["HUB_VISIBILITY_TIMEOUT"]),
-        max_message_bytes=int(env["HUB_MAX_MESSAGE_BYTES"]),
-        poll_interval=0.02,
-        **overrides,
-    )
-    hub = Hub(settings)
-    hub.migrate()
-    return hub
-
-
-def issue_tokens(hub) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    from hub import db
-    from hub.partners import issue_token
-    from tests.conftest import PARTNERS
-
-    with db.write(hub.engine) as conn:
-        return {p: issue_token(conn, p) for p in PARTNERS}

@@ -19,8 +19,8 @@ from hub import db
 from hub.tables import dead_letters, deliveries, outbox
 from hub.transport.amqp import AmqpTransport
 from hub.transport.relay import OutboxRelay
-from tests.conftest import JOBCENTER, OTHER_PROVIDER, PROVIDER, ROOT, LiveHub, agency_sample, encode, post
-from tests.integration.conftest import contracts_with, hub_for, issue_tokens
+from tests.conftest import JOBCENTER, OTHER_PROVIDER, PROVIDER, ROOT, LiveHub, agency_sample, encode, hub_for, issue_tokens, post
+from tests.integration.conftest import contracts_with
 from tests.integration.services import RABBITMQ_API
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from hub import db
 from hub.tables import deliveries
-from tests.conftest import CONTRACTS, JOBCENTER, PROVIDER, LiveHub, agency_sample, encode, post
-from tests.integration.conftest import WorkerProcess, contracts_with, hub_for, issue_tokens
+from tests.conftest import JOBCENTER, PROVIDER, LiveHub, agency_sample, embedded_env, encode, hub_for, issue_tokens, post
+from tests.integration.conftest import WorkerProcess, contracts_with
 from tests.integration.test_amqp_transport import drain
 from tests.test_end_to_end import assign_case
 
@@ -51,16 +51,7 @@ def jc_status(live: LiveHub, message_id: str) -> str:
 
 def test_serve_with_several_api_processes_on_the_embedded_default(tmp_path: Path) -> None:
     """`hub serve --workers 2` (uvicorn processes sharing the port), each with its pipeline, on SQLite."""
-    env = {
-        "HUB_DATABASE_URL": f"sqlite:///{tmp_path / 'hub.db'}",
-        "HUB_BROKER_URL": "embedded",
-        "HUB_CONTRACTS_DIR": str(CONTRACTS),
-        "HUB_VISIBILITY_TIMEOUT": "3",
-        "HUB_LOG_FORMAT": "json",
-        "HUB_LOG_LEVEL": "warning",
-        "HUB_MAX_MESSAGE_BYTES": str(256 * 1024),
-        "HUB_TEST_LOG": str(tmp_path / "hub.log"),
-    }
+    env = embedded_env(tmp_path)
     hub = hub_for(env)
     live = LiveHub(env, hub, issue_tokens(hub), args=["--workers", "2"])
     live.start()
