@@ -39,10 +39,6 @@ _mount_batch_linkage()
 STATE: dict[str, Any] = {"debug": False}
 
 
-class Refused(Exception):
-    """Input refused: exit code 1 with one sentence."""
-
-
 def fail(message: str, code: int = 1) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)

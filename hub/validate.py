@@ -59,9 +59,7 @@ def check_compatibility(hub: Hub) -> list[str]:
             versions = hub.registry.versions(code, fmt)
             for major in sorted({_major(v) for v in versions}):
                 line = [v for v in versions if _major(v) == major]
-                if mt.versions.get(line[0], {}).get("breaking") is None and major > 1 and not any(
-                    mt.versions.get(v, {}).get("breaking") for v in line
-                ):
+                if major > 1 and not any(mt.versions.get(v, {}).get("breaking") for v in line):
                     problems.append(f"{code} {line[0]} ({fmt}): a new major version must be declared `breaking: true`")
                 schemas = [(v, _schema_for(hub.registry.contracts[(code, v, fmt)], kind)) for v in line]
                 for violation in compat.check(mt.compatibility, schemas, kind):

@@ -128,13 +128,6 @@ class Registry:
     def versions(self, message_type: str, fmt: str) -> list[str]:
         return sorted((v for (t, v, f) in self.contracts if t == message_type and f == fmt), key=lambda v: tuple(int(p) for p in v.split(".")))
 
-    def latest(self, message_type: str, fmt: str) -> Contract | None:
-        versions = sorted(
-            (v for (t, v, f) in self.contracts if t == message_type and f == fmt),
-            key=lambda v: tuple(int(p) for p in v.split(".")),
-        )
-        return self.contracts[(message_type, versions[-1], fmt)] if versions else None
-
     # -- validation --------------------------------------------------------------------------------
     def xml_schema(self, path: Path) -> etree.XMLSchema:
         # XMLSchema objects keep their error log on the instance: one compiled copy per thread.
