@@ -224,7 +224,9 @@ def corrupt(p: PersonRecord, r: random.Random, new_id: str, pop: GermanPopulatio
     changes = ["typo_given", "typo_family", "umlaut", "dob", "marriage", "double", "move", "missing", "given_short", "swap"]
     weights = [10, 12, 12, 10, 6, 3, 5, 8, 3, 1]
     n = r.randint(1, max_changes)
-    for ch in set(r.choices(changes, weights, k=n)):
+    # dict.fromkeys, not set: a set of strings iterates in an order that changes with
+    # PYTHONHASHSEED, which made the "seeded" data differ from run to run
+    for ch in dict.fromkeys(r.choices(changes, weights, k=n)):
         if ch == "typo_given" and q.given_name:
             q.given_name = _typo(q.given_name, r)
         elif ch == "typo_family" and q.family_name:
