@@ -125,6 +125,18 @@ def _household_start(u_random: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return h
 
 
+def _household_constrain(h: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Keep the household class what it is meant to be: two people at one address. Their given
+    names never agree exactly, their birth dates not even nearly, their addresses do. Left free,
+    the class drifts to "same family name" and swallows true matches with a mistyped birth
+    date (they too agree on everything but one field)."""
+    h = {k: v.copy() for k, v in h.items()}
+    for name, agree in (("given_name", slice(1, 3)), ("birth_date", slice(1, 4)), ("address", slice(5, None))):
+        h[name][agree] = 1e-6
+        h[name][1:] /= h[name][1:].sum()
+    return h
+
+
 def estimate_m_em(
     levels: np.ndarray,
     u_random: dict[str, np.ndarray],
@@ -132,14 +144,17 @@ def estimate_m_em(
     iterations: int = 100,
     tol: float = 1e-7,
     pseudo: float = 0.5,
+    households: bool = True,
 ) -> tuple[dict[str, np.ndarray], float]:
     """EM on candidate pairs; return (m per concept, fraction of pairs that are matches).
 
-    The mixture has THREE latent classes, not the textbook two: matches, household members
-    (same family name and address, their own given name and birth date) and other non-matches.
-    Blocked pairs in social-services data are full of household members (the
-    *Bedarfsgemeinschaft* is the unit of SGB II); with two classes, EM takes them for the
-    matches, because they agree on the two strongest concepts. Only the match class's m is kept.
+    With ``households`` the mixture has THREE latent classes, not the textbook two: matches,
+    household members (same address, their own given name and birth date; constrained to
+    that, see :func:`_household_constrain`) and other non-matches. Blocked pairs in
+    social-services data are full of household members (the *Bedarfsgemeinschaft* is the unit
+    of SGB II); with two classes, EM takes them for the matches, because they agree on the two
+    strongest concepts. Without ``households``: two classes, for pairs that cannot be relatives
+    (they share a birth date). Only the match class's m is kept.
 
     Works on the distinct level patterns with their counts, so a million pairs cost as much as
     the few thousand patterns they contain.
@@ -150,6 +165,9 @@ def estimate_m_em(
     counts = counts.astype(np.float64)
     params = [_default_m(), _household_start(u_random), {k: v.copy() for k, v in u_random.items()}]
     share = np.array([0.1, 0.1, 0.8])
+    params[1] = _household_constrain(params[1])
+    if not households:
+        params, share = [params[0], params[2]], np.array([0.1, 0.9])
     prev = -np.inf
     for _ in range(iterations):
         log_p = np.log(np.maximum(share, 1e-300))[:, None] + np.zeros((len(params), len(patterns)))
@@ -165,6 +183,8 @@ def estimate_m_em(
         params = [
             {name: _normalise(x, pseudo) for name, x in zip(CONCEPTS, _counts(patterns, resp[j]))} for j in range(len(params))
         ]
+        if households:
+            params[1] = _household_constrain(params[1])
         if abs(ll - prev) < tol * abs(ll):
             break
         prev = ll
@@ -177,6 +197,11 @@ class FSModel:
 
     Serialisable with :meth:`to_dict` / :meth:`from_dict` so the master person index can store
     the parameters it scored with next to the links it made.
+
+    ``household_rates[g, d]`` = share of all pairs within one list that are two members of one
+    household (same family name, street and house number) whose given names compare at level
+    ``g`` and birth dates at level ``d`` (see :meth:`weights`). A scalar ``household_rate``
+    (models trained before the levels were told apart) counts as "both different".
     """
 
     m: dict[str, np.ndarray]
@@ -185,6 +210,7 @@ class FSModel:
     household_rate: float = 0.0
     max_abs_weight: float = 30.0
     meta: dict[str, object] = field(default_factory=dict)
+    household_rates: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.m = {k: np.asarray(v, dtype=np.float64) for k, v in self.m.items()}
@@ -198,17 +224,40 @@ class FSModel:
             w[0] = 0.0
             table[c, : len(w)] = np.clip(w, -self.max_abs_weight, self.max_abs_weight)
         self.table = table
-        # Household correction. Fellegi-Sunter multiplies u of family name and address as if
-        # they were independent among non-matches; in SGB II data they are not: the members of
-        # a Bedarfsgemeinschaft (the household, the unit of SGB II) share both. Among non-matches P(same family name AND same
-        # address) is u_f*u_a + h, h = share of pairs that are household members; the weight of
-        # a pair that agrees on both is lowered by log2(1 + h / (u_f*u_a)).
-        # "agrees" = family name exact, shared part or one typo; address in the same building or street
-        uf = float(self.u["family_name"][1:4].sum())
-        ua = float(self.u["address"][1:5].sum())
-        self.household_bits = math.log2(1.0 + self.household_rate / max(uf * ua, 1e-300)) if self.household_rate > 0 else 0.0
+        ng, nd = len(LEVELS["given_name"]), len(LEVELS["birth_date"])
+        if self.household_rates is None:
+            rates = np.zeros((ng, nd))
+            rates[-1, -1] = self.household_rate
+        else:
+            rates = np.asarray(self.household_rates, dtype=np.float64).reshape(ng, nd).copy()
+        self.household_rates = rates
+        self.household_rate = float(rates.sum())
+        self._given = CONCEPTS.index("given_name")
+        self._dob = CONCEPTS.index("birth_date")
         self._fam = CONCEPTS.index("family_name")
         self._addr = CONCEPTS.index("address")
+        # Household correction. Fellegi-Sunter multiplies the u of the concepts as if they were
+        # independent among non-matches. In SGB II data they are not: the members of a
+        # Bedarfsgemeinschaft (the household, the unit of SGB II) share family name and address,
+        # and the other list has them under the same (or a mistyped) family name and address.
+        # So among non-matches, P(f, a, g, d) = u_f u_a u_g u_d + h[g, d] m_f m_a: the family
+        # name and address of two relatives compare like those of one person (m), their given
+        # names and birth dates as measured between relatives (h[g, d], the share of all pairs of
+        # one list that are relatives with levels g and d). The weight log2(m/u) therefore loses
+        #     log2(1 + h[g, d] * 2**(w_f + w_a) / (u_g u_d))
+        # bits: much where family name and address agree and given name and birth date differ as
+        # relatives' do, nothing where the data has no relatives who compare like that (two
+        # members of one household rarely share a given name). Missing levels have u = 1.
+        ug = np.where(np.arange(ng) == 0, 1.0, np.maximum(self.u["given_name"], 1e-12))
+        ud = np.where(np.arange(nd) == 0, 1.0, np.maximum(self.u["birth_date"], 1e-12))
+        gd = rates / np.outer(ug, ud)  # (given level, dob level)
+        fa = 2.0 ** (table[self._fam, : len(LEVELS["family_name"])][:, None] + table[self._addr, : len(LEVELS["address"])][None, :])
+        # household_table[f, a, g, d] in bits
+        self.household_table = np.log2(1.0 + fa[:, :, None, None] * gd[None, None, :, :])
+        self.household_bits = float(self.household_table[1, 1, -1, -1])  # exact family name and address, both personal fields different
+
+    def _household(self, idx: np.ndarray) -> np.ndarray:
+        return self.household_table[idx[:, self._fam], idx[:, self._addr], idx[:, self._given], idx[:, self._dob]]
 
     def weights(self, levels: np.ndarray) -> np.ndarray:
         """Match weight in bits of each row of a ``(pairs, concepts)`` level array."""
@@ -216,9 +265,8 @@ class FSModel:
             return np.zeros(0)
         idx = levels.astype(np.intp)
         w = self.table[np.arange(len(CONCEPTS)), idx].sum(axis=1)
-        if self.household_bits:
-            f, a = levels[:, self._fam], levels[:, self._addr]
-            w -= self.household_bits * ((f >= 1) & (f <= 3) & (a >= 1) & (a <= 4))
+        if self.household_rate > 0:
+            w -= self._household(idx)
         return w
 
     def explain(self, levels_row: np.ndarray) -> dict[str, tuple[str, float]]:
@@ -228,9 +276,8 @@ class FSModel:
             name: (LEVELS[name][int(levels_row[c])], round(float(self.table[c, int(levels_row[c])]), 2))
             for c, name in enumerate(CONCEPTS)
         }
-        f, a = int(levels_row[self._fam]), int(levels_row[self._addr])
-        hb = -self.household_bits if (1 <= f <= 3 and 1 <= a <= 4) else 0.0
-        out["household"] = ("same family name and address" if hb else "-", round(hb, 2))
+        hb = -float(self._household(np.asarray(levels_row, dtype=np.intp).reshape(1, -1))[0])
+        out["household"] = ("could be relatives: same family name and address" if hb <= -0.005 else "-", round(hb, 2))
         return out
 
     def to_dict(self) -> dict[str, object]:
@@ -241,6 +288,7 @@ class FSModel:
             "u": {k: v.tolist() for k, v in self.u.items()},
             "lam": self.lam,
             "household_rate": self.household_rate,
+            "household_rates": self.household_rates.tolist(),
             "meta": self.meta,
         }
 
@@ -253,5 +301,6 @@ class FSModel:
             u=data["u"],
             lam=float(data.get("lam", 0.0)),
             household_rate=float(data.get("household_rate", 0.0)),
+            household_rates=data.get("household_rates"),
             meta=dict(data.get("meta", {})),
         )

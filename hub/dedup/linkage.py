@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from hub.dedup.blocking import PASSES, BlockingPass, dedupe_pairs, link_pairs, row_keys
-from hub.dedup.compare import CONCEPTS, compare_pairs
+from hub.dedup.compare import CONCEPTS, LEVELS, compare_pairs
 from hub.dedup.fellegi_sunter import MATCH, NON_MATCH, REVIEW, FSModel, Thresholds, estimate_m_em, estimate_u
 from hub.dedup.records import PersonRecord, RecordTable, Vocabulary
 
@@ -34,6 +34,8 @@ Progress = Callable[[str, int, int], None]
 """Progress callback: (stage, done, total)."""
 
 MIN_TRAINING_RECORDS = 500
+#: pseudo-pairs of the prior (random people's levels) in a household's given-name/birth-date distribution
+_RELATIVES_PRIOR = 50.0
 _CHUNK = 500_000  # pairs compared per step: bounds memory, gives the progress bar its ticks
 
 
@@ -159,11 +161,11 @@ class Linker:
                 ia, ib, lv = candidates
             w = m0.weights(lv)
             keep = _representatives(len(ta), ia, ib, w >= self.thresholds.match_at(len(ta)))
-            h = self._household_rate(ta, keep)
+            h = self._household_rates(ta, u, keep)
         else:
-            h = (self._household_rate(ta) + self._household_rate(tb)) / 2
+            h = (self._household_rates(ta, u) + self._household_rates(tb, u)) / 2
         self.model = FSModel(
-            m=m, u=u, lam=lam, household_rate=h, meta={"n_a": len(ta), "n_b": len(tb), "random_pairs": int(len(ri)), "seed": seed}
+            m=m, u=u, lam=lam, household_rates=h, meta={"n_a": len(ta), "n_b": len(tb), "random_pairs": int(len(ri)), "seed": seed}
         )
         progress("train: EM", 2, 2)
         return self
@@ -179,16 +181,20 @@ class Linker:
         clusters of their own that a mixture model takes for the matches. So (as Splink does):
 
         * given name, family name, address, ids are learned from the pairs that share the
-          birth date and an initial (passes ``gd``, ``fd``, ``id``), with birth date hidden;
+          birth date and an initial (passes ``gd``, ``fd``, ``id``), with birth date hidden.
+          Two classes: relatives rarely share a birth date, and a household class here would
+          take the true matches whose given name was replaced (family name and address agree,
+          given name differs, and the birth date that would tell them apart is hidden);
         * birth date is learned from the pairs that share the sound of given and family name
-          (pass ``gf``), with the names hidden.
+          (pass ``gf``), with a (constrained) household class: in a list full of relatives,
+          two of them with similar-sounding given names share family name and address.
         """
         sessions = (
-            ({"gd", "fd", "id"}, ("given_name", "family_name", "address", "ids"), ("given_name", "family_name", "address", "ids")),
-            ({"gf"}, ("given_name", "family_name", "birth_date", "address", "ids"), ("birth_date",)),
+            ({"gd", "fd", "id"}, ("given_name", "family_name", "address", "ids"), ("given_name", "family_name", "address", "ids"), False),
+            ({"gf"}, ("given_name", "family_name", "birth_date", "address", "ids"), ("birth_date",), True),
         )
         m = {name: v.copy() for name, v in u.items()}
-        for pass_names, see, learn in sessions:
+        for pass_names, see, learn, households in sessions:
             passes = [p for p in self.passes if p.name in pass_names]
             if not passes:
                 continue
@@ -200,23 +206,32 @@ class Linker:
             for c, name in enumerate(CONCEPTS):
                 if name not in see:
                     lv[:, c] = 0  # hidden: "cannot compare" contributes nothing to EM
-            est, _ = estimate_m_em(lv, u)
+            est, _ = estimate_m_em(lv, u, households=households)
             for name in learn:
                 m[name] = est[name]
         return m
 
-    def _household_rate(self, t: RecordTable, rows: np.ndarray | None = None) -> float:
-        """Share of all pairs within one list (or its ``rows``) that look like two members of
-        one household: same family name and same street and house number, but different given
-        name and birth date (so not one person entered twice)."""
+    def _household_rates(self, t: RecordTable, u: dict[str, np.ndarray], rows: np.ndarray | None = None) -> np.ndarray:
+        """How often two records of one list (or of its ``rows``) are two members of one
+        household whose given names compare at level ``g`` and birth dates at level ``d``: the
+        share of all pairs, as an array ``[g, d]``.
+
+        Household members = same family name, street and house number, and not one person
+        entered twice (given name and birth date both agreeing) nor two records that say nothing
+        (both missing). Given name and birth date are taken as independent among relatives; each
+        one's distribution over levels is measured on them, smoothed towards how random people
+        compare (``u``, without the agreeing levels) so that a level seen rarely in a small list
+        does not count as impossible."""
+        ng, nd = len(LEVELS["given_name"]), len(LEVELS["birth_date"])
+        out = np.zeros((ng, nd))
         rows = np.arange(len(t)) if rows is None else rows
         n = len(rows)
         if n < 2:
-            return 0.0
+            return out
         ok = (t.family_code[rows] >= 0) & (t.street_code[rows] >= 0) & (t.house_code[rows] >= 0)
         rows = rows[ok]
         if len(rows) < 2:
-            return 0.0
+            return out
         key = t.family_code[rows].astype(np.int64) * 2**21 + t.street_code[rows] % 2**21
         key = key * 2**21 + t.house_code[rows] % 2**21
         order = np.argsort(key, kind="stable")
@@ -232,12 +247,24 @@ class Linker:
             ib_l.append(r[alive + lag])
             lag += 1
         if not ia_l or not sum(len(x) for x in ia_l):
-            return 0.0
+            return out
         ia, ib = np.concatenate(ia_l), np.concatenate(ib_l)
         lv = self._levels(t, ia, t, ib)
-        given, dob = lv[:, CONCEPTS.index("given_name")], lv[:, CONCEPTS.index("birth_date")]
-        household = ((given == 0) | (given >= 4)) & ((dob == 0) | (dob == 4)) & ~((given == 0) & (dob == 0))
-        return float(household.sum()) / (n * (n - 1) / 2)
+        g, d = lv[:, CONCEPTS.index("given_name")], lv[:, CONCEPTS.index("birth_date")]
+        relatives = ~((g == 0) & (d == 0)) & ~((g <= 2) & (g >= 1) & (d == 1))
+        g, d = g[relatives], d[relatives]
+        if not len(g):
+            return out
+
+        def marginal(levels: np.ndarray, width: int, u_c: np.ndarray, agree: int) -> np.ndarray:
+            prior = u_c.astype(np.float64).copy()
+            prior[: agree + 1] = 0.0  # relatives are two people: no prior mass on missing or agreeing
+            prior /= max(prior.sum(), 1e-300)
+            return (np.bincount(levels, minlength=width) + _RELATIVES_PRIOR * prior) / (len(levels) + _RELATIVES_PRIOR)
+
+        pg = marginal(g, ng, u["given_name"], 2)
+        pd_ = marginal(d, nd, u["birth_date"], 1)
+        return (len(g) / (n * (n - 1) / 2)) * np.outer(pg, pd_)
 
     def _levels(self, ta: RecordTable, ia: np.ndarray, tb: RecordTable, ib: np.ndarray, progress: Progress = _noop, stage: str = "") -> np.ndarray:
         out = np.empty((len(ia), 5), dtype=np.int8)
@@ -328,6 +355,7 @@ class Linker:
             w = self.score_pairs(ta, ia, tb, ib, progress)
         else:
             w = self._require_model().weights(levels)
+        n = _effective_n(w, len(ta) * len(tb) if ta is not tb else len(ta) * (len(ta) - 1) // 2, n)
         decision = self.thresholds.decide(w, n, one_to_one=one_to_one)
         if one_to_one:
             _one_to_one(ia, ib, w, decision)
@@ -590,6 +618,28 @@ def _representatives(n: int, ia: np.ndarray, ib: np.ndarray, linked: np.ndarray)
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
     return np.asarray([x for x in range(n) if find(x) == x], dtype=np.int64)
+
+
+def _effective_n(w: np.ndarray, pairs: int, n: int, iterations: int = 50) -> int:
+    """The N of the prior for a batch: all pairs / expected number of matching pairs.
+
+    The thresholds are margins over log2 N because, with every record having one partner among
+    N, the prior odds of a pair are 1 : N. When only some records have a partner (a list padded
+    with other people, a register of which a tenth are duplicates) the prior odds of a pair are
+    (matching pairs) : (all pairs). The number of matching pairs is estimated without labels as
+    the sum of the pairs' posterior probabilities, iterated to a fixed point from ``n`` partners;
+    never less than ``n`` (more matches than records would lower the bar, not raise it)."""
+    if pairs <= 0 or len(w) == 0:
+        return n
+    matches = float(min(n, pairs))
+    for _ in range(iterations):
+        prior = math.log2(pairs / max(matches, 1.0))
+        new = float((1.0 / (1.0 + np.exp2(np.clip(prior - w, -60, 60)))).sum())
+        if abs(new - matches) < 0.5:
+            matches = new
+            break
+        matches = new
+    return max(n, int(round(pairs / max(matches, 1.0))))
 
 
 def _one_to_one(ia: np.ndarray, ib: np.ndarray, w: np.ndarray, decision: np.ndarray) -> None:
