@@ -25,8 +25,24 @@ class Case:
     bg_number: str | None
 
 
+# built once: these run for every message (the pipeline's hot path)
+_CASE = sa.select(cases.c.id, cases.c.owner, cases.c.customer_number, cases.c.bg_number)
+_CASE_BY_ID = _CASE.where(cases.c.id == sa.bindparam("case_id"))
+_CASE_BY_REF = _CASE.join_from(cases, case_members, case_members.c.case_id == cases.c.id).where(
+    case_members.c.partner_id == sa.bindparam("partner_id"), case_members.c.local_ref == sa.bindparam("ref")
+)
+_LOCAL_REF = sa.select(case_members.c.local_ref).where(
+    case_members.c.case_id == sa.bindparam("case_id"), case_members.c.partner_id == sa.bindparam("partner_id")
+)
+_MEMBERS = sa.select(case_members.c.partner_id).where(case_members.c.case_id == sa.bindparam("case_id"))
+_MEMBERS_IN_ROLE = _MEMBERS.where(case_members.c.role == sa.bindparam("role"))
+_RUNNING = sa.select(case_measures.c.partner_id).where(
+    case_measures.c.case_id == sa.bindparam("case_id"), case_measures.c.measure_number == sa.bindparam("measure_number")
+)
+
+
 def _case(conn: Connection, case_id: str) -> Case:
-    row = conn.execute(sa.select(cases).where(cases.c.id == case_id)).one()
+    row = conn.execute(_CASE_BY_ID, {"case_id": case_id}).one()
     return Case(row.id, row.owner, row.customer_number, row.bg_number)
 
 
@@ -64,25 +80,20 @@ def join(conn: Connection, case: Case, partner_id: str, role: str) -> str:
 
 
 def local_ref(conn: Connection, case_id: str, partner_id: str) -> str | None:
-    row = conn.execute(
-        sa.select(case_members.c.local_ref).where(case_members.c.case_id == case_id, case_members.c.partner_id == partner_id)
-    ).first()
+    row = conn.execute(_LOCAL_REF, {"case_id": case_id, "partner_id": partner_id}).first()
     return row[0] if row else None
 
 
 def case_for_ref(conn: Connection, partner_id: str, ref: str) -> Case | None:
     """The case a partner means by its own reference, or None (also when it is not a member)."""
-    row = conn.execute(
-        sa.select(case_members.c.case_id).where(case_members.c.partner_id == partner_id, case_members.c.local_ref == ref)
-    ).first()
-    return _case(conn, row[0]) if row else None
+    row = conn.execute(_CASE_BY_REF, {"partner_id": partner_id, "ref": ref}).first()
+    return Case(row.id, row.owner, row.customer_number, row.bg_number) if row else None
 
 
 def members(conn: Connection, case_id: str, role: str | None = None) -> list[str]:
-    query = sa.select(case_members.c.partner_id).where(case_members.c.case_id == case_id)
     if role:
-        query = query.where(case_members.c.role == role)
-    return [r[0] for r in conn.execute(query)]
+        return [r[0] for r in conn.execute(_MEMBERS_IN_ROLE, {"case_id": case_id, "role": role})]
+    return [r[0] for r in conn.execute(_MEMBERS, {"case_id": case_id})]
 
 
 def add_measure(conn: Connection, case: Case, partner_id: str, measure_number: str) -> None:
@@ -98,5 +109,4 @@ def add_measure(conn: Connection, case: Case, partner_id: str, measure_number: s
 
 def running(conn: Connection, case_id: str, measure_number: str) -> list[str]:
     """The partners that run `measure_number` for the case."""
-    query = sa.select(case_measures.c.partner_id).where(case_measures.c.case_id == case_id, case_measures.c.measure_number == measure_number)
-    return [r[0] for r in conn.execute(query)]
+    return [r[0] for r in conn.execute(_RUNNING, {"case_id": case_id, "measure_number": measure_number})]

@@ -17,6 +17,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 _engines: dict[str, Engine] = {}
 
@@ -100,6 +101,20 @@ def write(engine: Engine) -> Iterator[Connection]:
         return
     with engine.begin() as conn:
         yield conn
+
+
+def is_outage(engine: Engine, exc: BaseException) -> bool:
+    """A database error means "database away" only if the database does not answer a trivial query now."""
+    if not isinstance(exc, SQLAlchemyError):
+        return False
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return False
+    except Exception:  # noqa: BLE001
+        return True
 
 
 @contextmanager

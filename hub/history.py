@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Connection
 
+from hub import unit_of_work
 from hub.db import utcnow
 from hub.metrics import STAGE_EVENTS
 from hub.tables import audit_log, message_events
@@ -23,8 +24,9 @@ _INSERT_AUDIT = audit_log.insert()
 
 
 def record(conn: Connection, message_id: str, stage: str, event: str, **detail: Any) -> None:
-    # a prebuilt statement with a parameter dict: no per-call statement construction (hot path)
-    conn.execute(_INSERT_EVENT, {"message_id": message_id, "at": utcnow(), "stage": stage, "event": event, "detail": detail or None})
+    # a prebuilt statement with a parameter dict (no per-call statement construction), collected into
+    # the transaction's unit of work where one is open (one executemany per batch)
+    unit_of_work.execute(conn, _INSERT_EVENT, {"message_id": message_id, "at": utcnow(), "stage": stage, "event": event, "detail": detail or None})
     STAGE_EVENTS.labels(stage, event).inc()
     log.info(f"{stage}.{event}", message_id=message_id, **detail)
 
@@ -41,7 +43,8 @@ def audit(
     legal_basis: str | None = None,
     **detail: Any,
 ) -> None:
-    conn.execute(
+    unit_of_work.execute(
+        conn,
         _INSERT_AUDIT,
         {
             "at": utcnow(),

@@ -141,5 +141,5 @@ def replay(conn: Connection, message_id: str, operator: str, transport: Any) -> 
     conn.execute(dead_letters.update().where(dead_letters.c.message_id == message_id, dead_letters.c.replayed_at.is_(None)).values(replayed_at=utcnow()))
     record(conn, message_id, "operations", "replayed", by=operator, previous_status=row.status)
     audit(conn, operator, "replayed", message_id=message_id)
-    transport.publish(conn, "pipeline", {"message_id": message_id})
+    transport.publish(conn, "pipeline", {"message_id": message_id, "replay": True})
     return {"id": message_id, "status": "received"}

@@ -5,6 +5,10 @@ manner of structlog's processors); a stage refuses a message by raising `Refusal
 rueckweisung to the sender. Everything a message causes (deliveries, quittung, status, history, audit)
 is written in the transaction of the queue item that carried it, so a crash at any point either
 leaves no trace or leaves all of it: the item is then simply delivered again (idempotent receiver).
+
+This is the hot path: statements are built once at import (parameters per call), and the append-only
+rows go through the transaction's unit of work (hub.unit_of_work), so a consumer that processes a
+batch of items writes each table once per batch.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 from sqlalchemy.engine import Connection
 
-from hub import chain
+from hub import chain, unit_of_work
 from hub.canonical import Message, Party
 from hub.db import aware, utcnow
 from hub.findings import Finding, Refusal
@@ -57,6 +61,10 @@ class Context:
     case: chain.Case | None = None
     person_id: str | None = None
     recipients: list[Recipient] = field(default_factory=list)
+    #: deliveries this message already has, (recipient, message type) -> id: only after a replay
+    existing: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: the deliveries written or found for this message, (id, recipient)
+    written: list[tuple[str, str]] = field(default_factory=list)
 
 
 Stage = Callable[[Hub, Connection, Context], None]
@@ -111,11 +119,11 @@ def detect_duplicate_report(hub: Hub, conn: Connection, ctx: Context) -> None:
     digest = hashlib.sha256(
         json.dumps({"type": ctx.row.message_type, "case": subject, "body": body}, sort_keys=True, default=str).encode()
     ).hexdigest()
-    first = conn.execute(sa.select(report_fingerprints.c.message_id).where(report_fingerprints.c.fingerprint == digest)).scalar()
+    first = conn.execute(_SELECT_FINGERPRINT, {"fingerprint": digest}).scalar()
     if first is not None and first != ctx.row.id:
         raise Duplicate(first)
-    if first is None:
-        conn.execute(report_fingerprints.insert().values(fingerprint=digest, message_id=ctx.row.id, at=utcnow()))
+    if first is None:  # written at once: a copy later in the same batch must find it
+        conn.execute(_INSERT_FINGERPRINT, {"fingerprint": digest, "message_id": ctx.row.id, "at": utcnow()})
 
 
 def case_chain(hub: Hub, conn: Connection, ctx: Context) -> None:
@@ -196,7 +204,7 @@ def deliver(hub: Hub, conn: Connection, ctx: Context) -> None:
         body = _translate_ids(hub, conn, ctx, partner, body)
         header = ctx.message.header.model_copy(update={"reader": Party(id=partner.id, name=partner.name)})
         outgoing = Message.build(header.model_dump(mode="json"), body)
-        delivery_id = write_delivery(hub, conn, ctx.row.id, partner, outgoing, rule.purpose)
+        delivery_id = write_delivery(hub, conn, ctx, partner, outgoing, rule.purpose)
         purpose = hub.purposes.purposes[rule.purpose]
         audit(
             conn,
@@ -269,8 +277,23 @@ STAGES: list[Stage] = [decode, resolve_identities, case_chain, detect_duplicate_
 
 
 # -- writing ------------------------------------------------------------------------------------------
-def write_delivery(hub: Hub, conn: Connection, message_id: str, partner: Partner, outgoing: Message, purpose: str) -> str:
+_SELECT_MESSAGE = sa.select(messages).where(messages.c.id == sa.bindparam("id")).with_for_update()
+_SELECT_DELIVERIES = sa.select(deliveries.c.id, deliveries.c.recipient, deliveries.c.message_type).where(
+    deliveries.c.message_id == sa.bindparam("message_id")
+)
+_INSERT_DELIVERY = deliveries.insert()
+_SET_STATUS = (
+    messages.update()
+    .where(messages.c.id == sa.bindparam("b_id"))
+    .values(status=sa.bindparam("b_status"), updated_at=sa.bindparam("b_at"))
+)
+_SELECT_FINGERPRINT = sa.select(report_fingerprints.c.message_id).where(report_fingerprints.c.fingerprint == sa.bindparam("fingerprint"))
+_INSERT_FINGERPRINT = report_fingerprints.insert()
+
+
+def write_delivery(hub: Hub, conn: Connection, ctx: Context, partner: Partner, outgoing: Message, purpose: str) -> str:
     """Encode for the recipient in its format and version, check against its contract, store the delivery."""
+    message_id = ctx.row.id
     adapter = hub.adapter(partner.format)
     message_type = outgoing.header.message_type
     version = partner.version_for(message_type, hub.registry.versions(message_type, partner.format))
@@ -282,39 +305,39 @@ def write_delivery(hub: Hub, conn: Connection, message_id: str, partner: Partner
         raise RuntimeError(f"encoded {message_type} {version} for {partner.id} violates its contract: {findings[0].message}")
     if dropped or version != outgoing.header.version:
         record(conn, message_id, "translation", "translated", recipient=partner.id, to_version=version, dropped=dropped)
-    existing = conn.execute(
-        sa.select(deliveries.c.id).where(
-            deliveries.c.message_id == message_id,
-            deliveries.c.recipient == partner.id,
-            deliveries.c.message_type == outgoing.header.message_type,
-        )
-    ).first()
+    existing = ctx.existing.get((partner.id, message_type))
     if existing is not None:  # a replay: the recipient has this already
-        record(conn, message_id, "delivery", "exists", recipient=partner.id, delivery_id=existing.id)
-        return existing.id
+        record(conn, message_id, "delivery", "exists", recipient=partner.id, delivery_id=existing)
+        ctx.written.append((existing, partner.id))
+        return existing
     delivery_id = new_id()
-    conn.execute(
-        deliveries.insert().values(
-            id=delivery_id,
-            message_id=message_id,
-            recipient=partner.id,
-            message_type=outgoing.header.message_type,
-            version=version,
-            format=partner.format,
-            content_type=adapter.media_type,
-            purpose=purpose,
-            status="pending",
-            body=data,
-            created_at=utcnow(),
-        )
+    unit_of_work.execute(
+        conn,
+        _INSERT_DELIVERY,
+        {
+            "id": delivery_id,
+            "message_id": message_id,
+            "recipient": partner.id,
+            "message_type": message_type,
+            "version": version,
+            "format": partner.format,
+            "content_type": adapter.media_type,
+            "purpose": purpose,
+            "status": "pending",
+            "body": data,
+            "created_at": utcnow(),
+            "acked_at": None,
+        },
     )
-    record(conn, message_id, "delivery", "queued", recipient=partner.id, delivery_id=delivery_id, message_type=outgoing.header.message_type)
+    ctx.written.append((delivery_id, partner.id))
+    record(conn, message_id, "delivery", "queued", recipient=partner.id, delivery_id=delivery_id, message_type=message_type)
     DELIVERIES.labels(partner.id, outgoing.header.message_type).inc()
     return delivery_id
 
 
-def _answer(hub: Hub, conn: Connection, row: Any, sender: Partner, message_type: str, body: dict[str, Any]) -> None:
+def _answer(hub: Hub, conn: Connection, ctx: Context, message_type: str, body: dict[str, Any]) -> None:
     """A quittung or rueckweisung from the hub to the sender, in the sender's format and version."""
+    row, sender = ctx.row, ctx.sender
     header = {
         "message_uuid": str(uuid.uuid4()),
         "message_type": message_type,
@@ -326,56 +349,72 @@ def _answer(hub: Hub, conn: Connection, row: Any, sender: Partner, message_type:
         "legal_basis": "§ 80 SGB X",
         "version": sender.version_for(message_type, hub.registry.versions(message_type, sender.format)),
     }
-    write_delivery(hub, conn, row.id, sender, Message.build(header, body), "administration")
+    write_delivery(hub, conn, ctx, sender, Message.build(header, body), "administration")
 
 
-def reject(hub: Hub, conn: Connection, row: Any, sender: Partner | None, refusal: Refusal) -> None:
+def reject(hub: Hub, conn: Connection, ctx: Context, refusal: Refusal, *, answer: bool = True) -> None:
     findings = [{"message": f.message[:4000], "location": f.location[:255] or None} for f in refusal.findings]
     findings = [{k: v for k, v in f.items() if v} for f in findings]
-    record(conn, row.id, "pipeline", "rejected", reason=refusal.kind, detail=refusal.detail, findings=findings)
-    if sender is not None and sender.format in hub.registry.formats:
-        _answer(hub, conn, row, sender, "administration.rueckweisung.0010", {"reason": refusal.kind, "detail": refusal.detail, "findings": findings})
-    set_status(conn, row.id, "rejected")
+    record(conn, ctx.row.id, "pipeline", "rejected", reason=refusal.kind, detail=refusal.detail, findings=findings)
+    if answer and ctx.sender.format in hub.registry.formats:
+        _answer(hub, conn, ctx, "administration.rueckweisung.0010", {"reason": refusal.kind, "detail": refusal.detail, "findings": findings})
+    set_status(conn, ctx.row.id, "rejected")
 
 
 def set_status(conn: Connection, message_id: str, status: str) -> None:
-    conn.execute(messages.update().where(messages.c.id == message_id).values(status=status, updated_at=utcnow()))
+    unit_of_work.execute(conn, _SET_STATUS, {"b_id": message_id, "b_status": status, "b_at": utcnow()})
 
 
 # -- the queue handler ------------------------------------------------------------------------------
-def handle(hub: Hub, conn: Connection, item: Item) -> None:
-    """Process one message from the pipeline queue. Idempotent: a redelivered item is a no-op."""
+def handle(hub: Hub, conn: Connection, item: Item) -> list[tuple[str, str]]:
+    """Process one message from the pipeline queue; return its deliveries as (id, recipient).
+
+    Idempotent: a redelivered item, or a second item for the same message, is a no-op. The message
+    row is locked (FOR UPDATE on PostgreSQL; SQLite has one writer anyway), so two workers holding
+    items for the same message take turns and the second finds it processed.
+    """
     started = time.perf_counter()
     message_id = item.payload["message_id"]
-    row = conn.execute(sa.select(messages).where(messages.c.id == message_id)).first()
-    if row is None or row.status != "received":
+    unit = unit_of_work.current(conn)
+    row = conn.execute(_SELECT_MESSAGE, {"id": message_id}).first()
+    if row is None or row.status != "received" or (unit is not None and ("pipeline", message_id) in unit.done):
         log.info("pipeline.skip", message_id=message_id, reason="already processed" if row else "unknown message")
-        return
+        return []
+    if unit is not None:  # its status change waits in the unit of work: remember it is done
+        unit.done.add(("pipeline", message_id))
     with structlog.contextvars.bound_contextvars(message_id=message_id, correlation_id=row.correlation_id):
         sender = hub.partners.get(row.sender)
         if sender is None:
-            reject(hub, conn, row, None, Refusal("forbidden", f"Sender {row.sender} is no longer registered"))
-            return
+            gone = Partner(id=row.sender, name=row.sender, role="unknown", format="", version="")
+            reject(hub, conn, Context(row=row, sender=gone), Refusal("forbidden", f"Sender {row.sender} is no longer registered"), answer=False)
+            return []
         ctx = Context(row=row, sender=sender)
+        if item.payload.get("replay") or row.updated_at != row.created_at:
+            # processed before (a replay): deliveries written then are not written twice
+            ctx.existing = {(r.recipient, r.message_type): r.id for r in conn.execute(_SELECT_DELIVERIES, {"message_id": message_id})}
         if hub.settings.fault_pipeline_delay:
             time.sleep(hub.settings.fault_pipeline_delay)  # widen the crash window (tests only)
+        written_before = len(ctx.written)
         try:
-            with conn.begin_nested():  # a refusal or duplicate undoes whatever the stages wrote so far
+            with unit_of_work.savepoint(conn):  # a refusal or duplicate undoes whatever the stages wrote so far
                 for stage in STAGES:
                     stage(hub, conn, ctx)
         except Refusal as refusal:
-            reject(hub, conn, row, sender, refusal)
-            return
+            del ctx.written[written_before:]
+            reject(hub, conn, ctx, refusal)
+            return ctx.written
         except Duplicate as duplicate:
+            del ctx.written[written_before:]
             record(conn, row.id, "dedup", "duplicate", of=duplicate.first, reason="same report content received before")
             quittung = {"received_at": aware(row.created_at).isoformat(), "hub_id": row.id}
-            _answer(hub, conn, row, sender, "administration.quittung.0020", quittung)
+            _answer(hub, conn, ctx, "administration.quittung.0020", quittung)
             set_status(conn, row.id, "duplicate")
-            return
+            return ctx.written
         quittung = {"received_at": aware(row.created_at).isoformat(), "hub_id": row.id}
-        _answer(hub, conn, row, sender, "administration.quittung.0020", quittung)
+        _answer(hub, conn, ctx, "administration.quittung.0020", quittung)
         set_status(conn, row.id, "routed")
     PIPELINE_SECONDS.observe(time.perf_counter() - started)
+    return ctx.written
 
 
 def dead(hub: Hub, conn: Connection, item: Item, reason: str) -> None:

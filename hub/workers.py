@@ -103,20 +103,15 @@ class Workers:
 # -- handlers ---------------------------------------------------------------------------------------
 def handle_pipeline(hub: Hub, conn: Connection, item: Item) -> None:
     """The pipeline, then (same transaction) one delivery-queue item per delivery to push to a partner queue."""
-    pipeline.handle(hub, conn, item)
+    written = pipeline.handle(hub, conn, item)
     if not hub.transport.pushes_to_partners:
         return
     partners = hub.partners
-    pending = conn.execute(
-        sa.select(deliveries.c.id, deliveries.c.recipient).where(
-            deliveries.c.message_id == item.payload["message_id"], deliveries.c.status == "pending"
-        )
-    ).all()
-    for row in pending:
-        partner = partners.get(row.recipient)
+    for delivery_id, recipient in written:
+        partner = partners.get(recipient)
         if partner is not None and partner.delivery == "amqp":
-            # a redelivered pipeline item may queue a push twice: push_delivery is idempotent
-            hub.transport.publish(conn, DELIVERY, {"delivery_id": row.id, "message_id": item.payload["message_id"]})
+            # a replayed message may queue a push twice: push_delivery is idempotent (pending only)
+            hub.transport.publish(conn, DELIVERY, {"delivery_id": delivery_id, "message_id": item.payload["message_id"]})
 
 
 def push_delivery(hub: Hub, conn: Connection, item: Item) -> None:

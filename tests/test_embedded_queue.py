@@ -112,3 +112,31 @@ def test_competing_consumers_process_each_item_once(hub: Hub) -> None:
     for c in consumers:
         c.join(5)
     assert sorted(seen) == list(range(200)), "an item was lost or handled twice"
+
+
+def test_a_failing_item_in_a_batch_leaves_nothing_and_the_others_commit(hub: Hub, transport: EmbeddedTransport) -> None:
+    """Items of a claimed batch share one transaction; the one that fails is rolled back to its
+    savepoint -- its immediate AND its collected (unit of work) writes -- and the rest commit."""
+    from hub.history import record
+    from hub.tables import message_events
+
+    with db.write(hub.engine) as conn:
+        for n in range(5):
+            transport.publish(conn, "q", {"n": n})
+    items = transport.claim("q", lambda *a: None)
+
+    def handler(conn: sa.Connection, item) -> None:  # noqa: ANN001
+        record(conn, f"m{item.payload['n']}", "test", "handled")  # collected, written at the end
+        transport.publish(conn, "side", {"from": item.payload["n"]})  # collected too
+        conn.execute(dead_letters.insert().values(queue="immediate", payload=item.payload, attempts=0, at=db.utcnow()))
+        if item.payload["n"] == 2:
+            raise RuntimeError("this one fails")
+
+    assert transport.process_batch(items, handler) == [True, True, False, True, True]
+    with db.read(hub.engine) as conn:
+        events = sorted(r[0] for r in conn.execute(sa.select(message_events.c.message_id).where(message_events.c.stage == "test")))
+        side = sorted(r[0]["from"] for r in conn.execute(sa.select(outbox.c.payload).where(outbox.c.queue == "side")))
+        immediate = sorted(r[0]["n"] for r in conn.execute(sa.select(dead_letters.c.payload).where(dead_letters.c.queue == "immediate")))
+    assert events == ["m0", "m1", "m3", "m4"], f"the failed item's history must be gone, the others' kept: {events}"
+    assert side == [0, 1, 3, 4] and immediate == [0, 1, 3, 4], f"collected {side} / immediate {immediate} writes of the failed item survived"
+    assert queued(hub) == 1, "only the failed item stays queued (nacked), the others are acked"

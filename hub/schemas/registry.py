@@ -97,6 +97,7 @@ class Registry:
         }
         self._local = threading.local()
         self._json_validators: dict[Path, jsonschema.protocols.Validator] = {}
+        self._versions: dict[tuple[str, str], list[str]] = {}
         self._reporters: dict[Path, Any] = {}
 
     def version_map(self, message_type: str, version: str) -> VersionMap:
@@ -126,7 +127,14 @@ class Registry:
         return contract
 
     def versions(self, message_type: str, fmt: str) -> list[str]:
-        return sorted((v for (t, v, f) in self.contracts if t == message_type and f == fmt), key=lambda v: tuple(int(p) for p in v.split(".")))
+        """The versions of a type in a format, oldest first (asked for every delivery: computed once)."""
+        key = (message_type, fmt)
+        found = self._versions.get(key)
+        if found is None:
+            found = self._versions[key] = sorted(
+                (v for (t, v, f) in self.contracts if t == message_type and f == fmt), key=lambda v: tuple(int(p) for p in v.split("."))
+            )
+        return list(found)
 
     # -- validation --------------------------------------------------------------------------------
     def xml_schema(self, path: Path) -> etree.XMLSchema:

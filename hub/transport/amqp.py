@@ -48,10 +48,9 @@ import sqlalchemy as sa
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from tenacity import Retrying, retry_if_exception_type, wait_exponential, wait_random
 
-from hub import db
+from hub import db, unit_of_work
 from hub.tables import dead_letters
 from hub.transport.base import DELIVERY, PIPELINE, DeadHandler, Handler, Item, Transport
 
@@ -140,18 +139,7 @@ def retry_delay_ms(attempts: int) -> int:
 
 def _db_error_is_outage(engine: Engine, exc: BaseException) -> bool:
     """A database error means "database away" only if the database does not answer a trivial query now."""
-    if isinstance(exc, DatabaseUnavailable):
-        return True
-    if not isinstance(exc, SQLAlchemyError):
-        return False
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-        return False
-    except Exception:  # noqa: BLE001
-        return True
+    return isinstance(exc, DatabaseUnavailable) or db.is_outage(engine, exc)
 
 
 class AmqpTransport(Transport):
@@ -290,7 +278,7 @@ class AmqpTransport(Transport):
             failed: list[tuple[Any, Any, bytes, Item, str]] = []
             dead: list[Any] = []
             try:
-                with db.write(self.engine) as conn:
+                with db.write(self.engine) as conn, unit_of_work.collecting(conn):
                     for method, props, body, item in items:
                         if item.attempts > self.max_attempts:
                             reason = f"gave up after {item.attempts - 1} attempts"
@@ -336,7 +324,7 @@ class AmqpTransport(Transport):
     def _run(self, conn: sa.Connection, work) -> str | None:  # type: ignore[no-untyped-def]
         """Run `work` in a savepoint; return the error text if it raised (the database being away raises)."""
         try:
-            with conn.begin_nested():
+            with unit_of_work.savepoint(conn):
                 work(conn)
             return None
         except Exception as exc:  # noqa: BLE001

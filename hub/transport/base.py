@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,8 +22,11 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
+from hub import unit_of_work
 from hub.db import utcnow
 from hub.tables import outbox
+
+_INSERT_OUTBOX = outbox.insert()
 
 PIPELINE = "pipeline"
 DELIVERY = "delivery"
@@ -65,12 +69,8 @@ class Transport(ABC):
 
     def publish(self, conn: Connection, queue: str, payload: dict[str, Any], delay: float = 0.0) -> None:
         """Stage `payload` for `queue` in the caller's transaction (the outbox)."""
-        import time
-
-        conn.execute(
-            outbox.insert().values(
-                queue=queue, payload=payload, available_at=time.time() + delay, attempts=0, created_at=utcnow()
-            )
+        unit_of_work.execute(
+            conn, _INSERT_OUTBOX, {"queue": queue, "payload": payload, "available_at": time.time() + delay, "attempts": 0, "created_at": utcnow()}
         )
 
     def notify(self) -> None:

@@ -14,16 +14,21 @@ import time
 import sqlalchemy as sa
 import structlog
 
-from hub import db
+from hub import db, unit_of_work
 from hub.transport.base import DeadHandler, Handler, Item, Transport, backoff
 from hub.tables import dead_letters, outbox
 
 log = structlog.get_logger("hub.transport.embedded")
 
+_ACK = outbox.delete().where(outbox.c.id == sa.bindparam("b_id"))
+_NACK = outbox.update().where(outbox.c.id == sa.bindparam("b_id")).values(available_at=sa.bindparam("b_at"))
+
 
 class EmbeddedTransport(Transport):
     name = "embedded"
     batch_size = 32
+    #: items per transaction when processing a claimed batch
+    commit_every = 8
 
     def claim(self, queue: str, dead_handler: DeadHandler) -> list[Item]:
         now = time.time()
@@ -62,21 +67,46 @@ class EmbeddedTransport(Transport):
         return items
 
     def process(self, item: Item, handler: Handler) -> bool:
+        """Process one item in its own transaction; True when it succeeded (and is acked)."""
+        return self.process_batch([item], handler)[0]
+
+    def process_batch(self, items: list[Item], handler: Handler) -> list[bool]:
+        """Process claimed items in ONE transaction (a savepoint each) and ack them with it.
+
+        The rows the handlers append are collected in a unit of work and written once per table at
+        the end, so the per-message cost is the work, not the statements. An item whose handler
+        raises is rolled back to its savepoint and nacked with backoff in the same transaction; the
+        others commit. If the batch as a whole cannot commit, each item is tried again on its own,
+        so one bad item never holds back the rest.
+        """
+        results: list[bool] = []
         try:
-            with db.write(self.engine) as conn:
-                handler(conn, item)
-                conn.execute(outbox.delete().where(outbox.c.id == item.id))  # ack, atomically with the work
-            return True
-        except Exception as exc:  # noqa: BLE001 - any failure means: try again later
-            log.warning("handler failed; will retry", queue=item.queue, attempt=item.attempts, error=repr(exc))
+            with db.write(self.engine) as conn, unit_of_work.collecting(conn):
+                for item in items:
+                    try:
+                        with unit_of_work.savepoint(conn):
+                            handler(conn, item)
+                            unit_of_work.execute(conn, _ACK, {"b_id": item.id})  # ack, atomically with the work
+                        results.append(True)
+                    except Exception as exc:  # noqa: BLE001 - any failure means: try again later
+                        if db.is_outage(self.engine, exc):
+                            raise
+                        log.warning("handler failed; will retry", queue=item.queue, attempt=item.attempts, error=repr(exc))
+                        conn.execute(_NACK, {"b_id": item.id, "b_at": time.time() + backoff(item.attempts)})
+                        results.append(False)
+            return results
+        except Exception as exc:  # noqa: BLE001 - the database is away, or the batch could not commit
+            if len(items) > 1 and not db.is_outage(self.engine, exc):
+                log.warning("batch failed as a whole; processing its items one by one", queue=items[0].queue, size=len(items), error=repr(exc))
+                return [self.process(item, handler) for item in items]
+            log.warning("handler failed; will retry", queue=items[0].queue, attempt=items[0].attempts, error=repr(exc))
             try:
                 with db.write(self.engine) as conn:  # nack with backoff
-                    conn.execute(
-                        outbox.update().where(outbox.c.id == item.id).values(available_at=time.time() + backoff(item.attempts))
-                    )
-            except Exception:  # noqa: BLE001 - the visibility timeout brings it back anyway
+                    for item in items:
+                        conn.execute(_NACK, {"b_id": item.id, "b_at": time.time() + backoff(item.attempts)})
+            except Exception:  # noqa: BLE001 - the visibility timeout brings them back anyway
                 pass
-            return False
+            return [False] * len(items)
 
     def consume(self, queue: str, handler: Handler, dead_handler: DeadHandler, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -86,10 +116,11 @@ class EmbeddedTransport(Transport):
                 log.warning("claim failed; retrying", queue=queue, error=repr(exc))
                 stop.wait(min(5.0, self.poll_interval * 20))
                 continue
-            for item in items:
+            # commit in slices: the write lock (SQLite) is never held for long, so accepts stay fast
+            for start in range(0, len(items), self.commit_every):
                 if stop.is_set():
                     break  # unprocessed claims come back after the visibility timeout
-                self.process(item, handler)
+                self.process_batch(items[start : start + self.commit_every], handler)
             if not items:
                 self.wait(self.poll_interval)
 
