@@ -48,27 +48,20 @@ def _fam_year(t: RecordTable, i: int) -> list[str]:
     return [f"{p}|{y}" for p in t.family_phon[i]] if y else []
 
 
-def _given_initial_dob(t: RecordTable, i: int) -> list[str]:
-    g, d = t.given[i], t.dob[i]
-    return [f"{g[0]}|{d}"] if g and d else []
-
-
 def _postcode_dob(t: RecordTable, i: int) -> list[str]:
     p, d = t.postcode[i], t.dob[i]
     return [f"{p}|{d}"] if p and d else []
 
 
 def _given_family_phon(t: RecordTable, i: int) -> list[str]:
+    # the two sounds in sorted order: "Ryan Clarke" and "Clarke, Ryan" (names swapped) meet
     g = t.given_phon[i]
-    return [f"{g}|{p}" for p in t.family_phon[i]] if g else []
+    return [f"{min(g, p)}|{max(g, p)}" for p in t.family_phon[i]] if g else []
 
 
-def _initials_dob(t: RecordTable, i: int) -> list[str]:
-    g, f, d = t.given[i], t.family[i], t.dob[i]
-    if not (g and f and d):
-        return []
-    a, b = sorted((g[0], f[0]))
-    return [f"{a}{b}|{d}"]
+def _given_initial_dob(t: RecordTable, i: int) -> list[str]:
+    g, d = t.given[i], t.dob[i]
+    return [f"{g[0]}|{d}"] if g and d else []
 
 
 def _family_initial_dob(t: RecordTable, i: int) -> list[str]:
@@ -76,9 +69,12 @@ def _family_initial_dob(t: RecordTable, i: int) -> list[str]:
     return [f"{f[0]}|{d}"] if f and d else []
 
 
-def _postcode_family(t: RecordTable, i: int) -> list[str]:
+def _postcode_name(t: RecordTable, i: int) -> list[str]:
     p = t.postcode[i]
-    return [f"{p}|{f}" for f in t.family_phon[i]] if p else []
+    if not p:
+        return []
+    g = t.given_phon[i]
+    return [f"{p}|{c}" for c in dict.fromkeys((g, *t.family_phon[i]) if g else t.family_phon[i])]
 
 
 def _street_house(t: RecordTable, i: int) -> list[str]:
@@ -96,11 +92,6 @@ def _postcode_house(t: RecordTable, i: int) -> list[str]:
     return [f"{p}|{t.vocab.value(int(h))}"]
 
 
-def _given_postcode(t: RecordTable, i: int) -> list[str]:
-    g, p = t.given_phon[i], t.postcode[i]
-    return [f"{g}|{p}"] if g and p else []
-
-
 def _ids(t: RecordTable, i: int) -> list[str]:
     return list(t.id_keys[i])
 
@@ -109,13 +100,11 @@ PASSES: tuple[BlockingPass, ...] = (
     BlockingPass("fy", "sound of each family/birth-name part + birth year", _fam_year),
     BlockingPass("gd", "first letter of the given name + date of birth (survives a new family name)", _given_initial_dob),
     BlockingPass("pd", "postcode + date of birth (survives new names)", _postcode_dob),
-    BlockingPass("gf", "sound of the given name + sound of each family-name part (survives a wrong birth date)", _given_family_phon),
-    BlockingPass("id", "date of birth + both initials in either order (survives given/family swapped)", _initials_dob),
+    BlockingPass("gf", "sounds of the given name and of each family-name part, in either order (survives a wrong birth date, the names swapped)", _given_family_phon),
     BlockingPass("fd", "first letter of the family name + date of birth (survives a new given name spelling)", _family_initial_dob),
-    BlockingPass("pf", "postcode + sound of each family-name part (survives a wrong or missing birth date)", _postcode_family),
+    BlockingPass("pn", "postcode + sound of the given name or of a family-name part (survives a wrong birth date with a new given or family name, the names swapped)", _postcode_name),
     BlockingPass("ah", "street + house number (survives errors in names and date of birth)", _street_house),
     BlockingPass("ph", "postcode + house number (survives errors in names, date of birth and street)", _postcode_house),
-    BlockingPass("gp", "sound of the given name + postcode (survives a new family name and a wrong date)", _given_postcode),
     BlockingPass("ix", "an identifier within its scheme", _ids),
 )
 

@@ -181,7 +181,7 @@ class Linker:
         clusters of their own that a mixture model takes for the matches. So (as Splink does):
 
         * given name, family name, address, ids are learned from the pairs that share the
-          birth date and an initial (passes ``gd``, ``fd``, ``id``), with birth date hidden.
+          birth date and an initial (passes ``gd``, ``fd``), with birth date hidden.
           Two classes: relatives rarely share a birth date, and a household class here would
           take the true matches whose given name was replaced (family name and address agree,
           given name differs, and the birth date that would tell them apart is hidden);
@@ -190,7 +190,7 @@ class Linker:
           two of them with similar-sounding given names share family name and address.
         """
         sessions = (
-            ({"gd", "fd", "id"}, ("given_name", "family_name", "address", "ids"), ("given_name", "family_name", "address", "ids"), False),
+            ({"gd", "fd"}, ("given_name", "family_name", "address", "ids"), ("given_name", "family_name", "address", "ids"), False),
             ({"gf"}, ("given_name", "family_name", "birth_date", "address", "ids"), ("birth_date",), True),
         )
         m = {name: v.copy() for name, v in u.items()}
@@ -257,10 +257,16 @@ class Linker:
             return out
 
         def marginal(levels: np.ndarray, width: int, u_c: np.ndarray, agree: int) -> np.ndarray:
+            # over the levels where both have a value; "missing" is as likely as between random
+            # people, so its entry is 1 (the model divides by u = 1 there too)
             prior = u_c.astype(np.float64).copy()
-            prior[: agree + 1] = 0.0  # relatives are two people: no prior mass on missing or agreeing
+            prior[: agree + 1] = 0.0  # relatives are two people: no prior mass on agreeing
             prior /= max(prior.sum(), 1e-300)
-            return (np.bincount(levels, minlength=width) + _RELATIVES_PRIOR * prior) / (len(levels) + _RELATIVES_PRIOR)
+            counts = np.bincount(levels, minlength=width).astype(np.float64)
+            counts[0] = 0.0
+            out = (counts + _RELATIVES_PRIOR * prior) / (counts.sum() + _RELATIVES_PRIOR)
+            out[0] = 1.0
+            return out
 
         pg = marginal(g, ng, u["given_name"], 2)
         pd_ = marginal(d, nd, u["birth_date"], 1)
