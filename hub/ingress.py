@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 import structlog
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from hub import db, unit_of_work
+from hub import db
 from hub.findings import Finding, Refusal
 from hub.history import audit, record
 from hub.ids import new_id
@@ -87,37 +88,39 @@ _INSERT_MESSAGE = messages.insert()
 
 
 def store(hub: Hub, partner: Partner, data: bytes, head: dict, correlation_id: str | None) -> Accepted:
-    """Store and queue in one transaction. A resend is found by the (sender, message UUID) unique key:
-    the insert fails and the first message's id is the answer (no read before every write)."""
+    """Store and queue in one transaction (shared with concurrent accepts: hub.group_commit). A resend
+    is found by the (sender, message UUID) unique key: the insert fails and the first message's id is
+    the answer (no read before every write)."""
     digest = hashlib.sha256(data).hexdigest()
     message_uuid = str(head["message_uuid"]).lower()
     message_id = new_id()
     now = db.utcnow()
+    row = {
+        "id": message_id,
+        "sender": partner.id,
+        "message_uuid": message_uuid,
+        "message_type": head["message_type"],
+        "version": head["version"],
+        "format": partner.format,
+        "status": "received",
+        "correlation_id": correlation_id or head.get("reference_uuid") or message_uuid,
+        "reference_uuid": head.get("reference_uuid"),
+        "test": False,
+        "content_hash": digest,
+        "raw": data,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+    def write(conn: Connection) -> None:
+        conn.execute(_INSERT_MESSAGE, row)
+        record(conn, message_id, "ingress", "received", sender=partner.id, message_type=head["message_type"], bytes=len(data))
+        record(conn, message_id, "ingress", "validated", contract=f"{head['message_type']} {head['version']} {partner.format}")
+        audit(conn, partner.id, "received", message_id=message_id, partner=partner.id)
+        hub.transport.publish(conn, PIPELINE, {"message_id": message_id})
+
     try:
-        with db.write(hub.engine) as conn, unit_of_work.collecting(conn):
-            conn.execute(
-                _INSERT_MESSAGE,
-                {
-                    "id": message_id,
-                    "sender": partner.id,
-                    "message_uuid": message_uuid,
-                    "message_type": head["message_type"],
-                    "version": head["version"],
-                    "format": partner.format,
-                    "status": "received",
-                    "correlation_id": correlation_id or head.get("reference_uuid") or message_uuid,
-                    "reference_uuid": head.get("reference_uuid"),
-                    "test": False,
-                    "content_hash": digest,
-                    "raw": data,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            )
-            record(conn, message_id, "ingress", "received", sender=partner.id, message_type=head["message_type"], bytes=len(data))
-            record(conn, message_id, "ingress", "validated", contract=f"{head['message_type']} {head['version']} {partner.format}")
-            audit(conn, partner.id, "received", message_id=message_id, partner=partner.id)
-            hub.transport.publish(conn, PIPELINE, {"message_id": message_id})
+        hub.group_commit.run(write)  # committed together with concurrent accepts
     except IntegrityError:
         # a resend (or a concurrent one that won the race) for (sender, message UUID): answer with its id
         existing = _existing(hub, partner.id, message_uuid)

@@ -13,6 +13,7 @@ from hub import db, migrate
 from hub.adapters import get_adapter
 from hub.adapters.base import Adapter
 from hub.config import Settings
+from hub.group_commit import GroupCommit
 from hub.dedup.person_index import PersonIndex, person_index_for
 from hub.partners import Partner, load_partners
 from hub.routing.purposes import PurposeProfiles
@@ -66,9 +67,16 @@ class Hub:
     def adapter(self, fmt: str) -> Adapter:
         return get_adapter(self.contracts_dir, fmt)
 
+    @cached_property
+    def group_commit(self) -> GroupCommit:
+        """Ingress writes of concurrent requests, committed together (hub.group_commit)."""
+        return GroupCommit(self.engine)
+
     def migrate(self) -> None:
         migrate.upgrade(self.settings.database_url)
 
     def close(self) -> None:
+        if "group_commit" in self.__dict__:
+            self.group_commit.close()
         if "transport" in self.__dict__:
             self.transport.close()

@@ -1,0 +1,108 @@
+"""Group commit: the writes of many concurrent callers in one transaction.
+
+Under load, HTTP accepts are many small transactions that each need the database's single write lock
+(SQLite) or a commit and its round trips (PostgreSQL). Forty request threads queueing for one lock
+also form a convoy behind the GIL: each hand-over waits for a thread switch, and throughput collapses
+to a few hundred accepts a second however fast each one is. Here the callers hand their write to one
+writer thread per database, which commits whatever has queued up meanwhile in ONE transaction and
+then answers each caller. Alone, a write is committed at once; under load the batches grow by
+themselves. Each write runs in a savepoint, so one that fails (a resend meeting the unique key)
+fails alone; if the batch cannot commit, every write is tried again on its own.
+
+A caller that already holds the write lock (nested use) runs its write directly: waiting for the
+writer thread would wait for itself.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+import structlog
+from sqlalchemy.engine import Connection, Engine
+
+from hub import db, unit_of_work
+
+log = structlog.get_logger("hub.group_commit")
+
+T = TypeVar("T")
+Work = Callable[[Connection], Any]
+
+
+class GroupCommit:
+    def __init__(self, engine: Engine, max_batch: int = 128) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[tuple[Work, Future] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        """Run `work(conn)` in a committed transaction shared with other callers; its result or its exception."""
+        if db.holds_write_lock(self.engine):
+            with db.write(self.engine) as conn, unit_of_work.collecting(conn):
+                return work(conn)
+        self._ensure_thread()
+        future: Future = Future()
+        self._queue.put((work, future))
+        return future.result()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(5)
+            self._thread = None
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            with self._start_lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._loop, name="group-commit", daemon=True)
+                    self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            batch = [job]
+            while len(batch) < self.max_batch:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    self._commit(batch)
+                    return
+                batch.append(job)
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[Work, Future]]) -> None:
+        outcomes: list[tuple[Future, bool, Any]] = []
+        try:
+            with db.write(self.engine) as conn, unit_of_work.collecting(conn):
+                for work, future in batch:
+                    try:
+                        with unit_of_work.savepoint(conn):
+                            outcomes.append((future, True, work(conn)))
+                    except Exception as exc:  # noqa: BLE001 - this caller's failure, not the batch's
+                        if db.is_outage(self.engine, exc):
+                            raise
+                        outcomes.append((future, False, exc))
+        except Exception as exc:  # noqa: BLE001 - the transaction as a whole failed
+            if len(batch) > 1 and not db.is_outage(self.engine, exc):
+                log.warning("group commit failed as a whole; committing its writes one by one", size=len(batch), error=repr(exc))
+                for one in batch:
+                    self._commit([one])
+                return
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for future, ok, value in outcomes:
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
