@@ -299,7 +299,7 @@ def partners_token(
         fail(f"no partner {partner_id!r}; see `hub partners list`")
     with db.write(hub.engine) as conn:
         if revoke:
-            typer.echo(f"revoked {revoke_tokens(conn, partner_id)} token(s) of {partner_id}")
+            typer.echo(f"revoked {revoke_tokens(conn, partner_id)} token(s) of {partner_id} (running hubs refuse them within {get_settings().token_cache_seconds:g} s)")
             return
         token = issue_token(conn, partner_id)
     typer.echo(token)

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     relay_batch: int = 500
     #: RabbitMQ management HTTP API for `hub partners amqp-setup` (default: the broker's host, port 15672)
     amqp_management_url: str | None = None
+    #: seconds a verified bearer token is remembered per process (a revocation takes effect within this)
+    token_cache_seconds: float = 2.0
     #: run `db upgrade` when a process starts (the embedded default wants it; production may not)
     auto_migrate: bool = True
 

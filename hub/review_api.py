@@ -18,10 +18,10 @@ from hub.partners import Partner
 router = APIRouter(prefix="/v1/persons", tags=["persons (operators)"])
 
 
-def operator(request: Request) -> Partner:
+async def operator(request: Request) -> Partner:
     from hub.api import caller
 
-    partner = caller(request)
+    partner = await caller(request)
     if not partner.is_operator:
         raise Refusal("forbidden", "Only operators may use the person index")
     return partner

@@ -147,3 +147,27 @@ def test_uuid_reuse_by_another_partner_is_a_different_message(live_hub: LiveHub)
     with live_hub.client("kreis-musterland") as kr:
         second = post(kr, encode(live_hub.hub, "agency-xml", b), "agency-xml")
     assert second.status_code == 202 and second.json()["id"] != first.json()["id"]
+
+
+def test_a_revoked_token_is_refused_within_the_token_cache_time(hub) -> None:  # noqa: ANN001
+    """Verified tokens are remembered per process for `token_cache_seconds`; a revocation takes
+    effect within that time, never later."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from hub import db
+    from hub.api import create_app
+    from hub.partners import issue_token, revoke_tokens
+
+    hub.settings.token_cache_seconds = 0.5
+    with db.write(hub.engine) as conn:
+        token = issue_token(conn, "traeger-bildungswerk")
+    client = TestClient(create_app(hub, role="api"), headers={"Authorization": f"Bearer {token}"})
+    assert client.get("/v1/inbox").status_code == 200
+    with db.write(hub.engine) as conn:
+        revoke_tokens(conn, "traeger-bildungswerk")
+    time.sleep(0.6)
+    r = client.get("/v1/inbox")
+    assert r.status_code == 401, f"a revoked token still worked after the cache time: {r.status_code}"
+    assert r.headers["x-request-id"], "every answer carries its request id"
