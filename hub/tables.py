@@ -176,6 +176,9 @@ person_records = sa.Table(
     sa.Column("partner_id", sa.String(64), nullable=False),
     sa.Column("local_id", sa.String(64), nullable=False),  # the partner's own id for the person (id cross-reference)
     sa.Column("data", sa.JSON, nullable=False),
+    # the normalised comparison fields (hub/dedup/fastcompare.py), so that a lookup does not
+    # decode and normalise every candidate's data; NULL or stale: recomputed from data
+    sa.Column("norm", sa.Text),
     sa.Column("message_id", sa.String(26)),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),

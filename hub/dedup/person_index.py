@@ -10,23 +10,29 @@ remembers the person it was first filed under, so an unmerge is exact.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+import numpy as np
 import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Connection
 
 from hub.db import aware, utcnow
+from hub.dedup import fastcompare
 from hub.dedup.linkage import MATCH, REVIEW, Candidate, Linker
 from hub.dedup.records import PersonRecord
 from hub.findings import Refusal
 from hub.ids import new_id
 from hub.tables import match_reviews, person_events, person_keys, person_records, persons
+
+log = logging.getLogger(__name__)
 
 FIELDS = ("given_name", "family_name", "birth_name", "birth_date", "street", "house_number", "postcode", "city")
 
@@ -44,11 +50,35 @@ def person_record(record_id: str, data: dict[str, Any]) -> PersonRecord:
     return PersonRecord(record_id=record_id, ids=dict(data.get("ids") or {}), **{f: data.get(f) for f in FIELDS})
 
 
+KEY_WIDTH = 96  # person_keys.key
+SQLITE_MMAP = 2**31
+
+
+@dataclass(frozen=True)
+class Filed:
+    """What the index stores about a record besides its data: blocking keys and the normalised
+    comparison form (person_records.norm; None if it cannot be stored, see fastcompare.encode)."""
+
+    keys: list[str]
+    norm: str | None
+    row: fastcompare.Row
+    record: PersonRecord
+
+
+
+
 class PersonIndex:
     def __init__(self, linker: Linker, policy: dict[str, Any]) -> None:
         self.linker = linker
         self.subjects: dict[str, dict[str, Any]] = policy.get("subjects") or {}
         self._sizes: dict[str, tuple[float, int]] = {}  # per database: one process may serve several
+        # blocking keys shared by more than max_block records, per database: skipped, as the
+        # in-memory index and the batch skip them (a block only grows, so this never goes stale
+        # in the direction that would lose a candidate the batch would see)
+        self._big: dict[str, set[str]] = {}
+        self._sql: dict[tuple[str, int], str] = {}
+        self._fast: bool | None = None  # fastcompare agrees with compare.py (checked on first use)
+        self._keys_tag: str | None = None
 
     @classmethod
     def load(cls, contracts_dir: Path) -> PersonIndex | None:
@@ -77,11 +107,14 @@ class PersonIndex:
             )
         ).first()
         now = utcnow()
+        filed = self.file_form(data)
         if known is not None:
-            conn.execute(person_records.update().where(person_records.c.id == known.id).values(data=data, message_id=message_id, updated_at=now))
-            self._write_keys(conn, known.id, data)
+            conn.execute(
+                person_records.update().where(person_records.c.id == known.id).values(data=data, norm=filed.norm, message_id=message_id, updated_at=now)
+            )
+            self._write_keys(conn, known.id, filed.keys)
             return Resolution(known.person_id, known.id, "known")
-        candidates = self.candidates(conn, data)
+        candidates = self._candidates(conn, [filed], limit=5)[0]
         top = candidates[0] if candidates else None
         record_id = new_id()
         if top is not None and top.decision == MATCH:
@@ -93,10 +126,10 @@ class PersonIndex:
         conn.execute(
             person_records.insert().values(
                 id=record_id, person_id=person_id, origin_person_id=person_id, partner_id=partner_id, local_id=local_id,
-                data=data, message_id=message_id, created_at=now, updated_at=now,
+                data=data, norm=filed.norm, message_id=message_id, created_at=now, updated_at=now,
             )
         )
-        self._write_keys(conn, record_id, data)
+        self._write_keys(conn, record_id, filed.keys)
         review_id = None
         if decision == "review":
             review_id = new_id()
@@ -109,21 +142,164 @@ class PersonIndex:
         self._event(conn, "filed", person_id, record_id=record_id, actor="hub", decision=decision, weight=top.weight if top else None, partner=partner_id)
         return Resolution(person_id, record_id, decision, top.weight if top else None, review_id)
 
+    def file_form(self, data: dict[str, Any]) -> Filed:
+        """Blocking keys and normalised form of a record's data (one normalisation for both)."""
+        record = person_record("query", data)
+        # normalised with a vocabulary of its own: keys that spell out values (street + house
+        # number) need the values, which Linker.blocking_keys' frozen empty vocabulary lacks
+        keys, form = fastcompare.keys_and_form(record, self.linker.passes)
+        return Filed(sorted({k[:KEY_WIDTH] for k in keys}), fastcompare.encode(form, self.keys_tag), fastcompare.row(form), record)
+
+    @property
+    def keys_tag(self) -> str:
+        """Fingerprint of the blocking passes (their keys for the probe records), stored with
+        each record's form: records filed under other passes are re-filed by refresh()."""
+        if self._keys_tag is None:
+            keys = [fastcompare.keys_and_form(r, self.linker.passes)[0] for r in fastcompare._probe_records()]
+            self._keys_tag = "k" + hashlib.sha1(repr(keys).encode("utf-8")).hexdigest()[:8]
+        return self._keys_tag
+
     def candidates(self, conn: Connection, data: dict[str, Any], limit: int = 5) -> list[Candidate]:
-        query = person_record("query", data)
-        keys = self.linker.blocking_keys(query)
-        if not keys:
-            return []
-        rows = conn.execute(
-            sa.select(person_records.c.id, person_records.c.person_id, person_records.c.data)
-            .where(person_records.c.id.in_(sa.select(person_keys.c.record_id).where(person_keys.c.key.in_(keys))))
-            .limit(self.linker.max_block * 4)
-        ).all()
-        if not rows:
-            return []
-        return self.linker.score(
-            query, [person_record(r.id, r.data) for r in rows], [r.person_id for r in rows], index_size=self.index_size(conn), limit=limit
-        )
+        """Persons in the index the record ``data`` may be, best first (match and review only)."""
+        return self._candidates(conn, [self.file_form(data)], limit)[0]
+
+    def candidates_many(self, conn: Connection, datas: Sequence[dict[str, Any]], limit: int = 5) -> list[list[Candidate]]:
+        """:meth:`candidates` for a batch of records: one SQL round trip per batch (what a
+        worker draining a queue saves per message on a networked database)."""
+        out: list[list[Candidate]] = []
+        queries = [self.file_form(d) for d in datas]
+        step = 40  # queries per statement: ~12 keys each stay below SQLite's 500 compound selects
+        for s in range(0, len(queries), step):
+            out.extend(self._candidates(conn, queries[s : s + step], limit))
+        return out
+
+    # -- candidate retrieval -----------------------------------------------------------------------
+    def _statement(self, conn: Connection, n: int) -> str:
+        """(key, record id, person id, norm) of the records under ``n`` keys, at most
+        max_block + 1 per key (enough to tell that a block is too big to use)."""
+        dialect = conn.dialect.name
+        sql = self._sql.get((dialect, n))
+        if sql is None:
+            mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+            per_key = " UNION ALL ".join(
+                f"SELECT * FROM (SELECT key, record_id FROM person_keys WHERE key = {mark} LIMIT {self.linker.max_block + 1}) AS s{i}"
+                for i in range(n)
+            )
+            sql = self._sql[(dialect, n)] = (
+                f"SELECT k.key, r.id, r.person_id, r.norm FROM ({per_key}) AS k JOIN person_records AS r ON r.id = k.record_id"
+            )
+        return sql
+
+    def _candidates(self, conn: Connection, queries: Sequence[Filed], limit: int) -> list[list[Candidate]]:
+        url = str(conn.engine.url)
+        big = self._big.setdefault(url, set())
+        wanted = sorted({k for q in queries for k in q.keys if k not in big})
+        out: list[list[Candidate]] = [[] for _ in queries]
+        if not wanted:
+            return out
+        if conn.dialect.name == "sqlite" and "mpi_mmap" not in conn.connection.info:
+            # candidate rows are scattered over a file of GBs: read them through the OS page
+            # cache without a read() per page (SQLite caps this at its compile-time maximum)
+            conn.exec_driver_sql(f"PRAGMA mmap_size={SQLITE_MMAP}")
+            conn.connection.info["mpi_mmap"] = True
+        rows = conn.exec_driver_sql(self._statement(conn, len(wanted)), tuple(wanted)).all()
+        by_key: dict[str, list[int]] = {}
+        for k, row in enumerate(rows):
+            by_key.setdefault(row[0], []).append(k)
+        max_block = self.linker.max_block
+        for key, ks in by_key.items():
+            if len(ks) > max_block:
+                big.add(key)
+        records: dict[str, tuple[str, str | None]] = {}  # record id -> (person id, norm)
+        for row in rows:
+            records[row[1]] = (row[2], row[3])
+        n = self.index_size(conn)
+        if not self._fast_ok():
+            # compare.py changed and fastcompare.py was not changed with it: correct, but slow
+            data = self._data_of(conn, list(records))
+            for qi, q in enumerate(queries):
+                ids = list(dict.fromkeys(rows[k][1] for key in q.keys if key not in big for k in by_key.get(key, ())))
+                if ids:
+                    out[qi] = self.linker.score(
+                        q.record, [person_record(i, data[i]) for i in ids], [records[i][0] for i in ids], index_size=n, limit=limit
+                    )
+            return out
+        forms = self._rows_of(conn, records)
+        model = self.linker._require_model()
+        for qi, q in enumerate(queries):
+            ids = list(dict.fromkeys(rows[k][1] for key in q.keys if key not in big for k in by_key.get(key, ())))
+            if not ids:
+                continue
+            levels = np.asarray(fastcompare.levels(q.row, [forms[i] for i in ids]), dtype=np.int8)
+            out[qi] = self.linker._candidates(model.weights(levels), levels, [records[i][0] for i in ids], ids, n, limit, False)
+        return out
+
+    def _rows_of(self, conn: Connection, records: dict[str, tuple[str, str | None]]) -> dict[str, fastcompare.Row]:
+        out: dict[str, fastcompare.Row] = {}
+        stale: list[str] = []
+        decode = fastcompare.decode
+        for rid, (_, norm) in records.items():
+            r = decode(norm) if norm is not None else None
+            if r is None:
+                stale.append(rid)  # written before migration 0004 or by another normaliser
+            else:
+                out[rid] = r
+        if stale:
+            data = self._data_of(conn, stale)
+            _, fresh = fastcompare.normal_forms([person_record(rid, data[rid]) for rid in stale])
+            out.update(zip(stale, map(fastcompare.row, fresh)))
+        return out
+
+    def refresh(self, engine: sa.Engine, batch: int = 5000) -> int:
+        """Re-file every record stored without a normalised form or with one of another
+        normaliser or other blocking passes (after migration 0004, after normalisation or the
+        passes changed): new blocking keys and form. Lookups stay correct without this (stale
+        forms are recomputed from the data), but records filed under other passes are not found
+        by the new ones until they are re-filed. Returns the number of records re-filed."""
+        from hub import db
+
+        done, after = 0, ""
+        prefix = fastcompare.version() + self.keys_tag + "\x1f"
+        while True:
+            with db.read(engine) as conn:
+                rows = conn.execute(
+                    sa.select(person_records.c.id, person_records.c.data, person_records.c.norm)
+                    .where(person_records.c.id > after)
+                    .order_by(person_records.c.id)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return done
+            after = rows[-1].id
+            stale = [r for r in rows if r.norm is None or not r.norm.startswith(prefix)]
+            if stale:
+                filed = [self.file_form(r.data) for r in stale]
+                with db.write(engine) as conn:
+                    ids = [r.id for r in stale]
+                    conn.execute(
+                        person_records.update().where(person_records.c.id == sa.bindparam("rid")).values(norm=sa.bindparam("norm")),
+                        [{"rid": i, "norm": f.norm} for i, f in zip(ids, filed)],
+                    )
+                    conn.execute(person_keys.delete().where(person_keys.c.record_id.in_(ids)))
+                    keys = [{"key": k, "record_id": i} for i, f in zip(ids, filed) for k in f.keys]
+                    if keys:
+                        conn.execute(person_keys.insert(), keys)
+                done += len(stale)
+
+    def _data_of(self, conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for s in range(0, len(ids), 500):
+            rows = conn.execute(sa.select(person_records.c.id, person_records.c.data).where(person_records.c.id.in_(ids[s : s + 500])))
+            out.update({r.id: r.data for r in rows})
+        return out
+
+    def _fast_ok(self) -> bool:
+        if self._fast is None:
+            problem = fastcompare.self_check()
+            if problem:
+                log.warning("fastcompare disagrees with compare.py, person index uses the slow path: %s", problem)
+            self._fast = problem is None
+        return self._fast
 
     def index_size(self, conn: Connection) -> int:
         """Persons in the index (the N of the prior), recounted at most once a minute."""
@@ -137,11 +313,10 @@ class PersonIndex:
     def _forget_size(self, conn: Connection) -> None:
         self._sizes.pop(str(conn.engine.url), None)
 
-    def _write_keys(self, conn: Connection, record_id: str, data: dict[str, Any]) -> None:
+    def _write_keys(self, conn: Connection, record_id: str, keys: list[str]) -> None:
         conn.execute(person_keys.delete().where(person_keys.c.record_id == record_id))
-        keys = sorted(set(self.linker.blocking_keys(person_record(record_id, data))))
         if keys:
-            conn.execute(person_keys.insert(), [{"key": k[:96], "record_id": record_id} for k in keys])
+            conn.execute(person_keys.insert(), [{"key": k, "record_id": record_id} for k in keys])
 
     def _explain(self, candidate: Candidate) -> dict[str, Any]:
         return {concept: {"level": level, "weight": round(weight, 2)} for concept, (level, weight) in self.linker.explain(candidate.levels).items()}
