@@ -111,3 +111,44 @@ def test_cli_contracts_list_as_json() -> None:
     assert r.returncode == 0, r.stderr
     types = {c["message_type"] for c in json.loads(r.stdout)}
     assert set(REQUIRED) <= types
+
+
+def _mutations(node: object, path: tuple = ()):  # noqa: ANN202
+    """Broken variants of a JSON document: each value dropped, mistyped, emptied or misformatted, and
+    an unknown member added to each object."""
+    if isinstance(node, dict):
+        yield path + ("<unknown member>",), {**node, "zzUnknown": "x"}
+        for key, value in node.items():
+            yield path + (key, "<dropped>"), {k: v for k, v in node.items() if k != key}
+            for where, variant in _mutations(value, path + (key,)):
+                yield where, {**node, key: variant}
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            for where, variant in _mutations(value, path + (i,)):
+                yield where, [*node[:i], variant, *node[i + 1 :]]
+    elif isinstance(node, str):
+        yield path + ("<int>",), 42
+        yield path + ("<empty>",), ""
+        yield path + ("<bad date>",), "2024-13-45"
+        yield path + ("<long>",), "x" * 5000
+    elif isinstance(node, bool) or node is None:
+        yield path + ("<str>",), "yes"
+    elif isinstance(node, (int, float)):
+        yield path + ("<str>",), "12"
+        yield path + ("<negative>",), -1
+
+
+JSON_EXAMPLES = [(key, path) for key, path in EXAMPLES if key[2] == "provider-json"]
+
+
+@pytest.mark.parametrize(("key", "path"), JSON_EXAMPLES, ids=[f"{k[0]}-{k[1]}" for k, _ in JSON_EXAMPLES])
+def test_the_fast_json_verdict_never_passes_what_jsonschema_refuses(key: tuple[str, str, str], path: Path) -> None:
+    """The hot path asks jsonschema-rs "valid?" and asks jsonschema for findings only when the answer
+    is no; so on every example and hundreds of broken variants of it, the fast verdict must never call
+    valid what jsonschema refuses."""
+    schema = REGISTRY.contracts[key].schema_path
+    fast, full = REGISTRY.json_verdict(schema), REGISTRY.json_validator(schema)
+    document = json.loads(path.read_bytes())
+    assert fast(document), f"{path}: the fast verdict refuses a valid example"
+    missed = [where for where, variant in _mutations(document) if fast(variant) and list(full.iter_errors(variant))]
+    assert not missed, f"{path}: jsonschema-rs passed variants jsonschema refuses: {missed[:5]}"

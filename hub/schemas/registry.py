@@ -12,9 +12,11 @@ import threading
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 import yaml
 from lxml import etree
 
@@ -97,6 +99,7 @@ class Registry:
         }
         self._local = threading.local()
         self._json_validators: dict[Path, jsonschema.protocols.Validator] = {}
+        self._json_verdicts: dict[Path, Callable[[Any], bool]] = {}
         self._versions: dict[tuple[str, str], list[str]] = {}
         self._reporters: dict[Path, Any] = {}
 
@@ -181,6 +184,18 @@ class Registry:
             validator = self._json_validators[path] = cls(schema, format_checker=cls.FORMAT_CHECKER)
         return validator
 
+    def json_verdict(self, path: Path) -> Callable[[Any], bool]:
+        """A fast yes/no for JSON documents (jsonschema-rs, compiled; ~100x jsonschema's speed).
+
+        The hot path asks only "valid?"; when the answer is no, `jsonschema` writes the findings,
+        as xmlschema does behind lxml for XML. A test holds the two to the same verdict on every
+        example of every contract."""
+        verdict = self._json_verdicts.get(path)
+        if verdict is None:
+            schema = json.loads(path.read_text(encoding="utf-8"))
+            verdict = self._json_verdicts[path] = jsonschema_rs.validator_for(schema, validate_formats=True).is_valid
+        return verdict
+
     def validate(self, contract: Contract, document: Any) -> list[Finding]:
         """Every finding of `document` (an lxml element or parsed JSON) against its contract.
 
@@ -193,8 +208,11 @@ class Registry:
                 return []
             quick = [Finding(e.message, line=e.line, column=e.column) for e in schema.error_log]
             return self._complete_xml_findings(contract.schema_path, None, document, quick)
-        validator = self.json_validator(contract.schema_path)
+        verdict = self.json_verdict(contract.schema_path)
         if contract.format == "municipal-csv":  # one row per record: findings at line and column
+            if all(verdict(row) for _, row in document):
+                return []
+            validator = self.json_validator(contract.schema_path)
             columns = document.columns
             findings = []
             for line, row in document:
@@ -204,6 +222,9 @@ class Registry:
                     prefix = f"column {column}: " if column else ""
                     findings.append(Finding(prefix + error.message, line=line, column=position))
             return findings
+        if verdict(document):
+            return []
+        validator = self.json_validator(contract.schema_path)
         return [
             Finding(error.message, pointer=_pointer(error.absolute_path))
             for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
