@@ -7,8 +7,11 @@ processes on any number of hosts (competing consumers on the same queue).
 |---|---|
 | `api` | the outbox relay only (where the transport needs one), so accepted messages reach the broker at once |
 | `pipeline` | pipeline consumers + relay |
-| `delivery` | the delivery worker (pushes deliveries to partners whose profile says `delivery: amqp`), the file drop channel (`delivery: file`) + relay |
+| `delivery` | the file drop channel (`delivery: file`) + relay |
 | `all` | all of them |
+
+The relay also pushes deliveries to partners whose profile says `delivery: amqp`: straight from the
+outbox to the partner's own queue, with the same windowed confirms (no extra queue and consumer hop).
 
 On the embedded transport the outbox *is* the queue: no relay runs and deliveries stay in the inbox.
 """
@@ -19,14 +22,12 @@ import threading
 
 import structlog
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub import pipeline
-from hub.history import record
 from hub.runtime import Hub
-from hub.tables import deliveries
-from hub.transport import DELIVERY, PIPELINE, Item
+from hub.transport import PIPELINE, Item
+from hub.transport.base import PARTNER
 
 log = structlog.get_logger("hub.workers")
 
@@ -54,8 +55,6 @@ class Workers:
         if self.role in ("all", "pipeline"):
             for n in range(self.threads):
                 self._spawn(f"pipeline-{n}", self._pipeline)
-        if self.role in ("all", "delivery") and self.hub.transport.pushes_to_partners:
-            self._spawn("delivery-0", self._delivery)
         if self.role in ("all", "delivery") and any(p.delivery == "file" for p in self.hub.partners.values()):
             from hub.file_drop import FileDrop
 
@@ -79,15 +78,6 @@ class Workers:
             self.stop_event,
         )
 
-    def _delivery(self) -> None:
-        hub = self.hub
-        hub.transport.consume(
-            DELIVERY,
-            lambda conn, item: push_delivery(hub, conn, item),
-            lambda conn, item, reason: delivery_dead(hub, conn, item, reason),
-            self.stop_event,
-        )
-
     def alive(self) -> bool:
         """True while every worker thread runs (they never return unless stopped)."""
         return all(thread.is_alive() for thread in self._threads)
@@ -102,7 +92,8 @@ class Workers:
 
 # -- handlers ---------------------------------------------------------------------------------------
 def handle_pipeline(hub: Hub, conn: Connection, item: Item) -> None:
-    """The pipeline, then (same transaction) one delivery-queue item per delivery to push to a partner queue."""
+    """The pipeline, then (same transaction) an outbox row per delivery for a partner that consumes
+    its own AMQP queue: the relay publishes it there (hub.transport.relay)."""
     written = pipeline.handle(hub, conn, item)
     if not hub.transport.pushes_to_partners:
         return
@@ -110,36 +101,5 @@ def handle_pipeline(hub: Hub, conn: Connection, item: Item) -> None:
     for delivery_id, recipient in written:
         partner = partners.get(recipient)
         if partner is not None and partner.delivery == "amqp":
-            # a replayed message may queue a push twice: push_delivery is idempotent (pending only)
-            hub.transport.publish(conn, DELIVERY, {"delivery_id": delivery_id, "message_id": item.payload["message_id"]})
-
-
-def push_delivery(hub: Hub, conn: Connection, item: Item) -> None:
-    """Publish one delivery to its partner's queue (confirmed), then mark it published. Idempotent.
-
-    The row is locked (FOR UPDATE) so two workers holding the same item cannot both push it; a crash
-    after the broker's confirm and before the commit pushes it again, which is why a partner consuming
-    its queue dedups by the AMQP `message_id` (= the delivery id), like any idempotent receiver.
-    """
-    row = conn.execute(
-        sa.select(deliveries).where(deliveries.c.id == item.payload["delivery_id"]).with_for_update()
-    ).first()
-    if row is None or row.status != "pending":
-        return
-    queue = hub.transport.push_to_partner(
-        row.recipient,
-        row.body,
-        message_id=row.id,
-        content_type=row.content_type,
-        message_type=row.message_type,
-        headers={"hub-message-id": row.message_id, "version": row.version, "format": row.format, "purpose": row.purpose},
-    )
-    conn.execute(deliveries.update().where(deliveries.c.id == row.id).values(status="published"))
-    record(conn, row.message_id, "delivery", "published", recipient=row.recipient, delivery_id=row.id, queue=queue)
-
-
-def delivery_dead(hub: Hub, conn: Connection, item: Item, reason: str) -> None:
-    """A push that failed on every attempt: the delivery stays in the pull inbox; the history says so."""
-    message_id = item.payload.get("message_id")
-    if message_id:
-        record(conn, message_id, "delivery", "push-dead", delivery_id=item.payload.get("delivery_id"), reason=reason)
+            # a replayed message may queue a push twice: the relay publishes pending deliveries only
+            hub.transport.publish(conn, PARTNER, {"delivery_id": delivery_id, "message_id": item.payload["message_id"]})

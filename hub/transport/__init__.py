@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from hub.config import Settings
-from hub.transport.base import DELIVERY, PIPELINE, Item, Transport
+from hub.transport.base import PIPELINE, Item, Transport
 from hub.transport.embedded import EmbeddedTransport
 
-__all__ = ["DELIVERY", "PIPELINE", "Item", "Transport", "create_transport"]
+__all__ = ["PIPELINE", "Item", "Transport", "create_transport"]
 
 
 def create_transport(settings: Settings, engine: Engine) -> Transport:

@@ -52,7 +52,7 @@ from tenacity import Retrying, retry_if_exception_type, wait_exponential, wait_r
 
 from hub import db, unit_of_work
 from hub.tables import dead_letters
-from hub.transport.base import DELIVERY, PIPELINE, DeadHandler, Handler, Item, Transport
+from hub.transport.base import PIPELINE, DeadHandler, Handler, Item, Transport
 
 log = structlog.get_logger("hub.transport.amqp")
 # pika logs every failed connection attempt as an ERROR with a traceback; the transport reports
@@ -63,7 +63,7 @@ logging.getLogger("pika").setLevel(logging.CRITICAL)
 RETRY_DELAYS_MS = (1000, 2000, 4000, 8000, 16000, 32000, 60000)
 #: connection-level failures after which a thread reconnects
 AMQP_ERRORS = (pika.exceptions.AMQPError, ConnectionError, OSError)
-WORK_QUEUES = (PIPELINE, DELIVERY)
+WORK_QUEUES = (PIPELINE,)
 
 
 class DatabaseUnavailable(Exception):
@@ -244,10 +244,9 @@ class AmqpTransport(Transport):
         self.topology.declare(ch)
         for partner_id in self.partner_ids:
             self.topology.declare_partner(ch, partner_id)
-        ch.confirm_delivery()  # retries and partner pushes from this channel wait for their confirm
+        ch.confirm_delivery()  # retries published from this channel wait for their confirm
         ch.basic_qos(prefetch_count=self.prefetch)
         self._local.channel = ch
-        self._local.partner_queues = set()
         buffer: list[tuple[Any, Any, bytes]] = []
         ch.basic_consume(self.topology.queue(queue), lambda _ch, method, props, body: buffer.append((method, props, body)))
         log.info("amqp.consuming", queue=self.topology.queue(queue), prefetch=self.prefetch)
@@ -340,37 +339,6 @@ class AmqpTransport(Transport):
             )
         )
         dead_handler(conn, item, reason)
-
-    # -- partner queues ------------------------------------------------------------------------------
-    def push_to_partner(self, partner_id: str, body: bytes, *, message_id: str, content_type: str, message_type: str, headers: dict[str, Any]) -> str:
-        """Publish one delivery to the partner's own queue and wait for the broker's confirm.
-
-        Runs on the calling consumer thread's channel (the delivery worker); raises if the broker does
-        not confirm, so the delivery stays pending and is tried again.
-        """
-        ch: BlockingChannel | None = getattr(self._local, "channel", None)
-        if ch is None:
-            raise RuntimeError("push_to_partner must run on an AMQP consumer thread")
-        queue = self.topology.partner_queue(partner_id)
-        if partner_id not in self._local.partner_queues:
-            self.topology.declare_partner(ch, partner_id)
-            self._local.partner_queues.add(partner_id)
-        ch.basic_publish(
-            self.topology.partners,
-            partner_id,
-            body,
-            pika.BasicProperties(
-                delivery_mode=pika.DeliveryMode.Persistent,
-                content_type=content_type,
-                message_id=message_id,
-                type=message_type,
-                timestamp=int(time.time()),
-                app_id="casechain-hub",
-                headers=headers,
-            ),
-            mandatory=True,
-        )
-        return queue
 
     # -- operations ------------------------------------------------------------------------------------
     def ready(self) -> bool:

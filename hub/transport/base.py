@@ -29,7 +29,8 @@ from hub.tables import outbox
 _INSERT_OUTBOX = outbox.insert()
 
 PIPELINE = "pipeline"
-DELIVERY = "delivery"
+#: outbox rows that the relay publishes straight to a partner's own queue (payload: delivery_id)
+PARTNER = "partner"
 
 
 @dataclass
@@ -57,7 +58,7 @@ class Transport(ABC):
     name: str
     #: True when the outbox table is not itself the queue and a relay must move it to the broker
     needs_relay: bool = False
-    #: True when deliveries can be pushed to a partner's own queue (profile `delivery: amqp`)
+    #: True when the relay pushes deliveries to a partner's own queue (profile `delivery: amqp`)
     pushes_to_partners: bool = False
 
     def __init__(self, engine: Engine, *, visibility_timeout: float, max_attempts: int, poll_interval: float) -> None:
@@ -89,10 +90,6 @@ class Transport(ABC):
     @abstractmethod
     def ready(self) -> bool:
         """True when the broker is reachable (readiness probe)."""
-
-    def push_to_partner(self, partner_id: str, body: bytes, *, message_id: str, content_type: str, message_type: str, headers: dict[str, Any]) -> str:
-        """Publish one delivery to the partner's own queue (only where `pushes_to_partners`)."""
-        raise NotImplementedError(f"the {self.name} transport keeps deliveries in the pull inbox")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

@@ -9,6 +9,10 @@ process) share the table without publishing a row twice at the same time. A rela
 the confirm but before its commit leaves the rows behind and they are published again: at least
 once, never lost; the consumers are idempotent receivers.
 
+Deliveries for partners that consume their own AMQP queue travel the same way: their outbox rows
+(queue name `partner`) are published straight to the partner's queue, and the delivery is marked
+`published` in the transaction that deletes the confirmed row.
+
 Confirms are windowed: a whole batch is published, then the relay waits for the confirms of the batch
 (RabbitMQ acks many at once with `multiple`), instead of one round trip per message.
 """
@@ -26,9 +30,10 @@ import sqlalchemy as sa
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
-from hub import db
-from hub.tables import outbox
-from hub.transport.base import backoff
+from hub import db, unit_of_work
+from hub.history import record
+from hub.tables import deliveries, outbox
+from hub.transport.base import PARTNER, backoff
 
 log = structlog.get_logger("hub.transport.relay")
 
@@ -51,6 +56,8 @@ class ConfirmWindow:
         self._pending: dict[int, Any] = {}
         self._results: dict[Any, bool] = {}
         self._returned: set[str] = set()
+        #: partner queues declared on this channel
+        self.declared: set[str] = set()
         selected = threading.Event()
 
         def on_select_ok(_frame: Any) -> None:
@@ -137,43 +144,87 @@ class OutboxRelay:
                         pass
 
     def relay_once(self, window: ConfirmWindow) -> int:
-        """Move one batch of committed, due outbox rows to the broker. Returns how many rows it took."""
+        """Move one batch of committed, due outbox rows to the broker. Returns how many rows it took.
+
+        Rows of the work queues go to the work exchange as they are. Rows of the `partner` queue
+        name a delivery for a partner that consumes its own AMQP queue: the delivery's bytes go
+        straight to that queue (message id = delivery id, so the partner can deduplicate) and, once
+        confirmed, the delivery is `published` -- in the same transaction that deletes the row.
+        """
         topology = self.transport.topology
         now = time.time()
-        with db.write(self.transport.engine) as conn:
-            rows = conn.execute(
-                sa.select(outbox.c.id, outbox.c.queue, outbox.c.payload, outbox.c.attempts)
-                .where(outbox.c.available_at <= now)
-                .order_by(outbox.c.id)
-                .limit(self.batch)
-                .with_for_update(skip_locked=True)
-            ).all()
+        with db.write(self.transport.engine) as conn, unit_of_work.collecting(conn):
+            rows = conn.execute(_DUE, {"now": now, "limit": self.batch}).all()
             if not rows:
                 return 0
-            messages = [
-                (
-                    row.id,
-                    topology.work,
-                    row.queue,
-                    json.dumps(row.payload).encode(),
-                    pika.BasicProperties(
-                        delivery_mode=pika.DeliveryMode.Persistent,
-                        content_type="application/json",
-                        message_id=str(row.id),
-                        timestamp=int(now),
-                        headers={"x-hub-outbox-id": row.id},
-                    ),
-                )
-                for row in rows
-            ]
-            confirmed = window.publish(messages)
-            if confirmed:
-                conn.execute(outbox.delete().where(outbox.c.id.in_(confirmed)))
-            refused = [row for row in rows if row.id not in confirmed]
+            messages, pushes, done = [], {}, []
+            wanted = [row.payload["delivery_id"] for row in rows if row.queue == PARTNER]
+            found = {d.id: d for d in conn.execute(_DELIVERIES, {"ids": wanted})} if wanted else {}
+            for row in rows:
+                if row.queue != PARTNER:
+                    messages.append((str(row.id), topology.work, row.queue, json.dumps(row.payload).encode(), _work_properties(row.id, now)))
+                    continue
+                delivery = found.get(row.payload["delivery_id"])
+                if delivery is None or delivery.status != "pending":
+                    done.append(row.id)  # published before (a relay died after the confirm): at least once
+                    continue
+                self._declare_partner(window, delivery.recipient)
+                pushes[delivery.id] = (row, delivery)
+                messages.append((delivery.id, topology.partners, delivery.recipient, delivery.body, _push_properties(delivery, now)))
+            confirmed = window.publish(messages) if messages else set()
+            done += [row.id for row in rows if row.queue != PARTNER and str(row.id) in confirmed]
+            for delivery_id, (row, delivery) in pushes.items():
+                if delivery_id in confirmed:
+                    done.append(row.id)
+                    conn.execute(_PUBLISHED, {"b_id": delivery_id})
+                    record(conn, delivery.message_id, "delivery", "published", recipient=delivery.recipient, delivery_id=delivery_id, queue=topology.partner_queue(delivery.recipient))
+            if done:
+                conn.execute(outbox.delete().where(outbox.c.id.in_(done)))
+            refused = [row for row in rows if row.id not in done and (row.queue != PARTNER or row.payload["delivery_id"] in pushes)]
             for row in refused:  # nacked or unroutable: keep it, try again later
-                conn.execute(
-                    outbox.update().where(outbox.c.id == row.id).values(available_at=now + backoff(row.attempts + 1), attempts=row.attempts + 1)
-                )
+                conn.execute(_RETRY_LATER, {"b_id": row.id, "b_at": now + backoff(row.attempts + 1), "b_attempts": row.attempts + 1})
             if refused:
                 log.error("relay: broker refused messages; kept in the outbox", count=len(refused), queues=sorted({r.queue for r in refused}))
         return len(rows)
+
+    def _declare_partner(self, window: ConfirmWindow, partner_id: str) -> None:
+        if partner_id not in window.declared:
+            self.transport.topology.declare_partner(window.channel, partner_id)
+            window.declared.add(partner_id)
+
+
+_DUE = (
+    sa.select(outbox.c.id, outbox.c.queue, outbox.c.payload, outbox.c.attempts)
+    .where(outbox.c.available_at <= sa.bindparam("now"))
+    .order_by(outbox.c.id)
+    .limit(sa.bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_DELIVERIES = sa.select(
+    deliveries.c.id, deliveries.c.message_id, deliveries.c.recipient, deliveries.c.status, deliveries.c.body,
+    deliveries.c.content_type, deliveries.c.message_type, deliveries.c.version, deliveries.c.format, deliveries.c.purpose,
+).where(deliveries.c.id.in_(sa.bindparam("ids", expanding=True)))
+_PUBLISHED = deliveries.update().where(deliveries.c.id == sa.bindparam("b_id"), deliveries.c.status == "pending").values(status="published")
+_RETRY_LATER = outbox.update().where(outbox.c.id == sa.bindparam("b_id")).values(available_at=sa.bindparam("b_at"), attempts=sa.bindparam("b_attempts"))
+
+
+def _work_properties(outbox_id: int, now: float) -> pika.BasicProperties:
+    return pika.BasicProperties(
+        delivery_mode=pika.DeliveryMode.Persistent,
+        content_type="application/json",
+        message_id=str(outbox_id),
+        timestamp=int(now),
+        headers={"x-hub-outbox-id": outbox_id},
+    )
+
+
+def _push_properties(delivery: Any, now: float) -> pika.BasicProperties:
+    return pika.BasicProperties(
+        delivery_mode=pika.DeliveryMode.Persistent,
+        content_type=delivery.content_type,
+        message_id=delivery.id,
+        type=delivery.message_type,
+        timestamp=int(now),
+        app_id="casechain-hub",
+        headers={"hub-message-id": delivery.message_id, "version": delivery.version, "format": delivery.format, "purpose": delivery.purpose},
+    )

@@ -74,7 +74,7 @@ def test_topology_is_declared_with_quorum_work_queues_retry_and_dead_letter_queu
     assert isinstance(hub.transport, AmqpTransport)
     hub.transport.declare_all([PROVIDER])
     url = amqp_pg_env["HUB_BROKER_URL"]
-    for name in ("hub.pipeline", "hub.delivery", "hub.dead.pipeline", f"hub.partner.{PROVIDER}"):
+    for name in ("hub.pipeline", "hub.dead.pipeline", f"hub.partner.{PROVIDER}"):
         info = queue_info(url, name)
         assert info["durable"] and info["arguments"].get("x-queue-type") == "quorum", (name, info["arguments"])
     assert queue_info(url, "hub.pipeline")["arguments"]["x-dead-letter-exchange"] == "hub.dead"
