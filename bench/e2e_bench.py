@@ -3,10 +3,13 @@
 For each backend (the embedded default: SQLite + database-backed queue; and RabbitMQ + PostgreSQL)
 it starts the hub as real processes, assigns one case, then
 
+0. warm-up: a few hundred reports, not measured (each process compiles its contracts on first use);
 1. throughput: posts N provider reports with C concurrent clients as fast as they are accepted and
-   waits until every report is in the Jobcenter's inbox (a committed delivery row) ->
-   end-to-end messages/s, HTTP accept latency p50/p99, end-to-end latency p50/p99
-   (request sent -> delivery committed for the recipient);
+   waits until every report is in the recipient's queue -> end-to-end messages/s, HTTP accept latency
+   p50/p99, end-to-end latency p50/p99 (request sent -> in the recipient's queue). The recipient's
+   queue is, on the embedded default, the Jobcenter's inbox (a committed delivery row); on RabbitMQ,
+   the Jobcenter consumes its own AMQP queue (profile `delivery: amqp`): a message counts when the
+   benchmark's consumer receives it there, i.e. after the broker confirmed it to the hub;
 2. accept latency at a fixed offered rate (open loop, default 1,000 messages/s for 5 s) -> p50/p99;
 3. peak memory: the sum of the peak RSS (VmHWM) of the hub's processes.
 
@@ -36,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +50,7 @@ import httpx
 import pika
 import psycopg
 import sqlalchemy as sa
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -310,8 +315,50 @@ async def post_all(url: str, token: str, bodies: list[bytes], clients: int, rate
     return latencies, sent_at, ids, elapsed
 
 
+class QueueWatch:
+    """Consumes the recipient's own AMQP queue and notes when each hub message arrived there."""
+
+    def __init__(self, amqp_url: str, queue: str) -> None:
+        self.amqp_url, self.queue = amqp_url, queue
+        self.arrived: dict[str, float] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        connection = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+        ch = connection.channel()
+        ch.basic_qos(prefetch_count=500)
+
+        def on_message(_ch: Any, method: Any, props: Any, _body: bytes) -> None:
+            self.arrived.setdefault(props.headers["hub-message-id"], time.time())
+            if method.delivery_tag % 100 == 0:
+                ch.basic_ack(method.delivery_tag, multiple=True)
+
+        while not self.stop.is_set():
+            try:
+                ch.basic_consume(self.queue, on_message)
+                break
+            except pika.exceptions.ChannelClosedByBroker:  # not declared yet
+                ch = connection.channel()
+                connection.sleep(0.2)
+        while not self.stop.is_set():
+            connection.process_data_events(time_limit=0.2)
+        connection.close()
+
+
+def contracts_with_amqp_delivery(workdir: Path, partner_id: str) -> Path:
+    target = workdir / "contracts"
+    if not target.exists():
+        shutil.copytree(ROOT / "contracts", target)
+        path = target / "partners" / f"{partner_id}.yaml"
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data["delivery"] = "amqp"
+        path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return target
+
+
 def run_backend(name: str, env: dict[str, str], args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    settings = Settings(database_url=env["HUB_DATABASE_URL"], broker_url=env["HUB_BROKER_URL"], contracts_dir=ROOT / "contracts")
+    settings = Settings(database_url=env["HUB_DATABASE_URL"], broker_url=env["HUB_BROKER_URL"], contracts_dir=Path(env["HUB_CONTRACTS_DIR"]))
     hub = Hub(settings)
     hub.migrate()
     with db.write(hub.engine) as conn:
@@ -343,8 +390,18 @@ def run_backend(name: str, env: dict[str, str], args: argparse.Namespace, workdi
                 out.append(hub.adapter("provider-json").encode(Message.build(data["header"], data["body"])))
             return out
 
+        watch = None
+        if name != "embedded":
+            watch = QueueWatch(env["HUB_BROKER_URL"], f"hub.partner.{JOBCENTER}")
+            watch.thread.start()
+
         def wait_delivered(ids: list[str], timeout: float) -> dict[str, float]:
             deadline = time.time() + timeout
+            while watch is not None:
+                done = {i: watch.arrived[i] for i in ids if i in watch.arrived}
+                if len(done) >= len(ids) or time.time() > deadline:
+                    return done
+                time.sleep(0.1)
             while True:
                 with db.read(hub.engine) as conn:
                     rows = conn.execute(
@@ -356,6 +413,9 @@ def run_backend(name: str, env: dict[str, str], args: argparse.Namespace, workdi
                     return {r.message_id: db.aware(r.created_at).timestamp() for r in rows}
                 time.sleep(0.25)
 
+        # 0. warm-up (not measured)
+        _, _, warm_ids, _ = asyncio.run(post_all(url, tokens[PROVIDER], bodies(args.warmup, "w"), args.clients, None))
+        assert len(wait_delivered(list(warm_ids.values()), 120)) == len(warm_ids), "the warm-up did not arrive"
         # 1. throughput, closed loop
         batch = bodies(args.messages, "t")
         t_start = time.time()
@@ -391,6 +451,8 @@ def run_backend(name: str, env: dict[str, str], args: argparse.Namespace, workdi
             ).scalar_one()
         return result
     finally:
+        if watch is not None:
+            watch.stop.set()
         cluster.stop()
         hub.close()
         db.dispose_all()
@@ -405,6 +467,7 @@ def main() -> None:
     parser.add_argument("--api-procs", type=int, default=1, help="hub serve --workers")
     parser.add_argument("--worker-procs", type=int, default=1, help="separate `hub worker` processes (amqp-postgres)")
     parser.add_argument("--threads", type=int, default=1, help="pipeline threads per process")
+    parser.add_argument("--warmup", type=int, default=300, help="reports sent (and not measured) before the runs")
     parser.add_argument("--backends", default="embedded,amqp-postgres")
     parser.add_argument("--json", action="store_true", help="print the report as JSON only")
     args = parser.parse_args()
@@ -428,7 +491,8 @@ def main() -> None:
         elif name == "amqp-postgres":
             with pg_database() as pg, vhost() as amqp:
                 report["reference"]["pika_confirmed_publishes_per_s"] = round(pika_confirmed_publishes_per_s(amqp))
-                env = {**base_env, "HUB_DATABASE_URL": pg, "HUB_BROKER_URL": amqp}
+                contracts = contracts_with_amqp_delivery(workdir, JOBCENTER)  # the Jobcenter consumes its own queue
+                env = {**base_env, "HUB_DATABASE_URL": pg, "HUB_BROKER_URL": amqp, "HUB_CONTRACTS_DIR": str(contracts)}
                 report["results"][name] = run_backend(name, env, args, workdir)
         else:
             parser.error(f"unknown backend {name}")
