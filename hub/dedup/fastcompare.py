@@ -22,7 +22,7 @@ import hashlib
 import json
 from functools import lru_cache
 from types import SimpleNamespace
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 from rapidfuzz.distance import JaroWinkler
@@ -234,10 +234,38 @@ def _tokens(w: str) -> list[str]:
 
 def levels(q: Row, cands: Sequence[Row]) -> list[tuple[int, int, int, int, int]]:
     """Comparison levels of ``q`` against each candidate (decoded forms); the same numbers as
-    :func:`hub.dedup.compare.compare_pairs` (columns :data:`hub.dedup.compare.CONCEPTS`).
+    :func:`hub.dedup.compare.compare_pairs` (columns :data:`hub.dedup.compare.CONCEPTS`)."""
+    return [lv for _, lv, _ in _compare(q, cands, None, 0.0)]
 
-    Candidates share names, streets and cities (they share a blocking key), so each string
-    similarity is computed once per distinct candidate value."""
+
+class Weights:
+    """The model's weight of every level pattern, and for every (birth date, address, ids)
+    levels the best weight any name levels could add to them (to skip comparing the names when
+    even that is too little). Both come from FSModel.weights itself: exact, whatever it computes."""
+
+    def __init__(self, weights: Callable[[np.ndarray], np.ndarray]) -> None:
+        dims = [len(compare.LEVELS[c]) for c in compare.CONCEPTS]
+        grid = np.stack(np.meshgrid(*[np.arange(k) for k in dims], indexing="ij"), axis=-1).reshape(-1, len(dims))
+        w = np.asarray(weights(grid.astype(np.int8)), dtype=np.float64).reshape(dims)
+        self.dims = dims
+        self.exact = w.ravel().tolist()  # index (((g*F + f)*D + d)*A + a)*I + i
+        self.bound = w.max(axis=(0, 1)).ravel().tolist()  # index (d*A + a)*I + i
+
+
+def scores(q: Row, cands: Sequence[Row], weights: Weights, at: float) -> list[tuple[int, tuple[int, int, int, int, int], float]]:
+    """(position, levels, weight) of the candidates whose weight is at least ``at``."""
+    return _compare(q, cands, weights, at)
+
+
+def _compare(q: Row, cands: Sequence[Row], weights: Weights | None, at: float) -> list[tuple[int, tuple[int, int, int, int, int], float]]:
+    """Candidates share names, streets and cities (they share a blocking key), so each string
+    similarity is computed once per distinct candidate value. With ``weights``, a candidate is
+    dropped as soon as its birth date, address and ids leave it short of ``at`` whatever its
+    names (compared last: they cost the most)."""
+    if weights is not None:
+        _, F, D, A, I = weights.dims  # noqa: N806, E741
+        exact, bound = weights.exact, weights.bound
+        DAI, AI = D * A * I, A * I  # noqa: N806
     jw = JaroWinkler.normalized_similarity
     high, low, street_at, city_at = _thresholds(compare.NAME_JW_HIGH, compare.NAME_JW_LOW, compare.STREET_JW, compare.CITY_JW)
     _, qg, qgt, qgt3, qf, qft, qft3, qd, qs, qh, qp, qc, qids = q
@@ -250,55 +278,10 @@ def levels(q: Row, cands: Sequence[Row]) -> list[tuple[int, int, int, int, int]]
     fuzzy_f: dict[str, int] = {}
     street_near: dict[str, bool] = {}
     city_near: dict[str, bool] = {}
-    out = []
+    out: list[tuple[int, tuple[int, int, int, int, int], float]] = []
     append = out.append
-    for c in cands:
+    for k, c in enumerate(cands):
         _, cg, cgt, cgt3, cf, cft, cft3, cd, cs, ch, cp, cc, cids = c
-        # given name, family name: missing / exact / shared token / fuzzy high / fuzzy low / different
-        if not qg or not cg:
-            g = 0
-        elif qg == cg:
-            g = 1
-        elif any(x in cgt for x in qgt):
-            g = 2
-        else:
-            g = fuzzy_g.get(cg)
-            if g is None:
-                x = jw(qg, cg)
-                g = fuzzy_g[cg] = 3 if x >= high else (4 if x >= low else 5)
-        if not qf or not cf:
-            f = 0
-        elif qf == cf:
-            f = 1
-        elif any(x in cft for x in qft):
-            f = 2
-        else:
-            f = fuzzy_f.get(cf)
-            if f is None:
-                x = jw(qf, cf)
-                f = fuzzy_f[cf] = 3 if x >= high else (4 if x >= low else 5)
-        if (g >= 3 or f >= 3) and g and f:
-            # given and family name typed into each other's field
-            if qg == cf:
-                gx = 1
-            elif any(x in cft3 for x in qgt3):
-                gx = 2
-            else:
-                gx = fuzzy_g.get(cf)
-                if gx is None:
-                    x = jw(qg, cf)
-                    gx = fuzzy_g[cf] = 3 if x >= high else (4 if x >= low else 5)
-            if qf == cg:
-                fx = 1
-            elif any(x in cgt3 for x in qft3):
-                fx = 2
-            else:
-                fx = fuzzy_f.get(cg)
-                if fx is None:
-                    x = jw(qf, cg)
-                    fx = fuzzy_f[cg] = 3 if x >= high else (4 if x >= low else 5)
-            if (gx <= 3 or fx <= 3) and gx + fx < g + f:
-                g, f = gx, fx
         # birth date
         if not qd or not cd:
             d = 0
@@ -344,7 +327,59 @@ def levels(q: Row, cands: Sequence[Row]) -> list[tuple[int, int, int, int, int]]
             common = [v == qids_d[s] for s, v in json.loads(cids) if s in qids_d]
             if common:
                 i = 1 if any(common) else 2
-        append((g, f, d, a, i))
+        if weights is not None and bound[d * AI + a * I + i] < at:
+            continue
+        # given name, family name: missing / exact / shared token / fuzzy high / fuzzy low / different
+        if not qg or not cg:
+            g = 0
+        elif qg == cg:
+            g = 1
+        elif any(x in cgt for x in qgt):
+            g = 2
+        else:
+            g = fuzzy_g.get(cg)
+            if g is None:
+                x = jw(qg, cg)
+                g = fuzzy_g[cg] = 3 if x >= high else (4 if x >= low else 5)
+        if not qf or not cf:
+            f = 0
+        elif qf == cf:
+            f = 1
+        elif any(x in cft for x in qft):
+            f = 2
+        else:
+            f = fuzzy_f.get(cf)
+            if f is None:
+                x = jw(qf, cf)
+                f = fuzzy_f[cf] = 3 if x >= high else (4 if x >= low else 5)
+        if (g >= 3 or f >= 3) and g and f:
+            # given and family name typed into each other's field
+            if qg == cf:
+                gx = 1
+            elif any(x in cft3 for x in qgt3):
+                gx = 2
+            else:
+                gx = fuzzy_g.get(cf)
+                if gx is None:
+                    x = jw(qg, cf)
+                    gx = fuzzy_g[cf] = 3 if x >= high else (4 if x >= low else 5)
+            if qf == cg:
+                fx = 1
+            elif any(x in cgt3 for x in qft3):
+                fx = 2
+            else:
+                fx = fuzzy_f.get(cg)
+                if fx is None:
+                    x = jw(qf, cg)
+                    fx = fuzzy_f[cg] = 3 if x >= high else (4 if x >= low else 5)
+            if (gx <= 3 or fx <= 3) and gx + fx < g + f:
+                g, f = gx, fx
+        if weights is None:
+            append((k, (g, f, d, a, i), 0.0))
+        else:
+            w = exact[(g * F + f) * DAI + d * AI + a * I + i]
+            if w >= at:
+                append((k, (g, f, d, a, i), w))
     return out
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from hub.db import aware, utcnow
 from hub.dedup import fastcompare
-from hub.dedup.linkage import MATCH, REVIEW, Candidate, Linker
+from hub.dedup.linkage import MATCH, NON_MATCH, REVIEW, Candidate, Linker
 from hub.dedup.records import PersonRecord
 from hub.findings import Refusal
 from hub.ids import new_id
@@ -79,6 +79,8 @@ class PersonIndex:
         self._sql: dict[tuple[str, int], str] = {}
         self._fast: bool | None = None  # fastcompare agrees with compare.py (checked on first use)
         self._keys_tag: str | None = None
+        self._weight_table: fastcompare.Weights | None = None
+        self._thresholds_at: dict[int, float] = {}
 
     @classmethod
     def load(cls, contracts_dir: Path) -> PersonIndex | None:
@@ -225,14 +227,38 @@ class PersonIndex:
                     )
             return out
         forms = self._rows_of(conn, records)
-        model = self.linker._require_model()
+        weights, at = self._weights(), self._review_at(n)
         for qi, q in enumerate(queries):
             ids = list(dict.fromkeys(rows[k][1] for key in q.keys if key not in big for k in by_key.get(key, ())))
             if not ids:
                 continue
-            levels = np.asarray(fastcompare.levels(q.row, [forms[i] for i in ids]), dtype=np.int8)
-            out[qi] = self.linker._candidates(model.weights(levels), levels, [records[i][0] for i in ids], ids, n, limit, False)
+            # most candidates are no match; only those that could be one are compared in full
+            hits = fastcompare.scores(q.row, [forms[i] for i in ids], weights, at)
+            if hits:
+                levels = np.asarray([lv for _, lv, _ in hits], dtype=np.int8)
+                w = np.asarray([x for _, _, x in hits])
+                out[qi] = self.linker._candidates(w, levels, [records[ids[k]][0] for k, _, _ in hits], [ids[k] for k, _, _ in hits], n, limit, False)
         return out
+
+    def _weights(self) -> fastcompare.Weights:
+        if self._weight_table is None:
+            self._weight_table = fastcompare.Weights(self.linker._require_model().weights)
+        return self._weight_table
+
+    def _review_at(self, n: int) -> float:
+        """The lowest weight that is not a non-match in an index of ``n`` persons (checked
+        against Thresholds.decide; -inf, i.e. compare everything, if it does not agree)."""
+        at = self._thresholds_at.get(n)
+        if at is None:
+            t = self.linker.thresholds
+            at = min(t.review_at(n), t.match_at(n))
+            probe = np.asarray([at - 1e-6, at, at + 1e-6, at - 5, at - 50])
+            if list(t.decide(probe, n) == NON_MATCH) != [True, False, False, True, True]:
+                at = -np.inf
+            if len(self._thresholds_at) > 1000:
+                self._thresholds_at.clear()
+            self._thresholds_at[n] = at
+        return at
 
     def _rows_of(self, conn: Connection, records: dict[str, tuple[str, str | None]]) -> dict[str, fastcompare.Row]:
         out: dict[str, fastcompare.Row] = {}
