@@ -57,12 +57,21 @@ SQLITE_MMAP = 2**31
 @dataclass(frozen=True)
 class Filed:
     """What the index stores about a record besides its data: blocking keys and the normalised
-    comparison form (person_records.norm; None if it cannot be stored, see fastcompare.encode)."""
+    comparison form (:attr:`norm`)."""
 
     keys: list[str]
-    norm: str | None
-    row: fastcompare.Row
+    form: fastcompare.Norm
+    tag: str
     record: PersonRecord
+
+    @property
+    def row(self) -> fastcompare.Row:
+        return fastcompare.row(self.form)
+
+    @property
+    def norm(self) -> str | None:
+        """person_records.norm; None if it cannot be stored (see fastcompare.encode)."""
+        return fastcompare.encode(self.form, self.tag)
 
 
 
@@ -71,11 +80,13 @@ class PersonIndex:
     def __init__(self, linker: Linker, policy: dict[str, Any]) -> None:
         self.linker = linker
         self.subjects: dict[str, dict[str, Any]] = policy.get("subjects") or {}
-        self._sizes: dict[str, tuple[float, int]] = {}  # per database: one process may serve several
+        # per database (engine: rendering its URL costs more than a lookup's bookkeeping); one
+        # process may serve several
+        self._sizes: dict[sa.Engine, tuple[float, int]] = {}
         # blocking keys shared by more than max_block records, per database: skipped, as the
         # in-memory index and the batch skip them (a block only grows, so this never goes stale
         # in the direction that would lose a candidate the batch would see)
-        self._big: dict[str, set[str]] = {}
+        self._big: dict[sa.Engine, set[str]] = {}
         self._sql: dict[tuple[str, int], str] = {}
         self._fast: bool | None = None  # fastcompare agrees with compare.py (checked on first use)
         self._keys_tag: str | None = None
@@ -150,7 +161,7 @@ class PersonIndex:
         # normalised with a vocabulary of its own: keys that spell out values (street + house
         # number) need the values, which Linker.blocking_keys' frozen empty vocabulary lacks
         keys, form = fastcompare.keys_and_form(record, self.linker.passes)
-        return Filed(sorted({k[:KEY_WIDTH] for k in keys}), fastcompare.encode(form, self.keys_tag), fastcompare.row(form), record)
+        return Filed(sorted({k[:KEY_WIDTH] for k in keys}), form, self.keys_tag, record)
 
     @property
     def keys_tag(self) -> str:
@@ -193,8 +204,7 @@ class PersonIndex:
         return sql
 
     def _candidates(self, conn: Connection, queries: Sequence[Filed], limit: int) -> list[list[Candidate]]:
-        url = str(conn.engine.url)
-        big = self._big.setdefault(url, set())
+        big = self._big.setdefault(conn.engine, set())
         wanted = sorted({k for q in queries for k in q.keys if k not in big})
         out: list[list[Candidate]] = [[] for _ in queries]
         if not wanted:
@@ -329,7 +339,7 @@ class PersonIndex:
 
     def index_size(self, conn: Connection) -> int:
         """Persons in the index (the N of the prior), recounted at most once a minute."""
-        key = str(conn.engine.url)
+        key = conn.engine
         cached = self._sizes.get(key)
         if cached is None or time.monotonic() - cached[0] > 60:
             n = conn.execute(sa.select(sa.func.count()).select_from(persons).where(persons.c.merged_into.is_(None))).scalar_one()
@@ -337,7 +347,7 @@ class PersonIndex:
         return cached[1]
 
     def _forget_size(self, conn: Connection) -> None:
-        self._sizes.pop(str(conn.engine.url), None)
+        self._sizes.pop(conn.engine, None)
 
     def _write_keys(self, conn: Connection, record_id: str, keys: list[str]) -> None:
         conn.execute(person_keys.delete().where(person_keys.c.record_id == record_id))
