@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -112,7 +113,7 @@ def main() -> None:
     ap.add_argument("--refresh", action="store_true", help="with --keep: re-file records stored by another normaliser or other blocking passes")
     args = ap.parse_args()
 
-    drop, reuse = None, False
+    drop, reuse, tmp = None, False, None
     if args.url:
         name = args.keep or f"hub_mpi_bench_{uuid.uuid4().hex[:8]}"
         admin = sa.create_engine(args.url, isolation_level="AUTOCOMMIT")
@@ -123,7 +124,8 @@ def main() -> None:
         url = str(sa.engine.make_url(args.url).set(database=name).render_as_string(hide_password=False))
         drop = None if args.keep else (admin, name)
     else:
-        path = Path(args.keep) if args.keep else Path(tempfile.mkdtemp()) / "mpi.db"
+        tmp = None if args.keep else tempfile.mkdtemp()
+        path = Path(args.keep) if args.keep else Path(tmp) / "mpi.db"
         reuse = path.exists()
         url = f"sqlite:///{path}"
     try:
@@ -188,6 +190,8 @@ def main() -> None:
         if drop:
             with drop[0].connect() as c:
                 c.exec_driver_sql(f"DROP DATABASE IF EXISTS {drop[1]} WITH (FORCE)")
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
