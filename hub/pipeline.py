@@ -119,11 +119,16 @@ def detect_duplicate_report(hub: Hub, conn: Connection, ctx: Context) -> None:
     digest = hashlib.sha256(
         json.dumps({"type": ctx.row.message_type, "case": subject, "body": body}, sort_keys=True, default=str).encode()
     ).hexdigest()
-    first = conn.execute(_SELECT_FINGERPRINT, {"fingerprint": digest}).scalar()
+    unit = unit_of_work.current(conn)
+    first = unit.memo.get(("fingerprint", digest)) if unit is not None else None  # earlier in this batch
+    if first is None:
+        first = conn.execute(_SELECT_FINGERPRINT, {"fingerprint": digest}).scalar()
     if first is not None and first != ctx.row.id:
         raise Duplicate(first)
-    if first is None:  # written at once: a copy later in the same batch must find it
-        conn.execute(_INSERT_FINGERPRINT, {"fingerprint": digest, "message_id": ctx.row.id, "at": utcnow()})
+    if first is None:
+        unit_of_work.execute(conn, _INSERT_FINGERPRINT, {"fingerprint": digest, "message_id": ctx.row.id, "at": utcnow()})
+        if unit is not None:
+            unit.memo[("fingerprint", digest)] = ctx.row.id
 
 
 def case_chain(hub: Hub, conn: Connection, ctx: Context) -> None:
@@ -226,11 +231,10 @@ def _translate_ids(hub: Hub, conn: Connection, ctx: Context, partner: Partner, b
     body.pop("case_id", None)
     if ctx.case is None:
         return body
-    ref = chain.local_ref(conn, ctx.case.id, partner.id)
     if partner.role == "provider":
         body.pop("customer_number", None)
         body.pop("bg_number", None)
-        body["case_id"] = ref
+        body["case_id"] = chain.local_ref(conn, ctx.case.id, partner.id)
     elif "customer_number" in type(ctx.message.body).model_fields:
         body["customer_number"] = ctx.case.customer_number
         if ctx.case.bg_number:
@@ -377,11 +381,11 @@ def handle(hub: Hub, conn: Connection, item: Item) -> list[tuple[str, str]]:
     message_id = item.payload["message_id"]
     unit = unit_of_work.current(conn)
     row = conn.execute(_SELECT_MESSAGE, {"id": message_id}).first()
-    if row is None or row.status != "received" or (unit is not None and ("pipeline", message_id) in unit.done):
+    if row is None or row.status != "received" or (unit is not None and ("pipeline", message_id) in unit.memo):
         log.info("pipeline.skip", message_id=message_id, reason="already processed" if row else "unknown message")
         return []
     if unit is not None:  # its status change waits in the unit of work: remember it is done
-        unit.done.add(("pipeline", message_id))
+        unit.memo[("pipeline", message_id)] = True
     with structlog.contextvars.bound_contextvars(message_id=message_id, correlation_id=row.correlation_id):
         sender = hub.partners.get(row.sender)
         if sender is None:
