@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from hub import db, unit_of_work
 
@@ -94,7 +95,9 @@ class GroupCommit:
                         outcomes.append((future, False, exc))
         except Exception as exc:  # noqa: BLE001 - the transaction as a whole failed
             if len(batch) > 1 and not db.is_outage(self.engine, exc):
-                log.warning("group commit failed as a whole; committing its writes one by one", size=len(batch), error=repr(exc))
+                # typically a resend meeting the unique key: normal, so not a warning
+                level = log.info if isinstance(exc, IntegrityError) else log.warning
+                level("group commit failed as a whole; committing its writes one by one", size=len(batch), error=repr(exc).splitlines()[0])
                 for one in batch:
                     self._commit([one])
                 return

@@ -16,7 +16,7 @@ import structlog
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from hub import db
+from hub import db, unit_of_work
 from hub.findings import Finding, Refusal
 from hub.history import audit, record
 from hub.ids import new_id
@@ -113,7 +113,9 @@ def store(hub: Hub, partner: Partner, data: bytes, head: dict, correlation_id: s
     }
 
     def write(conn: Connection) -> None:
-        conn.execute(_INSERT_MESSAGE, row)
+        # collected like the rest: a resend then fails the group's commit, and the group commits its
+        # writes one by one (hub.group_commit), so this one alone meets the unique key
+        unit_of_work.execute(conn, _INSERT_MESSAGE, row)
         record(conn, message_id, "ingress", "received", sender=partner.id, message_type=head["message_type"], bytes=len(data))
         record(conn, message_id, "ingress", "validated", contract=f"{head['message_type']} {head['version']} {partner.format}")
         audit(conn, partner.id, "received", message_id=message_id, partner=partner.id)
