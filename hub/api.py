@@ -164,9 +164,7 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
     async def submit(request: Request, partner: Caller) -> JSONResponse:
         data = await read_body(request)
         correlation_id = request.headers.get("x-correlation-id") or None
-        accepted = await run_in_threadpool(
-            ingress.accept, hub, partner, data, request.headers.get("content-type"), correlation_id
-        )
+        accepted = await ingress.accept_async(hub, partner, data, request.headers.get("content-type"), correlation_id)
         status_url = f"/v1/messages/{accepted.id}"
         return JSONResponse(
             {"id": accepted.id, "status_url": status_url, "duplicate": not accepted.created},

@@ -46,10 +46,14 @@ class GroupCommit:
         if db.holds_write_lock(self.engine):
             with db.write(self.engine) as conn, unit_of_work.collecting(conn):
                 return work(conn)
+        return self.submit(work).result()
+
+    def submit(self, work: Callable[[Connection], T]) -> Future:
+        """Queue `work` for the next group; the future holds its result (await it with asyncio.wrap_future)."""
         self._ensure_thread()
         future: Future = Future()
         self._queue.put((work, future))
-        return future.result()
+        return future
 
     def close(self) -> None:
         if self._thread is not None:

@@ -8,6 +8,7 @@ a resend is answered with the first message's id and never processed twice.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from hub import db, unit_of_work
 from hub.findings import Finding, Refusal
@@ -53,6 +55,34 @@ def media_family(content_type: str | None) -> str | None:
 
 def accept(hub: Hub, partner: Partner, data: bytes, content_type: str | None, correlation_id: str | None = None) -> Accepted:
     """Take one message from an authenticated partner, or raise a Refusal that changes nothing."""
+    head = check(hub, partner, data, content_type)
+    return store(hub, partner, data, head, correlation_id)
+
+
+#: bodies up to this size are checked on the event loop itself (a thread hop costs more than the check)
+INLINE_BYTES = 64 * 1024
+
+
+async def accept_async(hub: Hub, partner: Partner, data: bytes, content_type: str | None, correlation_id: str | None = None) -> Accepted:
+    """`accept` for the HTTP API: no request parks a thread while its group commits.
+
+    Small bodies are checked on the event loop (the GIL serialises the work anyway; a thread hop and
+    the wake-up cost more than checking a few kilobytes); large ones in the thread pool, so one big
+    message never stalls the loop. The group commit is awaited, not waited for in a thread."""
+    if len(data) <= INLINE_BYTES:
+        head = check(hub, partner, data, content_type)
+    else:
+        head = await run_in_threadpool(check, hub, partner, data, content_type)
+    pending = Pending.of(hub, partner, data, head, correlation_id)
+    try:
+        await asyncio.wrap_future(hub.group_commit.submit(pending.write))
+    except IntegrityError:
+        return await run_in_threadpool(pending.resend)
+    return pending.accepted()
+
+
+def check(hub: Hub, partner: Partner, data: bytes, content_type: str | None) -> dict:
+    """Steps 1-2 and the contract: the message's header, or a Refusal with every finding."""
     if not partner.sends:
         raise Refusal("forbidden", f"Partner {partner.id} is not registered to send messages")
     if len(data) > hub.settings.max_message_bytes:
@@ -81,7 +111,7 @@ def accept(hub: Hub, partner: Partner, data: bytes, content_type: str | None, co
     findings = hub.registry.validate(contract, document)
     if findings:
         raise Refusal("schema-invalid", f"The message does not satisfy {message_type} {contract.version} ({partner.format})", findings)
-    return store(hub, partner, data, head, correlation_id)
+    return head
 
 
 _INSERT_MESSAGE = messages.insert()
@@ -91,47 +121,69 @@ def store(hub: Hub, partner: Partner, data: bytes, head: dict, correlation_id: s
     """Store and queue in one transaction (shared with concurrent accepts: hub.group_commit). A resend
     is found by the (sender, message UUID) unique key: the insert fails and the first message's id is
     the answer (no read before every write)."""
-    digest = hashlib.sha256(data).hexdigest()
-    message_uuid = str(head["message_uuid"]).lower()
-    message_id = new_id()
-    now = db.utcnow()
-    row = {
-        "id": message_id,
-        "sender": partner.id,
-        "message_uuid": message_uuid,
-        "message_type": head["message_type"],
-        "version": head["version"],
-        "format": partner.format,
-        "status": "received",
-        "correlation_id": correlation_id or head.get("reference_uuid") or message_uuid,
-        "reference_uuid": head.get("reference_uuid"),
-        "test": False,
-        "content_hash": digest,
-        "raw": data,
-        "created_at": now,
-        "updated_at": now,
-    }
+    pending = Pending.of(hub, partner, data, head, correlation_id)
+    try:
+        hub.group_commit.run(pending.write)
+    except IntegrityError:
+        return pending.resend()
+    return pending.accepted()
 
-    def write(conn: Connection) -> None:
-        # collected like the rest: a resend then fails the group's commit, and the group commits its
-        # writes one by one (hub.group_commit), so this one alone meets the unique key
+
+@dataclass
+class Pending:
+    """A checked message on its way into the store."""
+
+    hub: Hub
+    partner: Partner
+    head: dict
+    row: dict
+
+    @classmethod
+    def of(cls, hub: Hub, partner: Partner, data: bytes, head: dict, correlation_id: str | None) -> Pending:
+        message_uuid = str(head["message_uuid"]).lower()
+        now = db.utcnow()
+        row = {
+            "id": new_id(),
+            "sender": partner.id,
+            "message_uuid": message_uuid,
+            "message_type": head["message_type"],
+            "version": head["version"],
+            "format": partner.format,
+            "status": "received",
+            "correlation_id": correlation_id or head.get("reference_uuid") or message_uuid,
+            "reference_uuid": head.get("reference_uuid"),
+            "test": False,
+            "content_hash": hashlib.sha256(data).hexdigest(),
+            "raw": data,
+            "created_at": now,
+            "updated_at": now,
+        }
+        return cls(hub, partner, head, row)
+
+    def write(self, conn: Connection) -> None:
+        """Stored and queued: message, history, audit and outbox in the caller's transaction.
+
+        The message row is collected like the rest: a resend then fails the group's commit, and the
+        group commits its writes one by one (hub.group_commit), so this one alone meets the unique key."""
+        row, head, partner = self.row, self.head, self.partner
+        message_id = row["id"]
         unit_of_work.execute(conn, _INSERT_MESSAGE, row)
-        record(conn, message_id, "ingress", "received", sender=partner.id, message_type=head["message_type"], bytes=len(data))
+        record(conn, message_id, "ingress", "received", sender=partner.id, message_type=head["message_type"], bytes=len(row["raw"]))
         record(conn, message_id, "ingress", "validated", contract=f"{head['message_type']} {head['version']} {partner.format}")
         audit(conn, partner.id, "received", message_id=message_id, partner=partner.id)
-        hub.transport.publish(conn, PIPELINE, {"message_id": message_id})
+        self.hub.transport.publish(conn, PIPELINE, {"message_id": message_id})
 
-    try:
-        hub.group_commit.run(write)  # committed together with concurrent accepts
-    except IntegrityError:
-        # a resend (or a concurrent one that won the race) for (sender, message UUID): answer with its id
-        existing = _existing(hub, partner.id, message_uuid)
+    def accepted(self) -> Accepted:
+        self.hub.transport.notify()
+        MESSAGES_RECEIVED.labels(self.head["message_type"], self.partner.id).inc()
+        return Accepted(self.row["id"], True)
+
+    def resend(self) -> Accepted:
+        """The insert met (sender, message UUID): answer with the first message's id."""
+        existing = _existing(self.hub, self.partner.id, self.row["message_uuid"])
         if existing is None:
-            raise
-        return _resend(hub, existing, digest)
-    hub.transport.notify()
-    MESSAGES_RECEIVED.labels(head["message_type"], partner.id).inc()
-    return Accepted(message_id, True)
+            raise RuntimeError("the message's unique key was taken, but no message holds it")
+        return _resend(self.hub, existing, self.row["content_hash"])
 
 
 def _existing(hub: Hub, sender: str, message_uuid: str) -> sa.Row | None:
