@@ -363,7 +363,7 @@ def run_backend(name: str, env: dict[str, str], args: argparse.Namespace, workdi
     hub.migrate()
     with db.write(hub.engine) as conn:
         tokens = {p: issue_token(conn, p) for p in (JOBCENTER, PROVIDER)}
-    worker_procs = args.worker_procs if name != "embedded" else 0
+    worker_procs = args.worker_procs if name != "embedded" else args.embedded_worker_procs
     cluster = Cluster(env, args.api_procs, worker_procs, args.threads, workdir / f"{name}.log")
     cluster.start()
     url = f"http://127.0.0.1:{cluster.port}"
@@ -466,6 +466,7 @@ def main() -> None:
     parser.add_argument("--rate-seconds", type=float, default=5.0)
     parser.add_argument("--api-procs", type=int, default=1, help="hub serve --workers")
     parser.add_argument("--worker-procs", type=int, default=1, help="separate `hub worker` processes (amqp-postgres)")
+    parser.add_argument("--embedded-worker-procs", type=int, default=0, help="separate `hub worker` processes on the embedded default (0: `serve` runs the workers)")
     parser.add_argument("--threads", type=int, default=1, help="pipeline threads per process")
     parser.add_argument("--warmup", type=int, default=300, help="reports sent (and not measured) before the runs")
     parser.add_argument("--backends", default="embedded,amqp-postgres")
