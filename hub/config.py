@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     amqp_prefix: str = "hub."
     #: messages a consumer may hold unacknowledged (and processes as one database transaction)
     amqp_prefetch: int = 64
+    #: embedded queue: items the pipeline processes per transaction. More is faster (fewer commits);
+    #: on SQLite it also holds the single write lock longer, which accepts wait for
+    embedded_commit_every: int = 16
     #: outbox rows the relay publishes per confirm window
     relay_batch: int = 500
     #: RabbitMQ management HTTP API for `hub partners amqp-setup` (default: the broker's host, port 15672)

@@ -18,7 +18,9 @@ def create_transport(settings: Settings, engine: Engine) -> Transport:
         poll_interval=settings.poll_interval,
     )
     if settings.broker_url == "embedded":
-        return EmbeddedTransport(engine, **options)
+        transport = EmbeddedTransport(engine, **options)
+        transport.commit_every = max(1, settings.embedded_commit_every)
+        return transport
     if settings.broker_url.startswith(("amqp://", "amqps://")):
         from hub.transport.amqp import AmqpTransport  # pika only where it is used
 

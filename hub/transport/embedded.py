@@ -27,8 +27,8 @@ _NACK = outbox.update().where(outbox.c.id == sa.bindparam("b_id")).values(availa
 class EmbeddedTransport(Transport):
     name = "embedded"
     batch_size = 32
-    #: items per transaction when processing a claimed batch
-    commit_every = 8
+    #: items per transaction when processing a claimed batch (HUB_EMBEDDED_COMMIT_EVERY)
+    commit_every = 16
 
     def claim(self, queue: str, dead_handler: DeadHandler) -> list[Item]:
         now = time.time()
