@@ -116,11 +116,16 @@ def test_a_database_lookup_finds_what_the_in_memory_index_finds(engine: sa.Engin
             memory.add(p, pid)
     r = random.Random(5)
     queries = [corrupt(p, r, f"q{i}", pop) for i, p in enumerate(r.sample(people, 150))] + pop.persons(100)
+    slow = PersonIndex.load(ROOT / "contracts")
+    slow.linker.max_block = 40
+    slow._fast = False  # as if fastcompare disagreed with compare.py: the vectorised comparison
     found = 0
     with db.read(engine) as conn:
         batch = index.candidates_many(conn, [_data(q) for q in queries], limit=50)
-        for q, many in zip(queries, batch):
+        slow_batch = slow.candidates_many(conn, [_data(q) for q in queries], limit=50)
+        for q, many, vectorised in zip(queries, batch, slow_batch):
             got = index.candidates(conn, _data(q), limit=50)
+            assert sorted((c.person_id, c.weight, c.decision) for c in vectorised) == sorted((c.person_id, c.weight, c.decision) for c in got)
             want = memory.match(q, limit=50)
             # equal weights may come in another order
             assert sorted((-c.weight, c.person_id, c.decision) for c in got) == sorted((-c.weight, c.person_id, c.decision) for c in want), q
