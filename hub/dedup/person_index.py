@@ -87,7 +87,7 @@ class PersonIndex:
         # in-memory index and the batch skip them (a block only grows, so this never goes stale
         # in the direction that would lose a candidate the batch would see)
         self._big: dict[sa.Engine, set[str]] = {}
-        self._sql: dict[tuple[str, int], str] = {}
+        self._sql: dict[tuple[str, int, int], str] = {}
         self._fast: bool | None = None  # fastcompare agrees with compare.py (checked on first use)
         self._keys_tag: str | None = None
         self._weight_table: fastcompare.Weights | None = None
@@ -177,8 +177,9 @@ class PersonIndex:
         return self._candidates(conn, [self.file_form(data)], limit)[0]
 
     def candidates_many(self, conn: Connection, datas: Sequence[dict[str, Any]], limit: int = 5) -> list[list[Candidate]]:
-        """:meth:`candidates` for a batch of records: one SQL round trip per batch (what a
-        worker draining a queue saves per message on a networked database)."""
+        """:meth:`candidates` for a batch of records, one statement per 40 of them. Not faster
+        yet (bench/mpi_bench.py --batch): on SQLite the per-row work dominates, and PostgreSQL
+        plans the long statement for longer than the round trips it saves."""
         out: list[list[Candidate]] = []
         queries = [self.file_form(d) for d in datas]
         step = 40  # queries per statement: ~12 keys each stay below SQLite's 500 compound selects
@@ -190,15 +191,15 @@ class PersonIndex:
     def _statement(self, conn: Connection, n: int) -> str:
         """(key, record id, person id, norm) of the records under ``n`` keys, at most
         max_block + 1 per key (enough to tell that a block is too big to use)."""
-        dialect = conn.dialect.name
-        sql = self._sql.get((dialect, n))
+        cache_key = (conn.dialect.name, n, self.linker.max_block)
+        sql = self._sql.get(cache_key)
         if sql is None:
             mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
             per_key = " UNION ALL ".join(
                 f"SELECT * FROM (SELECT key, record_id FROM person_keys WHERE key = {mark} LIMIT {self.linker.max_block + 1}) AS s{i}"
                 for i in range(n)
             )
-            sql = self._sql[(dialect, n)] = (
+            sql = self._sql[cache_key] = (
                 f"SELECT k.key, r.id, r.person_id, r.norm FROM ({per_key}) AS k JOIN person_records AS r ON r.id = k.record_id"
             )
         return sql
