@@ -370,6 +370,20 @@ def set_status(conn: Connection, message_id: str, status: str) -> None:
 
 
 # -- the queue handler ------------------------------------------------------------------------------
+_SELECT_MESSAGES = sa.select(messages).where(messages.c.id.in_(sa.bindparam("ids", expanding=True))).with_for_update()
+
+
+def prefetch(hub: Hub, conn: Connection, items: list[Item]) -> None:
+    """Read (and lock) the message rows of a whole batch in one statement; `handle` takes them from
+    the unit of work instead of one round trip each."""
+    unit = unit_of_work.current(conn)
+    ids = [item.payload.get("message_id") for item in items if item.payload.get("message_id")]
+    if unit is None or not ids:
+        return
+    for row in conn.execute(_SELECT_MESSAGES, {"ids": ids}):
+        unit.memo[("row", row.id)] = row
+
+
 def handle(hub: Hub, conn: Connection, item: Item) -> list[tuple[str, str]]:
     """Process one message from the pipeline queue; return its deliveries as (id, recipient).
 
@@ -380,7 +394,9 @@ def handle(hub: Hub, conn: Connection, item: Item) -> list[tuple[str, str]]:
     started = time.perf_counter()
     message_id = item.payload["message_id"]
     unit = unit_of_work.current(conn)
-    row = conn.execute(_SELECT_MESSAGE, {"id": message_id}).first()
+    row = unit.memo.pop(("row", message_id), None) if unit is not None else None
+    if row is None:
+        row = conn.execute(_SELECT_MESSAGE, {"id": message_id}).first()
     if row is None or row.status != "received" or (unit is not None and ("pipeline", message_id) in unit.memo):
         log.info("pipeline.skip", message_id=message_id, reason="already processed" if row else "unknown message")
         return []

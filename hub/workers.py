@@ -71,12 +71,12 @@ class Workers:
 
     def _pipeline(self) -> None:
         hub = self.hub
-        hub.transport.consume(
-            PIPELINE,
-            lambda conn, item: handle_pipeline(hub, conn, item),
-            lambda conn, item, reason: pipeline.dead(hub, conn, item, reason),
-            self.stop_event,
-        )
+
+        def handler(conn: Connection, item: Item) -> None:
+            handle_pipeline(hub, conn, item)
+
+        handler.prefetch = lambda conn, items: pipeline.prefetch(hub, conn, items)  # type: ignore[attr-defined]
+        hub.transport.consume(PIPELINE, handler, lambda conn, item, reason: pipeline.dead(hub, conn, item, reason), self.stop_event)
 
     def alive(self) -> bool:
         """True while every worker thread runs (they never return unless stopped)."""

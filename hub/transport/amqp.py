@@ -52,7 +52,7 @@ from tenacity import Retrying, retry_if_exception_type, wait_exponential, wait_r
 
 from hub import db, unit_of_work
 from hub.tables import dead_letters
-from hub.transport.base import PIPELINE, DeadHandler, Handler, Item, Transport
+from hub.transport.base import PIPELINE, DeadHandler, Handler, Item, Transport, prefetch
 
 log = structlog.get_logger("hub.transport.amqp")
 # pika logs every failed connection attempt as an ERROR with a traceback; the transport reports
@@ -278,6 +278,7 @@ class AmqpTransport(Transport):
             dead: list[Any] = []
             try:
                 with db.write(self.engine) as conn, unit_of_work.collecting(conn):
+                    prefetch(handler, conn, [item for *_, item in items if item.attempts <= self.max_attempts])
                     for method, props, body, item in items:
                         if item.attempts > self.max_attempts:
                             reason = f"gave up after {item.attempts - 1} attempts"

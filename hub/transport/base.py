@@ -43,8 +43,16 @@ class Item:
     attempts: int
 
 
-#: handler(conn, item): process inside the open transaction; raise to have the item redelivered
+#: handler(conn, item): process inside the open transaction; raise to have the item redelivered.
+#: A handler may carry `handler.prefetch(conn, items)`: called once per batch, in the batch's
+#: transaction before its items, to read in one statement what each item would read alone.
 Handler = Callable[[Connection, Item], None]
+
+
+def prefetch(handler: Handler, conn: Connection, items: list[Item]) -> None:
+    hook = getattr(handler, "prefetch", None)
+    if hook is not None and items:
+        hook(conn, items)
 #: dead_handler(conn, item, reason): record that an item gave up after its last attempt
 DeadHandler = Callable[[Connection, Item, str], None]
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 import structlog
 
 from hub import db, unit_of_work
-from hub.transport.base import DeadHandler, Handler, Item, Transport, backoff
+from hub.transport.base import DeadHandler, Handler, Item, Transport, backoff, prefetch
 from hub.tables import dead_letters, outbox
 
 log = structlog.get_logger("hub.transport.embedded")
@@ -82,6 +82,7 @@ class EmbeddedTransport(Transport):
         results: list[bool] = []
         try:
             with db.write(self.engine) as conn, unit_of_work.collecting(conn):
+                prefetch(handler, conn, items)
                 for item in items:
                     try:
                         with unit_of_work.savepoint(conn):
