@@ -8,18 +8,20 @@ writers (`history.record`, `history.audit`, `pipeline.write_delivery`, `Transpor
 changes) add their rows here, and just before the commit each statement runs once as an executemany
 with all its rows. Writers outside a unit of work execute at once, as before.
 
-Rows that later statements of the same transaction must *read* (cases, case members, report
-fingerprints, the person index) are not collected: they are written at once.
+Rows that later statements of the same transaction must *read* (cases, case members, the person
+index) are written at once; where a check would read a collected row (a report's fingerprint, a
+message already handled in this batch) the unit's `memo` answers instead.
 
-A failed item must leave nothing behind: `savepoint()` wraps the database savepoint and drops the rows
-the item added to the unit of work when it raises.
+A failed item must leave nothing behind: `savepoint()` drops the rows the item added to the unit of
+work when it raises, and rolls the database back to a savepoint -- issued lazily, only if the item
+wrote at once.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-import weakref
 from typing import Any
 
 from sqlalchemy import event
