@@ -414,17 +414,16 @@ def handle(hub: Hub, conn: Connection, item: Item) -> list[tuple[str, str]]:
             ctx.existing = {(r.recipient, r.message_type): r.id for r in conn.execute(_SELECT_DELIVERIES, {"message_id": message_id})}
         if hub.settings.fault_pipeline_delay:
             time.sleep(hub.settings.fault_pipeline_delay)  # widen the crash window (tests only)
-        written_before = len(ctx.written)
         try:
             with unit_of_work.savepoint(conn):  # a refusal or duplicate undoes whatever the stages wrote so far
                 for stage in STAGES:
                     stage(hub, conn, ctx)
         except Refusal as refusal:
-            del ctx.written[written_before:]
+            ctx.written.clear()  # the stages' deliveries were rolled back with them
             reject(hub, conn, ctx, refusal)
             return ctx.written
         except Duplicate as duplicate:
-            del ctx.written[written_before:]
+            ctx.written.clear()
             record(conn, row.id, "dedup", "duplicate", of=duplicate.first, reason="same report content received before")
             quittung = {"received_at": aware(row.created_at).isoformat(), "hub_id": row.id}
             _answer(hub, conn, ctx, "administration.quittung.0020", quittung)
