@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 import structlog
@@ -137,6 +137,8 @@ class Pending:
     partner: Partner
     head: dict
     row: dict
+    #: the request's log context (request id, partner): the write runs on the group-commit thread
+    log_context: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, hub: Hub, partner: Partner, data: bytes, head: dict, correlation_id: str | None) -> Pending:
@@ -158,7 +160,7 @@ class Pending:
             "created_at": now,
             "updated_at": now,
         }
-        return cls(hub, partner, head, row)
+        return cls(hub, partner, head, row, structlog.contextvars.get_contextvars())
 
     def write(self, conn: Connection) -> None:
         """Stored and queued: message, history, audit and outbox in the caller's transaction.
@@ -167,11 +169,12 @@ class Pending:
         group commits its writes one by one (hub.group_commit), so this one alone meets the unique key."""
         row, head, partner = self.row, self.head, self.partner
         message_id = row["id"]
-        unit_of_work.execute(conn, _INSERT_MESSAGE, row)
-        record(conn, message_id, "ingress", "received", sender=partner.id, message_type=head["message_type"], bytes=len(row["raw"]))
-        record(conn, message_id, "ingress", "validated", contract=f"{head['message_type']} {head['version']} {partner.format}")
-        audit(conn, partner.id, "received", message_id=message_id, partner=partner.id)
-        self.hub.transport.publish(conn, PIPELINE, {"message_id": message_id})
+        with structlog.contextvars.bound_contextvars(**self.log_context):
+            unit_of_work.execute(conn, _INSERT_MESSAGE, row)
+            record(conn, message_id, "ingress", "received", sender=partner.id, message_type=head["message_type"], bytes=len(row["raw"]))
+            record(conn, message_id, "ingress", "validated", contract=f"{head['message_type']} {head['version']} {partner.format}")
+            audit(conn, partner.id, "received", message_id=message_id, partner=partner.id)
+            self.hub.transport.publish(conn, PIPELINE, {"message_id": message_id})
 
     def accepted(self) -> Accepted:
         self.hub.transport.notify()

@@ -58,3 +58,26 @@ def test_a_write_that_fails_fails_alone_and_the_group_commits(hub: Hub) -> None:
     with db.read(hub.engine) as conn:
         ns = sorted(r[0]["n"] for r in conn.execute(sa.select(outbox.c.payload).where(outbox.c.queue == "group-test")))
     assert ns == [0, 1, 2, 4, 5, 6, 7], f"the failed write's row must be gone and the others kept: {ns}"
+
+
+def test_the_stored_message_is_logged_with_the_requests_id_and_partner(hub: Hub, tokens: dict[str, str]) -> None:
+    """The rows of an accept are written on the group-commit thread; its log lines must still carry
+    the request's id and partner, so one grep follows a request into the store."""
+    import structlog
+    from fastapi.testclient import TestClient
+
+    from hub.api import create_app
+
+    capture = structlog.testing.LogCapture()
+    before = structlog.get_config()
+    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture], cache_logger_on_first_use=False)
+    try:
+        client = TestClient(create_app(hub, role="api"))
+        body = encode(hub, "agency-xml", samples("agency-xml", fresh=True)["zuweisung.anmeldung.1020"])
+        headers = {"Authorization": f"Bearer {tokens[JOBCENTER]}", "Content-Type": "application/xml", "X-Request-ID": "req-4711"}
+        assert client.post("/v1/messages", content=body, headers=headers).status_code == 202
+    finally:
+        structlog.configure(**before)
+    stored = [e for e in capture.entries if e["event"] == "ingress.received"]
+    assert stored, f"no ingress.received line was logged: {[e['event'] for e in capture.entries]}"
+    assert stored[0].get("request_id") == "req-4711" and stored[0].get("partner") == JOBCENTER, f"the store's log line lost the request: {stored[0]}"
