@@ -433,9 +433,12 @@ class Linker:
     # ------------------------------------------------------------------ incremental
     def blocking_keys(self, record: PersonRecord) -> list[str]:
         """The blocking keys of one record (strings ``"<pass>:<value>"``; store them in a table
-        ``(key, person_id)`` for a database-backed index)."""
-        q = RecordTable(self.vocab, [record], frozen=True)
-        return row_keys(q, 0, self.passes)
+        ``(key, person_id)`` for a database-backed index) -- the same keys the hub's person index
+        stores. Normalised with a vocabulary of the record's own: the linker's vocabulary holds only
+        what it has seen, so keys that spell out values (street + house number) would go missing."""
+        from hub.dedup import fastcompare  # imports this module's neighbours, not this module
+
+        return fastcompare.keys_and_form(record, self.passes)[0]
 
     @property
     def index_size(self) -> int:

@@ -22,6 +22,7 @@ def test_blocking_keys_are_plain_strings_a_database_can_store(trained):
     assert keys and all(isinstance(k, str) and ":" in k for k in keys), f"keys must be 'pass:value' strings: {keys}"
     assert "fy:657|1980" in keys, "family-name sound + birth year must be a key"
     assert "ix:kundennummer=123A456" in keys, "an identifier is a key within its scheme"
+    assert any(k.startswith("ah:") for k in keys), f"street + house number must be a key even for a fresh linker: {keys}"
     same = PersonRecord("r2", given_name="Juergen", family_name="Mueller", birth_date="1980-02-01", postcode="01067",
                         street="Hauptstraße", house_number="5", city="Dresden", ids={"kundennummer": "123A456"})
     assert set(trained.blocking_keys(same)) == set(keys), "two spellings of one record must produce the same keys"
