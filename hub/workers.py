@@ -18,6 +18,7 @@ On the embedded transport the outbox *is* the queue: no relay runs and deliverie
 
 from __future__ import annotations
 
+import gc
 import threading
 
 import structlog
@@ -63,6 +64,11 @@ class Workers:
         if not self._threads and self.role != "api":
             log.warning("workers.idle: nothing to run for this role on this transport", role=self.role, broker=self.hub.transport.name)
         log.info("workers.started", role=self.role, threads=len(self._threads), broker=self.hub.transport.name)
+        # Everything loaded so far (contracts, schemas, models, the app) lives as long as the process:
+        # move it out of the garbage collector's generations, so a full collection no longer walks
+        # it. Measured: accept p99 at 1,000/s offered 144-163 ms -> 39-50 ms, throughput +10-20 %.
+        gc.collect()
+        gc.freeze()
 
     def _spawn(self, name: str, target) -> None:  # type: ignore[no-untyped-def]
         thread = threading.Thread(target=target, name=name, daemon=True)
