@@ -16,7 +16,6 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from starlette.concurrency import run_in_threadpool
 
 from hub import db, unit_of_work
 from hub.findings import Finding, Refusal
@@ -72,12 +71,12 @@ async def accept_async(hub: Hub, partner: Partner, data: bytes, content_type: st
     if len(data) <= INLINE_BYTES:
         head = check(hub, partner, data, content_type)
     else:
-        head = await run_in_threadpool(check, hub, partner, data, content_type)
+        head = await asyncio.to_thread(check, hub, partner, data, content_type)
     pending = Pending.of(hub, partner, data, head, correlation_id)
     try:
         await asyncio.wrap_future(hub.group_commit.submit(pending.write))
     except IntegrityError:
-        return await run_in_threadpool(pending.resend)
+        return await asyncio.to_thread(pending.resend)
     return pending.accepted()
 
 

@@ -165,7 +165,6 @@ class AmqpTransport(Transport):
         self.topology = Topology(prefix)
         self.prefetch = prefetch
         self.relay_batch = relay_batch
-        self._local = threading.local()
         self._ready_cache: tuple[float, bool] = (0.0, False)
         #: partners whose queues every consumer declares on connect (profile `delivery: amqp`)
         self.partner_ids: list[str] = []
@@ -232,7 +231,6 @@ class AmqpTransport(Transport):
                 log.error("amqp.consumer failed; reconnecting", queue=queue, error=repr(exc))
                 stop.wait(1.0)
             finally:
-                self._local.__dict__.clear()
                 if connection is not None and connection.is_open:
                     try:
                         connection.close()  # unacked messages go back to the queue
@@ -246,7 +244,6 @@ class AmqpTransport(Transport):
             self.topology.declare_partner(ch, partner_id)
         ch.confirm_delivery()  # retries published from this channel wait for their confirm
         ch.basic_qos(prefetch_count=self.prefetch)
-        self._local.channel = ch
         buffer: list[tuple[Any, Any, bytes]] = []
         ch.basic_consume(self.topology.queue(queue), lambda _ch, method, props, body: buffer.append((method, props, body)))
         log.info("amqp.consuming", queue=self.topology.queue(queue), prefetch=self.prefetch)

@@ -47,14 +47,15 @@ class Item:
 #: A handler may carry `handler.prefetch(conn, items)`: called once per batch, in the batch's
 #: transaction before its items, to read in one statement what each item would read alone.
 Handler = Callable[[Connection, Item], None]
+#: dead_handler(conn, item, reason): record that an item gave up after its last attempt
+DeadHandler = Callable[[Connection, Item, str], None]
 
 
 def prefetch(handler: Handler, conn: Connection, items: list[Item]) -> None:
+    """Call the handler's batch hook, if it has one (see `Handler`)."""
     hook = getattr(handler, "prefetch", None)
     if hook is not None and items:
         hook(conn, items)
-#: dead_handler(conn, item, reason): record that an item gave up after its last attempt
-DeadHandler = Callable[[Connection, Item, str], None]
 
 
 def backoff(attempts: int, base: float = 0.5, cap: float = 60.0) -> float:

@@ -176,7 +176,7 @@ class OutboxRelay:
             for delivery_id, (row, delivery) in pushes.items():
                 if delivery_id in confirmed:
                     done.append(row.id)
-                    conn.execute(_PUBLISHED, {"b_id": delivery_id})
+                    unit_of_work.execute(conn, _PUBLISHED, {"b_id": delivery_id})
                     record(conn, delivery.message_id, "delivery", "published", recipient=delivery.recipient, delivery_id=delivery_id, queue=topology.partner_queue(delivery.recipient))
             if done:
                 conn.execute(outbox.delete().where(outbox.c.id.in_(done)))
