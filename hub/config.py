@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     #: embedded queue: items the pipeline processes per transaction. More is faster (fewer commits);
     #: on SQLite it also holds the single write lock longer, which accepts wait for
     embedded_commit_every: int = 16
+    #: embedded queue on SQLite: process a batch outside the write lock first, then check and write
+    #: under it (accepts no longer wait for the pipeline's work); false: all of it under the lock
+    embedded_speculate: bool = True
     #: outbox rows the relay publishes per confirm window
     relay_batch: int = 500
     #: RabbitMQ management HTTP API for `hub partners amqp-setup` (default: the broker's host, port 15672)

@@ -74,14 +74,37 @@ def execute(conn: Connection, statement: Executable, params: dict[str, Any]) -> 
 
 
 @contextmanager
-def collecting(conn: Connection) -> Iterator[UnitOfWork]:
-    """Collect the writes of the block; flush them when it ends without an exception."""
-    unit = _units[conn] = UnitOfWork()
+def collecting(conn: Connection, unit: UnitOfWork | None = None, *, flush: bool = True) -> Iterator[UnitOfWork]:
+    """Collect the writes of the block; flush them when it ends without an exception.
+
+    `unit` continues a unit of work collected on another connection (see `read_only`); with
+    `flush=False` the rows stay in the unit for the caller to hand on."""
+    unit = _units[conn] = unit if unit is not None else UnitOfWork()
     try:
         yield unit
-        unit.flush(conn)
+        if flush:
+            unit.flush(conn)
     finally:
         _units.pop(conn, None)
+
+
+class NeedsWriter(Exception):
+    """A read-only pass met a statement that writes at once: do this item under the write lock."""
+
+
+@contextmanager
+def read_only(conn: Connection) -> Iterator[None]:
+    """Refuse every statement but SELECT on `conn` for the block (raising `NeedsWriter` before it runs).
+
+    For speculative work in a reading transaction: collected rows are fine (they are written later,
+    by whoever flushes the unit under the write lock), but a statement that would write at once
+    cannot run there -- on SQLite a deferred transaction would quietly take the write lock."""
+    _watch(conn.engine)
+    _read_only.add(conn)
+    try:
+        yield
+    finally:
+        _read_only.discard(conn)
 
 
 class _Savepoint:
@@ -129,19 +152,25 @@ def savepoint(conn: Connection) -> Iterator[None]:
 
 
 _savepoints: weakref.WeakKeyDictionary[Connection, list[_Savepoint]] = weakref.WeakKeyDictionary()
+_read_only: weakref.WeakSet[Connection] = weakref.WeakSet()
 _watched: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def _watch(engine: Engine) -> None:
     if engine not in _watched:
-        event.listen(engine, "before_cursor_execute", _issue_savepoints)
+        event.listen(engine, "before_cursor_execute", _before_write)
         _watched.add(engine)
 
 
-def _issue_savepoints(conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+def _before_write(conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    """Before a statement that is not a SELECT: refuse it in a read-only block, else issue the lazy savepoints."""
     stack = _savepoints.get(conn)
-    if not stack or stack[-1].issued or statement.lstrip()[:6].upper() == "SELECT":
+    read_only = conn in _read_only
+    if not (read_only or (stack and not stack[-1].issued)) or statement.lstrip()[:6].upper() == "SELECT":
         return
+    if read_only:
+        raise NeedsWriter(statement.split(None, 1)[0])
+    assert stack is not None
     driver = conn.connection.driver_connection
     for point in stack:  # outermost first
         if not point.issued:

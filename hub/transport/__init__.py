@@ -20,6 +20,7 @@ def create_transport(settings: Settings, engine: Engine) -> Transport:
     if settings.broker_url == "embedded":
         transport = EmbeddedTransport(engine, **options)
         transport.commit_every = max(1, settings.embedded_commit_every)
+        transport.speculate = settings.embedded_speculate
         return transport
     if settings.broker_url.startswith(("amqp://", "amqps://")):
         from hub.transport.amqp import AmqpTransport  # pika only where it is used

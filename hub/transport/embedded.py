@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 import structlog
 
 from hub import db, unit_of_work
 from hub.transport.base import DeadHandler, Handler, Item, Transport, backoff, prefetch
-from hub.tables import dead_letters, outbox
+from hub.tables import dead_letters, messages, outbox
 
 log = structlog.get_logger("hub.transport.embedded")
 
@@ -24,11 +25,34 @@ _ACK = outbox.delete().where(outbox.c.id == sa.bindparam("b_id"))
 _NACK = outbox.update().where(outbox.c.id == sa.bindparam("b_id")).values(available_at=sa.bindparam("b_at"))
 
 
+@dataclass
+class _Speculation:
+    """What a speculative pass collected: its unit of work, the items done and the items left."""
+
+    unit: unit_of_work.UnitOfWork
+    empty: tuple
+    done: list[Item] = field(default_factory=list)
+    left: list[Item] = field(default_factory=list)
+
+    def still_current(self, conn: sa.Connection) -> bool:
+        """Under the write lock: every message the pass processed is still unprocessed in the database."""
+        ids = [key[1] for key in self.unit.memo if key[0] == "pipeline"]
+        if not ids:
+            return True
+        found = conn.execute(_RECEIVED, {"ids": ids}).scalar_one()
+        return found == len(ids)
+
+
+_RECEIVED = sa.select(sa.func.count()).select_from(messages).where(messages.c.id.in_(sa.bindparam("ids", expanding=True)), messages.c.status == "received")
+
+
 class EmbeddedTransport(Transport):
     name = "embedded"
     batch_size = 32
     #: items per transaction when processing a claimed batch (HUB_EMBEDDED_COMMIT_EVERY)
     commit_every = 16
+    #: on SQLite, process outside the write lock first (HUB_EMBEDDED_SPECULATE)
+    speculate = True
 
     def claim(self, queue: str, dead_handler: DeadHandler) -> list[Item]:
         now = time.time()
@@ -78,24 +102,27 @@ class EmbeddedTransport(Transport):
         raises is rolled back to its savepoint and nacked with backoff in the same transaction; the
         others commit. If the batch as a whole cannot commit, each item is tried again on its own,
         so one bad item never holds back the rest.
+
+        On SQLite the items are first processed speculatively, outside the write lock (`_speculate`):
+        the lock is then held only to check and write, not for the work.
         """
-        results: list[bool] = []
+        spec = self._speculate(items, handler) if self.speculate and db.is_sqlite(self.engine) else None
+        return self._commit(items, handler, spec)
+
+    def _commit(self, items: list[Item], handler: Handler, spec: _Speculation | None) -> list[bool]:
+        """The write transaction of `process_batch`: what `spec` collected, if still current, and the rest."""
         try:
-            with db.write(self.engine) as conn, unit_of_work.collecting(conn):
-                prefetch(handler, conn, items)
-                for item in items:
-                    try:
-                        with unit_of_work.savepoint(conn):
-                            handler(conn, item)
-                            unit_of_work.execute(conn, _ACK, {"b_id": item.id})  # ack, atomically with the work
-                        results.append(True)
-                    except Exception as exc:  # noqa: BLE001 - any failure means: try again later
-                        if db.is_outage(self.engine, exc):
-                            raise
-                        log.warning("handler failed; will retry", queue=item.queue, attempt=item.attempts, error=repr(exc))
-                        conn.execute(_NACK, {"b_id": item.id, "b_at": time.time() + backoff(item.attempts)})
-                        results.append(False)
-            return results
+            with db.write(self.engine) as conn, unit_of_work.collecting(conn, spec.unit if spec else None):
+                results: dict[int, bool] = {}
+                todo = items
+                if spec is not None:
+                    if spec.still_current(conn):
+                        results = {id(item): True for item in spec.done}
+                        todo = spec.left
+                    else:  # another worker processed one of them meanwhile: do the batch again, under the lock
+                        unit_of_work.current(conn).rollback_to(spec.empty)  # type: ignore[union-attr]
+                self._run(conn, todo, handler, results)
+            return [results[id(item)] for item in items]
         except Exception as exc:  # noqa: BLE001 - the database is away, or the batch could not commit
             if len(items) > 1 and not db.is_outage(self.engine, exc):
                 log.warning("batch failed as a whole; processing its items one by one", queue=items[0].queue, size=len(items), error=repr(exc))
@@ -108,6 +135,50 @@ class EmbeddedTransport(Transport):
             except Exception:  # noqa: BLE001 - the visibility timeout brings them back anyway
                 pass
             return [False] * len(items)
+
+    def _run(self, conn: sa.Connection, items: list[Item], handler: Handler, results: dict[int, bool]) -> None:
+        """Handle `items` in the open write transaction: ack each with its work, or nack it with backoff."""
+        prefetch(handler, conn, items)
+        for item in items:
+            try:
+                with unit_of_work.savepoint(conn):
+                    handler(conn, item)
+                    unit_of_work.execute(conn, _ACK, {"b_id": item.id})  # ack, atomically with the work
+                results[id(item)] = True
+            except Exception as exc:  # noqa: BLE001 - any failure means: try again later
+                if db.is_outage(self.engine, exc):
+                    raise
+                log.warning("handler failed; will retry", queue=item.queue, attempt=item.attempts, error=repr(exc))
+                conn.execute(_NACK, {"b_id": item.id, "b_at": time.time() + backoff(item.attempts)})
+                results[id(item)] = False
+
+    def _speculate(self, items: list[Item], handler: Handler) -> _Speculation | None:
+        """Handle the items in a READING transaction, collecting their writes; None if that failed.
+
+        SQLite has one writer at a time, and the pipeline's work (decode, route, encode, validate) is
+        most of an item's time: done under the write lock it kept every HTTP accept waiting (that was
+        the accept p99). Here it runs beside the writers; `process_batch` then takes the lock, checks
+        that none of the messages was processed meanwhile, and writes what was collected. An item
+        that would write at once (opening a case, filing a person) or fails is left for the lock,
+        where it runs as before -- speculation never changes an outcome, it only moves work."""
+        try:
+            with db.read(self.engine) as conn, unit_of_work.collecting(conn, flush=False) as unit, unit_of_work.read_only(conn):
+                spec = _Speculation(unit, unit.mark())
+                prefetch(handler, conn, items)
+                for item in items:
+                    try:
+                        with unit_of_work.savepoint(conn):
+                            handler(conn, item)
+                            unit.add(_ACK, {"b_id": item.id})
+                        spec.done.append(item)
+                    except Exception:  # noqa: BLE001 - NeedsWriter, or a failure the write path will handle
+                        spec.left.append(item)
+                # the row locks of prefetch mean nothing in a reading transaction: forget the rows
+                unit.memo = {k: v for k, v in unit.memo.items() if k[0] != "row"}
+            return spec
+        except Exception as exc:  # noqa: BLE001 - e.g. the database is away: the write path decides
+            log.info("speculative pass failed; processing under the write lock", error=repr(exc))
+            return None
 
     def consume(self, queue: str, handler: Handler, dead_handler: DeadHandler, stop: threading.Event) -> None:
         while not stop.is_set():
