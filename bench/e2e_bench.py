@@ -157,17 +157,22 @@ def pika_confirmed_publishes_per_s(amqp_url: str, seconds: float = 3.0) -> float
 
 
 # -- the hub under test -----------------------------------------------------------------------------
-def peak_rss_mb(pids: list[int]) -> float:
-    def tree(pid: int) -> list[int]:
-        out = [pid]
-        for task in Path(f"/proc/{pid}/task").glob("*/children"):
-            for child in task.read_text().split():
-                out += tree(int(child))
-        return out
+def _tree(pid: int) -> list[int]:
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children = task.read_text().split()
+        except FileNotFoundError:
+            continue
+        for child in children:
+            out += _tree(int(child))
+    return out
 
+
+def peak_rss_mb(pids: list[int]) -> float:
     total = 0
     for root in pids:
-        for pid in tree(root):
+        for pid in _tree(root):
             try:
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmHWM:"):
@@ -177,11 +182,44 @@ def peak_rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of the processes (not their trees)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_part(cluster: "Cluster") -> dict[str, float]:
+    """CPU seconds used so far by each part of the system under test: the hub's API and worker
+    processes, the benchmark client (this process), PostgreSQL and RabbitMQ (all their processes)."""
+    parts: dict[str, list[int]] = {"api": [], "worker": [], "client": [os.getpid()], "postgresql": [], "rabbitmq": []}
+    for proc, role in zip(cluster.procs, cluster.roles):
+        parts[role] += _tree(proc.pid)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                comm = (entry / "comm").read_text().strip()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if comm.startswith("postgres"):
+                parts["postgresql"].append(int(entry.name))
+            elif comm in ("beam.smp", "epmd", "erl_child_setup"):
+                parts["rabbitmq"].append(int(entry.name))
+    return {name: _cpu_seconds(pids) for name, pids in parts.items()}
+
+
 class Cluster:
     def __init__(self, env: dict[str, str], api_procs: int, worker_procs: int, threads: int, log: Path) -> None:
         self.env, self.api_procs, self.worker_procs, self.threads, self.log = env, api_procs, worker_procs, threads, log
         self.port = free_port()
         self.procs: list[subprocess.Popen] = []
+        #: "api" or "worker" per process in `procs`
+        self.roles: list[str] = []
 
     def start(self) -> None:
         env = {**os.environ, **self.env}
@@ -189,9 +227,11 @@ class Cluster:
         role = "api" if self.worker_procs else "all"
         cmd = [sys.executable, "-m", "hub.cli", "serve", "--port", str(self.port), "--role", role, "--workers", str(self.api_procs), "--threads", str(self.threads)]
         self.procs.append(subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=out))
+        self.roles.append("api")
         for _ in range(self.worker_procs):
             cmd = [sys.executable, "-m", "hub.cli", "worker", "--role", "all", "--threads", str(self.threads)]
             self.procs.append(subprocess.Popen(cmd, env={**env, "HUB_AUTO_MIGRATE": "false"}, cwd=ROOT, stdout=out, stderr=out))
+            self.roles.append("worker")
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
@@ -418,10 +458,12 @@ def run_backend(name: str, env: dict[str, str], args: argparse.Namespace, workdi
         assert len(wait_delivered(list(warm_ids.values()), 120)) == len(warm_ids), "the warm-up did not arrive"
         # 1. throughput, closed loop
         batch = bodies(args.messages, "t")
+        cpu_before = cpu_by_part(cluster)
         t_start = time.time()
         latencies, sent, ids, _ = asyncio.run(post_all(url, tokens[PROVIDER], batch, args.clients, None))
         done = wait_delivered(list(ids.values()), 300)
         t_end = max(done.values()) if done else time.time()
+        cpu_after = cpu_by_part(cluster)
         e2e = [done[ids[i]] - sent[i] for i in ids if ids[i] in done]
         result: dict[str, Any] = {
             "messages": args.messages,
@@ -431,6 +473,13 @@ def run_backend(name: str, env: dict[str, str], args: argparse.Namespace, workdi
             "accept_ms_p99": round(pct(latencies, 99) * 1000, 1),
             "e2e_ms_p50": round(pct(e2e, 50) * 1000, 1),
             "e2e_ms_p99": round(pct(e2e, 99) * 1000, 1),
+            # CPU per delivered message, by part (the closed-loop phase, including waiting for the
+            # last delivery): what each message costs on this machine, and where
+            "cpu_ms_per_msg": {
+                part: round((cpu_after[part] - cpu_before[part]) * 1000 / max(len(done), 1), 3)
+                for part in cpu_after
+                if cpu_after[part] - cpu_before[part] > 0 or part in ("api", "worker")
+            },
         }
         # 2. accept latency at a fixed offered rate (open loop)
         offered = bodies(int(args.rate * args.rate_seconds), "r")
