@@ -171,3 +171,37 @@ def test_a_revoked_token_is_refused_within_the_token_cache_time(hub) -> None:  #
     r = client.get("/v1/inbox")
     assert r.status_code == 401, f"a revoked token still worked after the cache time: {r.status_code}"
     assert r.headers["x-request-id"], "every answer carries its request id"
+
+
+def test_message_submission_answers_like_every_other_endpoint(hub, tokens, monkeypatch) -> None:  # noqa: ANN001
+    """POST /v1/messages is served in front of the framework (hub.api.MessageIntake): its answers keep
+    the API's conventions -- request id echoed, Location on success, WWW-Authenticate on 401,
+    problem+json on every error, and a 500 that says nothing internal."""
+    from fastapi.testclient import TestClient
+
+    from hub import ingress
+    from hub.api import create_app
+    from tests.conftest import agency_sample, encode
+
+    client = TestClient(create_app(hub, role="api"), raise_server_exceptions=False)
+    body = encode(hub, "agency-xml", agency_sample("zuweisung.anmeldung.1020"))
+    auth = {"Authorization": f"Bearer {tokens['jobcenter-musterstadt']}", "Content-Type": "application/xml", "X-Request-ID": "req-1"}
+
+    taken = client.post("/v1/messages", content=body, headers=auth)
+    assert taken.status_code == 202 and taken.headers["location"] == f"/v1/messages/{taken.json()['id']}"
+    assert taken.headers["x-request-id"] == "req-1" and taken.headers["content-type"] == "application/json"
+    again = client.post("/v1/messages", content=body, headers=auth)
+    assert (again.status_code, again.json()["id"], again.json()["duplicate"]) == (200, taken.json()["id"], True), "a resend is answered with the first id"
+
+    anonymous = client.post("/v1/messages", content=body, headers={"Content-Type": "application/xml"})
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"].startswith("Bearer")
+    assert anonymous.headers["content-type"] == "application/problem+json" and anonymous.json()["instance"] == "/v1/messages"
+    assert anonymous.headers["x-request-id"], "every answer carries its request id"
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(ingress, "accept_async", broken)
+    failed = client.post("/v1/messages", content=body, headers=auth)
+    assert failed.status_code == 500 and failed.headers["content-type"] == "application/problem+json"
+    assert "secret" not in failed.text, "a 500 must not show internals to the caller"
