@@ -92,6 +92,18 @@ def _postcode_house(t: RecordTable, i: int) -> list[str]:
     return [f"{p}|{t.vocab.value(int(h))}"]
 
 
+def _street_city(t: RecordTable, i: int) -> list[str]:
+    s, c = t.street[i], t.city[i]
+    return [f"{s}|{c}"] if s and c else []
+
+
+def _city_house(t: RecordTable, i: int) -> list[str]:
+    c, h = t.city[i], t.house_code[i]
+    if not c or h < 0 or h == UNSEEN:
+        return []
+    return [f"{c}|{t.vocab.value(int(h))}"]
+
+
 def _ids(t: RecordTable, i: int) -> list[str]:
     return list(t.id_keys[i])
 
@@ -105,6 +117,14 @@ PASSES: tuple[BlockingPass, ...] = (
     BlockingPass("pn", "postcode + sound of the given name or of a family-name part (survives a wrong birth date with a new given or family name, the names swapped)", _postcode_name),
     BlockingPass("ah", "street + house number (survives errors in names and date of birth)", _street_house),
     BlockingPass("ph", "postcode + house number (survives errors in names, date of birth and street)", _postcode_house),
+    # the two address passes above both need the house number, and one of them the postcode:
+    # a record whose house number is missing or mistyped AND whose birth date or names are
+    # wrong too was never compared with its partner. Street + city and city + house number are
+    # the remaining pairs of address fields that identify a building or a street (postcode +
+    # city says too little); in a large city their blocks exceed max_block and are skipped,
+    # where they are small (a street, a town) they are cheap
+    BlockingPass("sc", "street + city (survives a missing or mistyped house number and postcode, with errors in names and date of birth)", _street_city),
+    BlockingPass("ch", "city + house number (survives a mistyped street and postcode, with errors in names and date of birth)", _city_house),
     BlockingPass("ix", "an identifier within its scheme", _ids),
 )
 
