@@ -252,8 +252,29 @@ class FSModel:
         ud = np.where(np.arange(nd) == 0, 1.0, np.maximum(self.u["birth_date"], 1e-12))
         gd = rates / np.outer(ug, ud)  # (given level, dob level)
         fa = 2.0 ** (table[self._fam, : len(LEVELS["family_name"])][:, None] + table[self._addr, : len(LEVELS["address"])][None, :])
+        # The u of family name and address come from random pairs, and random pairs include the
+        # relatives the household term adds: u = (1 - H) u' + H m, H = share of relatives among
+        # all pairs (sum of rates over the levels where both have a value). Counting them twice
+        # would say that two strangers share an address as often as random pairs do, most of
+        # which, in a list full of households, are relatives. So the other non-matches get
+        # u' = (u - H m) / (1 - H): P(f, a, g, d | non-match) = (1 - H) u'_f u'_a u_g u_d
+        # + h[g, d] m_f m_a. u' is a difference of two estimates; it is not taken below two
+        # standard errors of the random-pair estimate of u (nor above u): where the data
+        # cannot tell strangers' agreement from none, it stays at what the sample resolves.
+        big_h = float(rates[1:, 1:].sum())
+        n_random = float(self.meta.get("random_pairs", 0) or 0)
+        self.stranger_ratio = {name: np.ones(len(LEVELS[name])) for name in ("family_name", "address")}
+        if big_h > 0 and n_random > 0:
+            for name in self.stranger_ratio:
+                u, m = self.u[name], self.m[name]
+                floor = np.minimum(u, 2.0 * np.sqrt(u * (1.0 - u) / n_random))
+                r = np.ones(len(u))
+                ok = u[1:] > 0
+                r[1:][ok] = np.maximum((u[1:][ok] - big_h * m[1:][ok]) / (1.0 - big_h), floor[1:][ok]) / u[1:][ok]
+                self.stranger_ratio[name] = np.minimum(r, 1.0)
+        strangers = (1.0 - big_h) * np.outer(self.stranger_ratio["family_name"], self.stranger_ratio["address"])
         # household_table[f, a, g, d] in bits
-        self.household_table = np.log2(1.0 + fa[:, :, None, None] * gd[None, None, :, :])
+        self.household_table = np.log2(strangers[:, :, None, None] + fa[:, :, None, None] * gd[None, None, :, :])
         self.household_bits = float(self.household_table[1, 1, -1, -1])  # exact family name and address, both personal fields different
 
     def _household(self, idx: np.ndarray) -> np.ndarray:
@@ -277,7 +298,13 @@ class FSModel:
             for c, name in enumerate(CONCEPTS)
         }
         hb = -float(self._household(np.asarray(levels_row, dtype=np.intp).reshape(1, -1))[0])
-        out["household"] = ("could be relatives: same family name and address" if hb <= -0.005 else "-", round(hb, 2))
+        if hb <= -0.005:
+            label = "could be relatives: same family name and address"
+        elif hb >= 0.005:
+            label = "not relatives, and strangers rarely agree on family name or address like this"
+        else:
+            label = "-"
+        out["household"] = (label, round(hb, 2))
         return out
 
     def to_dict(self) -> dict[str, object]:
