@@ -67,6 +67,12 @@ def test_check_accepts_an_additive_version(contracts_copy: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_the_published_xoev_standard_is_beside_the_checkout() -> None:
+    """The XWasser tests below read the standard from ../shared (not vendored: it is published
+    material); without it they would collect nothing and pass silently."""
+    assert (XWASSER / "examples" / "valid").is_dir(), f"the XWasser 1.0.0 standard is expected at {XWASSER} (clone the repository beside shared/)"
+
+
 @pytest.mark.parametrize("example", sorted((XWASSER / "examples" / "valid").glob("*.xml")), ids=lambda p: p.name)
 def test_real_xoev_standard_valid_examples_pass_offline(example: Path) -> None:
     r = run_cli("contracts", "validate", str(example))
