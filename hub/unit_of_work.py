@@ -24,8 +24,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Insert, Table, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 
 # per Connection object (not `conn.info`, which lives on the pooled DBAPI connection and cannot be
@@ -53,11 +54,52 @@ class UnitOfWork:
         self.memo = memo
 
     def flush(self, conn: Connection) -> None:
-        """One executemany per statement, in the order the statements were first used."""
+        """One executemany per statement (on PostgreSQL a COPY per table where it can), in the
+        order the statements were first used."""
+        copy = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
         for statement, rows in self._rows.items():
-            if rows:
+            if rows and not (copy and len(rows) > 1 and _copy(conn, statement, rows)):
                 conn.execute(statement, rows)
         self._rows.clear()
+
+
+def _copy(conn: Connection, statement: Executable, rows: list[dict[str, Any]]) -> bool:
+    """Append `rows` with PostgreSQL's COPY; False (nothing done) where the statement is not a plain
+    INSERT of whole rows.
+
+    psycopg's executemany sends one INSERT per row through its pipeline, and with SQLAlchemy's
+    per-row parameter processing that costs ~15 µs of CPU a row; COPY costs ~5. A message writes a
+    dozen rows, so this is a tenth of a PostgreSQL worker's CPU. Values go through the same bind
+    processors SQLAlchemy would apply; driver errors are raised as SQLAlchemy's, so callers (the group
+    commit's resend path, `db.is_outage`) see what an executemany would have raised."""
+    if not isinstance(statement, Insert) or not isinstance(statement.table, Table) or statement._values or statement._returning:
+        return False
+    table, dialect = statement.table, conn.dialect
+    names = list(rows[0])
+    if any(len(row) != len(names) or any(n not in row for n in names) for row in rows):
+        return False
+    defaults: dict[str, Any] = {}
+    for column in table.columns:
+        if column.name not in rows[0] and column.default is not None:
+            if not column.default.is_scalar:
+                return False
+            defaults[column.name] = column.default.arg
+    columns = [*names, *defaults]
+    processors = [table.c[name].type._cached_bind_processor(dialect) for name in columns]
+    quote = dialect.identifier_preparer
+    sql = f"COPY {quote.format_table(table)} ({', '.join(quote.quote(n) for n in columns)}) FROM STDIN"
+    driver = conn.connection.driver_connection
+    try:
+        with driver.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                values = [row[n] for n in names] + list(defaults.values())
+                copy.write_row([p(v) if p is not None else v for p, v in zip(processors, values)])
+    except dialect.loaded_dbapi.Error as exc:
+        invalidated = dialect.is_disconnect(exc, driver, None)
+        if invalidated:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error, connection_invalidated=invalidated) from exc
+    return True
 
 
 def current(conn: Connection) -> UnitOfWork | None:

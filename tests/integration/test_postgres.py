@@ -67,3 +67,50 @@ def test_embedded_queue_on_postgres_is_shared_by_several_workers_with_skip_locke
         handled = Counter(r.message_id for r in conn.execute(sa.select(message_events.c.message_id)))
     assert len(handled) == n and set(handled.values()) == {1}, f"{len(handled)} of {n} handled; twice: {[k for k, v in handled.items() if v > 1][:5]}"
     assert len(by_thread) == 4 and min(by_thread.values()) > 0, f"all four workers must share the queue: {dict(by_thread)}"
+
+
+def test_collected_rows_are_copied_on_postgres_exactly_as_an_insert_would_write_them(pg_url: str) -> None:
+    """The unit of work writes a batch's rows with COPY on PostgreSQL (hub.unit_of_work._copy): the
+    stored rows equal what an executemany INSERT stores -- JSON, time zones, bytes, NULLs, column
+    defaults -- and a unique violation is SQLAlchemy's IntegrityError, as the resend path expects."""
+    from hub import unit_of_work
+    from hub.tables import messages
+
+    migrate.upgrade(pg_url)
+    engine = db.get_engine(pg_url)
+    at = db.utcnow()
+    events = [{"message_id": f"M{i:03d}", "at": at, "stage": "test", "event": "e", "detail": {"n": i, "ä": ["x"]} if i % 2 else None} for i in range(6)]
+    stored = [
+        {"id": f"ID{i}", "sender": "p", "message_uuid": f"u{i}", "message_type": "t", "version": "1.0", "format": "f", "status": "received",
+         "correlation_id": "c", "reference_uuid": None, "content_hash": "h", "raw": b"\x00\xffbytes", "created_at": at, "updated_at": at}
+        for i in range(3)
+    ]  # no "test": its column default (False) must be filled in
+    inserts: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        inserts.append(statement) if statement.startswith("INSERT") else None
+
+    insert_event, insert_message = message_events.insert(), messages.insert()  # built once, as the hub's writers do
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with db.write(engine) as conn, unit_of_work.collecting(conn):
+            for row in events:
+                unit_of_work.execute(conn, insert_event, row)
+            for row in stored:
+                unit_of_work.execute(conn, insert_message, row)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert inserts == [], "the collected rows went through INSERT, not COPY"
+    with db.write(engine) as conn:  # the reference: the same rows through a plain executemany
+        conn.execute(message_events.insert(), [{**row, "message_id": "X" + row["message_id"][1:]} for row in events])
+    with db.read(engine) as conn:
+        copied = conn.execute(sa.select(message_events.c.message_id, message_events.c.at, message_events.c.detail).where(message_events.c.message_id.like("M%")).order_by(message_events.c.message_id)).all()
+        inserted = conn.execute(sa.select(message_events.c.message_id, message_events.c.at, message_events.c.detail).where(message_events.c.message_id.like("X%")).order_by(message_events.c.message_id)).all()
+        raw = conn.execute(sa.select(messages.c.raw, messages.c.test).order_by(messages.c.id)).all()
+    assert [(r.at, r.detail) for r in copied] == [(r.at, r.detail) for r in inserted], "COPY stored other values than INSERT"
+    assert [r.at for r in copied] == [at] * 6 and copied[1].detail == {"n": 1, "ä": ["x"]}
+    assert raw == [(b"\x00\xffbytes", False)] * 3, "bytes or the column default were not copied as stored by INSERT"
+    with pytest.raises(sa.exc.IntegrityError):
+        with db.write(engine) as conn, unit_of_work.collecting(conn):
+            for row in stored[:2]:
+                unit_of_work.execute(conn, insert_message, row)
