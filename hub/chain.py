@@ -90,6 +90,18 @@ def case_for_ref(conn: Connection, partner_id: str, ref: str) -> Case | None:
     return Case(row.id, row.owner, row.customer_number, row.bg_number) if row else None
 
 
+_CASES_BY_REFS = _CASE.add_columns(case_members.c.partner_id, case_members.c.local_ref).join_from(
+    cases, case_members, case_members.c.case_id == cases.c.id
+).where(sa.tuple_(case_members.c.partner_id, case_members.c.local_ref).in_(sa.bindparam("refs", expanding=True)))
+
+
+def cases_for_refs(conn: Connection, refs: list[tuple[str, str]]) -> dict[tuple[str, str], Case]:
+    """`case_for_ref` for many (partner, reference) pairs in one statement; pairs without a case are left out."""
+    if not refs:
+        return {}
+    return {(r.partner_id, r.local_ref): Case(r.id, r.owner, r.customer_number, r.bg_number) for r in conn.execute(_CASES_BY_REFS, {"refs": refs})}
+
+
 def members(conn: Connection, case_id: str, role: str | None = None) -> list[str]:
     if role:
         return [r[0] for r in conn.execute(_MEMBERS_IN_ROLE, {"case_id": case_id, "role": role})]

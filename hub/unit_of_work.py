@@ -38,8 +38,16 @@ class UnitOfWork:
     def __init__(self) -> None:
         self._rows: dict[Executable, list[dict[str, Any]]] = {}
         #: what this unit already did, for the checks that would otherwise read rows still waiting
-        #: here (e.g. ("pipeline", message id) -> True, ("fingerprint", digest) -> message id)
+        #: here (e.g. ("pipeline", message id) -> True, ("fingerprint", digest) -> message id), and
+        #: what a batch read ahead for its items (see `reads_current`)
         self.memo: dict[Any, Any] = {}
+        #: a statement other than SELECT ran at once on the connection since the unit opened
+        self.wrote_at_once = False
+
+    def reads_current(self) -> bool:
+        """Rows read ahead for the batch are still what the database holds for this transaction:
+        nothing was written at once since (collected rows change nothing until the flush)."""
+        return not self.wrote_at_once
 
     def add(self, statement: Executable, params: dict[str, Any]) -> None:
         self._rows.setdefault(statement, []).append(params)
@@ -121,6 +129,7 @@ def collecting(conn: Connection, unit: UnitOfWork | None = None, *, flush: bool 
 
     `unit` continues a unit of work collected on another connection (see `read_only`); with
     `flush=False` the rows stay in the unit for the caller to hand on."""
+    _watch(conn.engine)
     unit = _units[conn] = unit if unit is not None else UnitOfWork()
     try:
         yield unit
@@ -205,14 +214,18 @@ def _watch(engine: Engine) -> None:
 
 
 def _before_write(conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-    """Before a statement that is not a SELECT: refuse it in a read-only block, else issue the lazy savepoints."""
-    stack = _savepoints.get(conn)
-    read_only = conn in _read_only
-    if not (read_only or (stack and not stack[-1].issued)) or statement.lstrip()[:6].upper() == "SELECT":
+    """Before a statement that is not a SELECT: refuse it in a read-only block; else note it in the
+    unit of work (its read-ahead rows may be stale now) and issue the lazy savepoints."""
+    if statement.lstrip()[:6].upper() == "SELECT":
         return
-    if read_only:
+    if conn in _read_only:
         raise NeedsWriter(statement.split(None, 1)[0])
-    assert stack is not None
+    unit = _units.get(conn)
+    if unit is not None:
+        unit.wrote_at_once = True
+    stack = _savepoints.get(conn)
+    if not stack or stack[-1].issued:
+        return
     driver = conn.connection.driver_connection
     for point in stack:  # outermost first
         if not point.issued:

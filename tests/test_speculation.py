@@ -127,3 +127,32 @@ def test_a_read_only_block_refuses_writes_before_they_run(hub: Hub) -> None:
             conn.execute(sa.delete(messages))
     with db.write(hub.engine) as conn:  # the connection went back to the pool usable
         conn.execute(sa.delete(messages))
+
+
+def test_a_batch_reads_its_cases_and_fingerprints_in_one_statement_each(hub: Hub, transport: EmbeddedTransport) -> None:
+    """pipeline.prefetch reads ahead for the whole batch; a duplicate inside the batch is still caught."""
+    case_id = a_case(hub)
+    reports = [provider_sample("teilnahme.mitwirkung.2040", case_id, facts=f"Bericht {i}") for i in range(5)]
+    again = provider_sample("teilnahme.mitwirkung.2040", case_id, facts="Bericht 0")  # same content, new UUID
+    for data in [*reports, again]:
+        accept(hub, PROVIDER, "provider-json", data)
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        statements.append(statement)
+
+    items = transport.claim("pipeline", lambda *a: None)
+    assert len(items) == 6
+    sa.event.listen(hub.engine, "before_cursor_execute", seen)
+    try:
+        assert transport.process_batch(items, handler_for(hub)) == [True] * 6
+    finally:
+        sa.event.remove(hub.engine, "before_cursor_execute", seen)
+    case_reads = [s for s in statements if "FROM cases" in s]
+    fingerprint_reads = [s for s in statements if s.startswith("SELECT") and "report_fingerprints" in s]
+    assert len(case_reads) == 1, f"one case read for the batch, not {len(case_reads)}"
+    assert len(fingerprint_reads) == 1, f"one fingerprint read for the batch, not {len(fingerprint_reads)}"
+    assert reports_to_jobcenter(hub) == 5, "the repeated report inside the batch was delivered again"
+    with db.read(hub.engine) as conn:
+        statuses = sorted(conn.execute(sa.select(messages.c.status).where(messages.c.message_type == "teilnahme.mitwirkung.2040")).scalars())
+    assert statuses == ["duplicate"] + ["routed"] * 5
