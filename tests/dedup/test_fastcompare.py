@@ -158,3 +158,29 @@ def test_refresh_refiles_records_stored_without_a_form_or_under_other_passes(eng
             assert conn.execute(sa.select(person_records.c.norm).where(person_records.c.id == f"R{k:03d}")).scalar_one() == filed.norm
             keys = conn.execute(sa.select(person_keys.c.key).where(person_keys.c.record_id == f"R{k:03d}")).scalars().all()
             assert sorted(keys) == filed.keys
+
+
+@pytest.mark.parametrize("max_block", [200, 4], ids=["blocks-fit", "one-block-crowds-the-others"])
+def test_candidate_rows_are_bounded_per_key_however_they_are_fetched(engine: sa.Engine, max_block: int) -> None:
+    """PersonIndex._fetch reads all keys in one IN-join with a total LIMIT on SQLite; where one big
+    block could crowd out the others it falls back to the per-key bound -- the rows used are the same."""
+    index = PersonIndex.load(ROOT / "contracts")
+    index.linker.max_block = max_block
+    now = db.utcnow()
+    sizes = {"fy:big": 100, "gd:a": 2, "pd:b": 2, "ah:c": 1}
+    with db.write(engine) as conn:
+        for key, size in sizes.items():
+            for i in range(size):
+                rid = new_id()
+                conn.execute(persons.insert().values(id=rid, created_at=now))
+                conn.execute(person_records.insert().values(id=rid, person_id=rid, origin_person_id=rid, partner_id="t", local_id=f"{key}{i}", data={"family_name": "X"}, norm=None, created_at=now, updated_at=now))
+                conn.execute(person_keys.insert().values(key=key, record_id=rid))
+    keys = sorted(sizes)
+    with db.read(engine) as conn:
+        fetched = index._fetch(conn, keys)
+        bounded = conn.exec_driver_sql(index._statement(conn, len(keys)), tuple(keys)).all()
+    per_key = {k: sum(1 for r in fetched if r[0] == k) for k in keys}
+    small = {k: n for k, n in sizes.items() if n <= max_block}
+    assert {k: per_key[k] for k in small} == small, "a small block lost rows to a big one"
+    assert all(per_key[k] > max_block for k, n in sizes.items() if n > max_block), "a big block must still be recognisable as too big"
+    assert {(r[0], r[1]) for r in fetched if r[0] in small} == {(r[0], r[1]) for r in bounded if r[0] in small}
