@@ -82,7 +82,8 @@ outbox = sa.Table(
     sa.Column("available_at", sa.Float, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("created_at", Timestamp, nullable=False),
-    sa.Index(None, "queue", "available_at"),
+    # (queue, id): a claim walks the queue in id order and stops at its batch (no sort of the backlog)
+    sa.Index(None, "queue", "id"),
 )
 
 dead_letters = sa.Table(

@@ -140,3 +140,23 @@ def test_a_failing_item_in_a_batch_leaves_nothing_and_the_others_commit(hub: Hub
     assert events == ["m0", "m1", "m3", "m4"], f"the failed item's history must be gone, the others' kept: {events}"
     assert side == [0, 1, 3, 4] and immediate == [0, 1, 3, 4], f"collected {side} / immediate {immediate} writes of the failed item survived"
     assert queued(hub) == 1, "only the failed item stays queued (nacked), the others are acked"
+
+
+@pytest.mark.parametrize("statement", ["claim", "still-current check"])
+def test_claiming_and_checking_look_up_their_items_without_walking_the_backlog(hub: Hub, statement: str) -> None:
+    """A worker claims and (under the write lock) re-checks a batch many times a second while
+    thousands of items wait: neither may read or sort the whole backlog. SQLite's plan shows it --
+    a temporary B-tree for ORDER BY, or a search by status alone, means every waiting row is read."""
+    from hub.transport import embedded
+
+    if statement == "claim":
+        stmt, params = embedded._CLAIM, {"queue": "pipeline", "now": time.time(), "batch": 32}
+        wanted = "USING INDEX ix_outbox_queue_id (queue=?)"
+    else:
+        stmt, params = embedded._RECEIVED, {"ids": ["01A", "01B", "01C"]}
+        wanted = "USING COVERING INDEX ix_messages_status_id (status=? AND id=?)"
+    with db.read(hub.engine) as conn:
+        state = stmt.compile(conn).construct_expanded_state(params)
+        args = tuple(state.parameters[k] for k in state.positiontup)
+        plan = " | ".join(row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {state.statement}", args))
+    assert "TEMP B-TREE" not in plan and wanted in plan, f"the {statement} reads the backlog: {plan}"

@@ -43,6 +43,14 @@ class _Speculation:
         return found == len(ids)
 
 
+#: the next ready items of a queue, oldest first; on (queue, id) a walk that stops at the batch
+_CLAIM = (
+    sa.select(outbox.c.id, outbox.c.payload, outbox.c.attempts)
+    .where(outbox.c.queue == sa.bindparam("queue"), outbox.c.available_at <= sa.bindparam("now"))
+    .order_by(outbox.c.id)
+    .limit(sa.bindparam("batch", type_=sa.Integer))
+    .with_for_update(skip_locked=True)
+)
 _RECEIVED = sa.select(sa.func.count()).select_from(messages).where(messages.c.id.in_(sa.bindparam("ids", expanding=True)), messages.c.status == "received")
 
 
@@ -57,13 +65,7 @@ class EmbeddedTransport(Transport):
     def claim(self, queue: str, dead_handler: DeadHandler) -> list[Item]:
         now = time.time()
         with db.write(self.engine) as conn:
-            rows = conn.execute(
-                sa.select(outbox.c.id, outbox.c.payload, outbox.c.attempts)
-                .where(outbox.c.queue == queue, outbox.c.available_at <= now)
-                .order_by(outbox.c.id)
-                .limit(self.batch_size)
-                .with_for_update(skip_locked=True)
-            ).all()
+            rows = conn.execute(_CLAIM, {"queue": queue, "now": now, "batch": self.batch_size}).all()
             items, dead = [], []
             for row in rows:
                 item = Item(row.id, queue, row.payload, row.attempts + 1)
