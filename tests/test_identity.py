@@ -63,6 +63,36 @@ def test_household_member_at_the_same_address_is_another_person(hub: Hub) -> Non
     assert person_count(hub) == 2, "a child at the same address with the same family name must not be linked"
 
 
+def test_household_members_sharing_a_bg_nummer_stay_two_persons(hub: Hub) -> None:
+    """The BG-Nummer names the Bedarfsgemeinschaft, not a person: a mother and her son under one
+    BG-Nummer, with their own Kundennummern, are two persons -- and a municipal record of the son is
+    the son, not the mother."""
+    mother = master_data(JOBCENTER, MUNICIPAL, "123D000001", given_name="Anna", family_name="Schneider", birth_date="1980-03-04")
+    son = master_data(JOBCENTER, MUNICIPAL, "123D000002", given_name="Lukas", family_name="Schneider", birth_date="2004-11-20")
+    for data in (mother, son):
+        data["body"]["bg_number"] = "12301BG0000001"
+    first, second = send(hub, JOBCENTER, "agency-xml", mother), send(hub, JOBCENTER, "agency-xml", son)
+    a, b = resolution(hub, first), resolution(hub, second)
+    assert b["decision"] in ("new", "review") and a["person"] != b["person"], f"the son was linked to his mother by their BG-Nummer: {b}"
+    again = master_data(MUNICIPAL, JOBCENTER, "777K000077", given_name="Lukas", family_name="Schneider", birth_date="2004-11-20")
+    again["body"]["bg_number"] = "12301BG0000001"
+    c = resolution(hub, send(hub, MUNICIPAL, "agency-xml", again))
+    assert c["person"] == b["person"], f"the municipal record of the son must be the son ({c}), not his mother ({a['person']})"
+
+
+def test_ids_that_conflict_in_one_scheme_are_evidence_against_whatever_another_scheme_says() -> None:
+    """Comparison level of the ids concept: equal only if every scheme both carry agrees."""
+    from hub.dedup.compare import LEVELS, compare_pairs
+    from hub.dedup.records import PersonRecord, RecordTable, Vocabulary
+    import numpy as np
+
+    vocab = Vocabulary()
+    a = RecordTable(vocab, [PersonRecord(record_id="a", family_name="X", ids={"kundennummer": "1", "other": "7"})])
+    b = RecordTable(vocab, [PersonRecord(record_id="b", family_name="X", ids={"kundennummer": "2", "other": "7"})])
+    level = compare_pairs(a, np.array([0]), b, np.array([0]))[0, 4]
+    assert LEVELS["ids"][level] == "different"
+
+
 @pytest.fixture
 def operator_client(hub: Hub, tokens: dict[str, str]) -> TestClient:
     client = TestClient(create_app(hub, role="api"))

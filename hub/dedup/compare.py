@@ -154,8 +154,8 @@ def _id_levels(ta: RecordTable, ia: np.ndarray, tb: RecordTable, ib: np.ndarray)
     for k in both:
         a, b = ids_a[ia[k]], ids_b[ib[k]]
         common = a.keys() & b.keys()
-        if common:
-            lev[k] = 1 if any(a[s] == b[s] for s in common) else 2
+        if common:  # one scheme that differs outweighs another that agrees: a person has one id per scheme
+            lev[k] = 1 if all(a[s] == b[s] for s in common) else 2
     return lev
 
 

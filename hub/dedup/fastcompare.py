@@ -326,7 +326,7 @@ def _compare(q: Row, cands: Sequence[Row], weights: Weights | None, at: float) -
         if qids_d and cids:
             common = [v == qids_d[s] for s, v in json.loads(cids) if s in qids_d]
             if common:
-                i = 1 if any(common) else 2
+                i = 1 if all(common) else 2
         if weights is not None and bound[d * AI + a * I + i] < at:
             continue
         # given name, family name: missing / exact / shared token / fuzzy high / fuzzy low / different
