@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from hub.dedup.blocking import INDEX_PASSES
 from hub.dedup.linkage import Linker
 from hub.dedup.synthetic import german_dedup_set
 
@@ -34,6 +35,9 @@ def main() -> None:
     data["model"]["m"]["ids"] = [m[level] for level in ids]
     data["model"]["u"]["ids"] = [u[level] for level in ids]
     data["ids_prior"] = "m/u of the ids concept are set from domain knowledge, not learned (see above)"
+    # the model file is the person index's: its blocking passes are the index's (blocking.INDEX_PASSES,
+    # which says why); the batch linker uses all of blocking.PASSES whatever the file says
+    data["passes"] = list(INDEX_PASSES)
     for path in (OUT, PACKAGED):
         path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"wrote {path}", file=sys.stderr)

@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from hub.dedup.blocking import PASSES, BlockingPass, dedupe_pairs, link_pairs, row_keys
+from hub.dedup.blocking import KNOWN_PASSES, PASSES, BlockingPass, dedupe_pairs, link_pairs, row_keys
 from hub.dedup.compare import CONCEPTS, LEVELS, compare_pairs
 from hub.dedup.fellegi_sunter import MATCH, NON_MATCH, REVIEW, FSModel, Thresholds, estimate_m_em, estimate_u
 from hub.dedup.records import PersonRecord, RecordTable, Vocabulary
@@ -591,8 +591,7 @@ class Linker:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> "Linker":
-        by_name = {p.name: p for p in PASSES}
-        passes = [by_name[n] for n in data.get("passes", [p.name for p in PASSES])]
+        passes = [KNOWN_PASSES[n] for n in data.get("passes", [p.name for p in PASSES])]
         return cls(
             FSModel.from_dict(data["model"]),
             thresholds=Thresholds(**data.get("thresholds", {})),

@@ -98,3 +98,19 @@ def test_small_inputs_use_the_default_model():
 def test_an_untrained_linker_says_so():
     with pytest.raises(RuntimeError, match="no model"):
         Linker().match(PersonRecord("q", family_name="X"))
+
+
+def test_the_person_index_blocks_on_the_index_passes_named_in_its_model_file():
+    """The master person index looks up one record at a time among millions: its passes are
+    blocking.INDEX_PASSES (family sound narrowed by the given initial, no city-sized blocks), read
+    from contracts/dedup/model.json -- the batch linker keeps all of PASSES."""
+    from pathlib import Path
+
+    from hub.dedup.blocking import INDEX_PASSES, PASSES
+    from hub.dedup.person_index import PersonIndex
+
+    index = PersonIndex.load(Path(__file__).resolve().parents[2] / "contracts")
+    assert tuple(p.name for p in index.linker.passes) == INDEX_PASSES
+    keys = index.file_form({"given_name": "Jürgen", "family_name": "Müller", "birth_date": "1980-03-09"}).keys
+    assert "fiy:657|j|1980" in keys and not any(k.startswith("fy:") for k in keys), keys
+    assert [p.name for p in Linker().passes] == [p.name for p in PASSES] and "fy" in [p.name for p in PASSES]
