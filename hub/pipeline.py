@@ -18,7 +18,7 @@ import json
 import time
 import uuid
 from fnmatch import fnmatchcase
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,7 +116,11 @@ def detect_duplicate_report(hub: Hub, conn: Connection, ctx: Context) -> None:
     patterns = hub.dedup_policy.get("duplicate_reports") or ()
     if not any(fnmatchcase(ctx.row.message_type, p) for p in patterns):
         return
-    digest = _report_digest(ctx.row.message_type, ctx.case.id if ctx.case else None, ctx.message)
+    refs = (hub.dedup_policy.get("case_refs") or {}).get(ctx.row.message_type, ())
+    digest = _report_digest(
+        ctx.row.message_type, ctx.sender, ctx.case.id if ctx.case else None, ctx.message,
+        lambda ref: (case.id if (case := chain.case_for_ref(conn, ctx.sender.id, ref)) else None), refs,
+    )
     unit = unit_of_work.current(conn)
     first = unit.memo.get(("fingerprint", digest)) if unit is not None else None  # earlier in this batch
     if first is None:
@@ -133,10 +137,47 @@ def detect_duplicate_report(hub: Hub, conn: Connection, ctx: Context) -> None:
             unit.memo[("fingerprint", digest)] = ctx.row.id
 
 
-def _report_digest(message_type: str, case_id: str | None, message: Message) -> str:
-    """What makes two reports the same report: type, case and content, not the ids that name the case."""
-    body = {k: v for k, v in message.body_dict().items() if k not in ("case_id", "customer_number", "bg_number")}
-    return hashlib.sha256(json.dumps({"type": message_type, "case": case_id, "body": body}, sort_keys=True, default=str).encode()).hexdigest()
+_CASE_ID_FIELDS = ("case_id", "customer_number", "bg_number")
+
+
+def _report_digest(
+    message_type: str, sender: Partner, case_id: str | None, message: Message,
+    case_of: Callable[[str], str | None] | None = None, case_refs: Sequence[str] = (),
+) -> str:
+    """What makes two reports the same report: type, direction, test or not, case and content -- not
+    the ids that name the case, nor the order of lines that name cases.
+
+    Direction is the sender's role: a provider's proposed change and the Jobcenter's identical answer
+    are two reports (the answer must reach the provider), while the same report from a second system of
+    a provider is one. A test message (header `test`) never makes its production twin a duplicate.
+    Cases named inside the body (`case_refs`, e.g. an invoice's lines) count by the hub's case, which
+    `case_of` finds for the sender's reference, so two systems with their own references agree."""
+    body = {k: v for k, v in message.body_dict().items() if k not in _CASE_ID_FIELDS}
+    for path in case_refs:
+        _canonical_case_refs(body, path.split("."), case_of or (lambda ref: None))
+    key = {"type": message_type, "from": sender.role, "test": bool(message.header.test), "case": case_id, "body": body}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _canonical_case_refs(node: Any, path: list[str], case_of: Callable[[str], str | None]) -> None:
+    """In place: the sender's case references at `path` (dotted, through lists) replaced by the hub's
+    case (or the reference itself where no case is found), agency ids beside them dropped, and every
+    list on the way sorted, so that neither a system's own references nor the line order count."""
+    if isinstance(node, list):
+        for item in node:
+            _canonical_case_refs(item, path, case_of)
+        node.sort(key=lambda item: json.dumps(item, sort_keys=True, default=str))
+        return
+    if not isinstance(node, dict):
+        return
+    if len(path) > 1:
+        _canonical_case_refs(node.get(path[0]), path[1:], case_of)
+        return
+    ref = node.pop(path[0], None) or node.get("customer_number")
+    for field_name in _CASE_ID_FIELDS:
+        node.pop(field_name, None)
+    if ref:
+        node["case"] = case_of(str(ref)) or f"ref:{ref}"
 
 
 def _case_ref(message: Message) -> str | None:
@@ -428,17 +469,20 @@ def _read_ahead(hub: Hub, conn: Connection, unit: unit_of_work.UnitOfWork, rows:
     for (partner_id, ref), case in found.items():
         unit.memo[("case", partner_id, ref)] = case
     patterns = hub.dedup_policy.get("duplicate_reports") or ()
+    in_body = hub.dedup_policy.get("case_refs") or {}
     digests = []
     for row, sender, message, routes in decoded:
         if any(r.opens_case for r in routes) or not any(fnmatchcase(row.message_type, p) for p in patterns):
             continue  # no report, or its case is only known once the case chain stage opened it
+        if row.message_type in in_body:
+            continue  # the cases its lines name are looked up by the stage
         if any(r.requires_case_membership for r in routes):
             case = found.get((sender.id, _case_ref(message) or ""))
             if case is None:
                 continue  # refused by the case chain stage before its fingerprint matters
-            digests.append(_report_digest(row.message_type, case.id, message))
+            digests.append(_report_digest(row.message_type, sender, case.id, message))
         else:
-            digests.append(_report_digest(row.message_type, None, message))
+            digests.append(_report_digest(row.message_type, sender, None, message))
     if digests:
         stored = dict(conn.execute(_SELECT_FINGERPRINTS, {"digests": digests}).all())
         for digest in digests:
