@@ -47,8 +47,9 @@ def message_view(conn: Connection, message_id: str, viewer: Partner | None) -> d
         "received_at": aware(row.created_at).isoformat(),
         "updated_at": aware(row.updated_at).isoformat(),
         "history": [
-            {"at": aware(e.at).isoformat(), "stage": e.stage, "event": e.event, **({"detail": e.detail} if e.detail else {})}
+            {"at": aware(e.at).isoformat(), "stage": e.stage, "event": e.event, **({"detail": detail} if detail else {})}
             for e in events
+            if (detail := _detail_for(conn, e, viewer)) is not _HIDDEN
         ],
         "deliveries": [
             {
@@ -62,6 +63,39 @@ def message_view(conn: Connection, message_id: str, viewer: Partner | None) -> d
             for d in outgoing
         ],
     }
+
+
+_HIDDEN: Any = object()
+#: events only operators see: they tell whether the hub (i.e. another partner) already knew the
+#: person, under which hub ids, and which other partners a case has
+_OPERATOR_ONLY = {("identity", "resolved"), ("chain", "case"), ("routing", "withheld")}
+#: detail fields that name another partner, the hub's internal ids, or where a delivery went
+_PARTNER_FIELDS = {"recipient", "recipients", "queue", "route", "routes", "person", "review", "weight", "case"}
+
+
+def _detail_for(conn: Connection, event: Any, viewer: Partner | None) -> Any:
+    """An event's detail as `viewer` may see it; _HIDDEN if not at all.
+
+    A sender sees what happened to its message, never what the hub knows from other partners: who
+    else received it (another recipient is "partner", as in the deliveries list), whether a person
+    was already in the index, and a duplicate's first message only if that was the sender's own."""
+    detail = event.detail
+    if viewer is None or viewer.is_operator:
+        return detail
+    if (event.stage, event.event) in _OPERATOR_ONLY:
+        return _HIDDEN
+    if not detail:
+        return detail
+    shown = {k: v for k, v in detail.items() if k not in _PARTNER_FIELDS}
+    if "recipient" in detail:
+        shown["recipient"] = detail["recipient"] if detail["recipient"] == viewer.id else "partner"
+    if "recipients" in detail:
+        shown["recipients"] = [r if r == viewer.id else "partner" for r in detail["recipients"]]
+    if "of" in detail:
+        first = conn.execute(sa.select(messages.c.sender).where(messages.c.id == detail["of"])).scalar()
+        if first != viewer.id:
+            del shown["of"]
+    return shown
 
 
 def inbox(conn: Connection, partner: Partner, limit: int) -> list[dict[str, Any]]:

@@ -112,3 +112,27 @@ def test_an_invoice_for_other_cases_is_another_invoice(hub: Hub) -> None:
     assert outcome(hub, send(hub, PROVIDER, "provider-json", invoice(ours[:2])), JOBCENTER) == ("routed", 1)
     other = invoice([ours[0], ours[2]])
     assert outcome(hub, send(hub, PROVIDER, "provider-json", other), JOBCENTER) == ("routed", 1), "an invoice naming another case was taken for a duplicate"
+
+
+def test_a_sender_learns_from_its_history_that_a_report_was_a_duplicate_but_not_of_whose(hub: Hub, tokens: dict[str, str]) -> None:
+    from fastapi.testclient import TestClient
+
+    from hub.api import create_app
+
+    ours, theirs = assign(hub, "123D456789"), assign(hub, "123D456789", OTHER_PROVIDER)
+    report = provider_sample("teilnahme.mitwirkung.2040", ours)
+    first = send(hub, PROVIDER, "provider-json", report)
+    again = send(hub, PROVIDER, "provider-json", resent_as_new(report))
+    elsewhere = resent_as_new(report)
+    elsewhere["header"]["author"] = {"id": OTHER_PROVIDER}
+    elsewhere["body"]["case_id"] = theirs
+    second_system = send(hub, OTHER_PROVIDER, "provider-json", elsewhere)
+
+    def duplicate_event(partner: str, message_id: str) -> dict:
+        client = TestClient(create_app(hub, role="api"), headers={"Authorization": f"Bearer {tokens[partner]}"})
+        history = client.get(f"/v1/messages/{message_id}").json()["history"]
+        (event,) = [e for e in history if e["event"] == "duplicate"]
+        return event["detail"]
+
+    assert duplicate_event(PROVIDER, again)["of"] == first, "a sender may see which of its own messages came first"
+    assert "of" not in duplicate_event(OTHER_PROVIDER, second_system), "the first message is another partner's: its id must not be shown"

@@ -1,0 +1,43 @@
+"""A sender's view of its message history shows what happened to its message, never what the hub
+knows from other partners (domain.md: a partner sees only what is addressed to it; surface.md: a
+partner never learns anything about another partner's data)."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from hub.api import create_app
+from hub.runtime import Hub
+from tests.conftest import JOBCENTER, MUNICIPAL, OPERATOR, agency_sample, send
+
+
+def master_data(sender: str, reader: str, customer: str, **person: str) -> dict:
+    data = agency_sample("person.stammdaten.0100")
+    data["header"].update(author={"id": sender}, reader={"id": reader})
+    data["body"]["customer_number"] = customer
+    data["body"].pop("bg_number", None)
+    data["body"]["person"].update(person)
+    return data
+
+
+def history(hub: Hub, token: str, message_id: str) -> list[dict]:
+    client = TestClient(create_app(hub, role="api"), headers={"Authorization": f"Bearer {token}"})
+    answer = client.get(f"/v1/messages/{message_id}")
+    assert answer.status_code == 200, answer.text
+    return answer.json()["history"]
+
+
+def test_a_sender_cannot_probe_whether_another_partner_knows_a_person(hub: Hub, tokens: dict[str, str]) -> None:
+    send(hub, JOBCENTER, "agency-xml", master_data(JOBCENTER, MUNICIPAL, "123D456789", given_name="Jürgen", family_name="Müller", birth_date="1978-03-09"))
+    known = send(hub, MUNICIPAL, "agency-xml", master_data(MUNICIPAL, JOBCENTER, "777K000001", given_name="Jürgen", family_name="Müller", birth_date="1978-03-09"))
+    unknown = send(hub, MUNICIPAL, "agency-xml", master_data(MUNICIPAL, JOBCENTER, "777K000002", given_name="Zoe", family_name="Zander", birth_date="2001-01-01"))
+
+    def seen(message_id: str) -> list[tuple]:
+        return [(e["stage"], e["event"], sorted((e.get("detail") or {}).items(), key=str)) for e in history(hub, tokens[MUNICIPAL], message_id)]
+
+    leaked = [e for e in seen(known) if e[0] == "identity" or any(k in ("person", "weight", "review", "case") for k, _ in e[2])]
+    assert not leaked, f"the sender's history says how the hub resolved the person: {leaked}"
+    shapes = lambda events: [(stage, event) for stage, event, _ in events]  # noqa: E731
+    assert shapes(seen(known)) == shapes(seen(unknown)), "a person the index knew and one it did not must look the same to the sender"
+    operator = [e for e in history(hub, tokens[OPERATOR], known) if e["event"] == "resolved"]
+    assert operator and operator[0]["detail"]["decision"] == "match", "operators keep the whole history"
