@@ -29,6 +29,7 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy.engine import Connection
 
 from hub import chain, unit_of_work
+from hub.dedup import cross_reference
 from hub.canonical import Message, Party
 from hub.db import aware, utcnow
 from hub.findings import Finding, Refusal
@@ -60,6 +61,8 @@ class Context:
     routes: list[Route] = field(default_factory=list)
     case: chain.Case | None = None
     person_id: str | None = None
+    #: the person's data as the sender gave it (for the recipient's pseudonym record)
+    person_data: dict[str, Any] | None = None
     recipients: list[Recipient] = field(default_factory=list)
     #: deliveries this message already has, (recipient, message type) -> id: only after a replay
     existing: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -95,7 +98,7 @@ def resolve_identities(hub: Hub, conn: Connection, ctx: Context) -> None:
         return
     local_id, data = subject
     resolution = index.resolve(conn, ctx.sender.id, local_id, data, ctx.row.id)
-    ctx.person_id = resolution.person_id
+    ctx.person_id, ctx.person_data = resolution.person_id, data
     record(
         conn, ctx.row.id, "identity", "resolved", person=resolution.person_id, decision=resolution.decision,
         **({"weight": resolution.weight} if resolution.weight is not None else {}),
@@ -285,17 +288,27 @@ def _translate_ids(hub: Hub, conn: Connection, ctx: Context, partner: Partner, b
     for path in (hub.dedup_policy.get("case_refs") or {}).get(ctx.row.message_type, ()):
         _translate_case_refs(conn, ctx, partner, body, path)
     body.pop("case_id", None)
-    if ctx.case is None:
-        return body
-    if partner.role == "provider":
-        body.pop("customer_number", None)
-        body.pop("bg_number", None)
-        body["case_id"] = chain.local_ref(conn, ctx.case.id, partner.id)
-    elif "customer_number" in type(ctx.message.body).model_fields:
-        body["customer_number"] = ctx.case.customer_number
-        if ctx.case.bg_number:
-            body["bg_number"] = ctx.case.bg_number
+    if ctx.case is not None:
+        if partner.role == "provider":
+            body.pop("customer_number", None)
+            body.pop("bg_number", None)
+            body["case_id"] = chain.local_ref(conn, ctx.case.id, partner.id)
+        elif "customer_number" in type(ctx.message.body).model_fields:
+            body["customer_number"] = ctx.case.customer_number
+            if ctx.case.bg_number:
+                body["bg_number"] = ctx.case.bg_number
+    if ctx.person_id is not None and partner.role != "provider":
+        _translate_person_id(hub, conn, ctx, partner, body)
     return body
+
+
+def _translate_person_id(hub: Hub, conn: Connection, ctx: Context, partner: Partner, body: dict[str, Any]) -> None:
+    """The person the message carries, under the recipient's own id for it (the id cross-reference),
+    or a pseudonym the hub issues to the recipient -- never under the sender's id."""
+    spec = hub.person_index.subjects.get(ctx.row.message_type) if hub.person_index else None
+    field_name = spec["local_id"] if spec else None
+    if field_name and field_name in body:
+        body[field_name] = cross_reference.local_id_for(conn, ctx.person_id, partner.id, ctx.person_data or {})
 
 
 def _translate_case_refs(conn: Connection, ctx: Context, partner: Partner, body: dict[str, Any], path: str) -> None:

@@ -40,13 +40,46 @@ def person_count(hub: Hub) -> int:
 
 def test_the_same_person_from_two_systems_is_one_person_with_both_ids(hub: Hub) -> None:
     first = send(hub, JOBCENTER, "agency-xml", master_data(JOBCENTER, MUNICIPAL, "123D456789", given_name="Jürgen", family_name="Müller"))
-    second = send(hub, MUNICIPAL, "agency-xml", master_data(MUNICIPAL, JOBCENTER, "123D456789", given_name="Juergen", family_name="Mueller"))
+    second = send(hub, MUNICIPAL, "agency-xml", master_data(MUNICIPAL, JOBCENTER, "777K000077", given_name="Juergen", family_name="Mueller"))
     a, b = resolution(hub, first), resolution(hub, second)
     assert a["decision"] == "new" and b["decision"] == "match", (a, b)
     assert a["person"] == b["person"], "Müller and Mueller with the same birth date and address are one person"
     with db.read(hub.engine) as conn:
         xref = {(r.partner_id, r.local_id) for r in conn.execute(sa.select(person_records).where(person_records.c.person_id == a["person"]))}
-    assert xref == {(JOBCENTER, "123D456789"), (MUNICIPAL, "123D456789")}
+    issued = {(p, i) for p, i in xref if i.startswith("HUB")}
+    assert xref - issued == {(JOBCENTER, "123D456789"), (MUNICIPAL, "777K000077")}
+    assert [p for p, _ in issued] == [MUNICIPAL], "the municipal office was given a pseudonym with the first master data, and it is filed"
+
+
+def delivered_id(hub: Hub, message_id: str, recipient: str) -> str:
+    """The Kundennummer field of a person.stammdaten delivery, as the recipient reads it."""
+    import re
+
+    with db.read(hub.engine) as conn:
+        body = conn.execute(
+            sa.select(deliveries.c.body).where(deliveries.c.message_id == message_id, deliveries.c.recipient == recipient, deliveries.c.message_type == "person.stammdaten.0100")
+        ).scalar_one()
+    (value,) = re.findall(rb"<[^>]*[Kk]undennummer[^>]*>([^<]*)<", body)
+    return value.decode()
+
+
+def test_each_recipient_gets_the_person_under_its_own_id_never_the_senders(hub: Hub) -> None:
+    person = dict(given_name="Lukas", family_name="Schneider", birth_date="2004-11-20")
+    municipal = send(hub, MUNICIPAL, "agency-xml", master_data(MUNICIPAL, JOBCENTER, "777K000077", **person))
+    issued = delivered_id(hub, municipal, JOBCENTER)
+    assert issued.startswith("HUB") and issued != "777K000077", f"the Jobcenter did not know the person: it gets a pseudonym, not the municipal id ({issued})"
+    jobcenter = send(hub, JOBCENTER, "agency-xml", master_data(JOBCENTER, MUNICIPAL, "123D000002", **person))
+    assert delivered_id(hub, jobcenter, MUNICIPAL) == "777K000077", "the municipal office knows the person as 777K000077"
+    update = send(hub, MUNICIPAL, "agency-xml", master_data(MUNICIPAL, JOBCENTER, "777K000077", **person))
+    assert delivered_id(hub, update, JOBCENTER) == "123D000002", "the Jobcenter knows the person by its Kundennummer now"
+
+
+def test_what_a_recipient_sends_back_under_its_pseudonym_is_the_same_person(hub: Hub) -> None:
+    first = send(hub, JOBCENTER, "agency-xml", master_data(JOBCENTER, MUNICIPAL, "123D000003", given_name="Mia", family_name="Wolf", birth_date="1990-01-02"))
+    pseudonym = delivered_id(hub, first, MUNICIPAL)
+    back = send(hub, MUNICIPAL, "agency-xml", master_data(MUNICIPAL, JOBCENTER, pseudonym, given_name="Mia", family_name="Wolf-Berger", birth_date="1990-01-02"))
+    assert resolution(hub, back)["decision"] == "known" and resolution(hub, back)["person"] == resolution(hub, first)["person"]
+    assert delivered_id(hub, back, JOBCENTER) == "123D000003"
 
 
 def test_a_resend_under_the_same_local_id_updates_the_record(hub: Hub) -> None:
@@ -93,6 +126,11 @@ def test_ids_that_conflict_in_one_scheme_are_evidence_against_whatever_another_s
     assert LEVELS["ids"][level] == "different"
 
 
+def own_ids(person: dict) -> list[str]:
+    """The partners' own ids of a person view, without the pseudonyms the hub issued to recipients."""
+    return sorted(x["local_id"] for x in person["xref"] if not x["local_id"].startswith("HUB"))
+
+
 @pytest.fixture
 def operator_client(hub: Hub, tokens: dict[str, str]) -> TestClient:
     client = TestClient(create_app(hub, role="api"))
@@ -119,13 +157,13 @@ def test_uncertain_match_waits_for_review_and_merge_unmerge_keep_every_link(hub:
     assert operator_client.post(f"/v1/persons/reviews/{review['id']}/confirm").status_code == 409, "a decision is final"
     target = review["candidate"]["person_id"]
     merged = operator_client.get(f"/v1/persons/{target}").json()
-    assert len(merged["records"]) == 2 and any(e["action"] == "merged" for e in merged["history"])
+    assert own_ids(merged) == ["123D456789", "999X000001"] and any(e["action"] == "merged" for e in merged["history"])
 
     source = decision["person"]
     restored = operator_client.post(f"/v1/persons/{source}/unmerge").json()
-    assert [r["local_id"] for r in restored["xref"]] == ["999X000001"], "unmerge must give the record back"
+    assert own_ids(restored) == ["999X000001"], "unmerge must give the record back"
     after = operator_client.get(f"/v1/persons/{target}").json()
-    assert len(after["records"]) == 1
+    assert own_ids(after) == ["123D456789"]
     assert [e["action"] for e in after["history"]].count("merged") == 1 and any(e["action"] == "unmerged" for e in after["history"]), "history must keep both"
 
 
