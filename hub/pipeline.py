@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 from sqlalchemy.engine import Connection
 
-from hub import chain, unit_of_work
+from hub import chain, receipt, unit_of_work
 from hub.dedup import cross_reference
 from hub.canonical import Message, Party
 from hub.db import aware, utcnow
@@ -44,7 +44,7 @@ from hub.transport import Item
 
 log = structlog.get_logger("hub.pipeline")
 
-HUB_PARTY = {"id": "hub", "name": "CaseChain Hub"}
+HUB_PARTY = receipt.HUB_PARTY
 
 
 @dataclass
@@ -369,7 +369,6 @@ _SELECT_FINGERPRINTS = sa.select(report_fingerprints.c.fingerprint, report_finge
 
 def write_delivery(hub: Hub, conn: Connection, ctx: Context, partner: Partner, outgoing: Message, purpose: str) -> str:
     """Encode for the recipient in its format and version, check against its contract, store the delivery."""
-    message_id = ctx.row.id
     adapter = hub.adapter(partner.format)
     message_type = outgoing.header.message_type
     version = partner.version_for(message_type, hub.registry.versions(message_type, partner.format))
@@ -380,7 +379,15 @@ def write_delivery(hub: Hub, conn: Connection, ctx: Context, partner: Partner, o
         # our own output breaks the recipient's contract: a hub defect, never send it; retry -> dead letter
         raise RuntimeError(f"encoded {message_type} {version} for {partner.id} violates its contract: {findings[0].message}")
     if dropped or version != outgoing.header.version:
-        record(conn, message_id, "translation", "translated", recipient=partner.id, to_version=version, dropped=dropped)
+        record(conn, ctx.row.id, "translation", "translated", recipient=partner.id, to_version=version, dropped=dropped)
+    return store_delivery(conn, ctx, partner, message_type, version, adapter.media_type, data, purpose)
+
+
+def store_delivery(
+    conn: Connection, ctx: Context, partner: Partner, message_type: str, version: str, media_type: str, data: bytes, purpose: str
+) -> str:
+    """Queue encoded, checked bytes for the recipient (once: a replay finds the delivery it wrote before)."""
+    message_id = ctx.row.id
     existing = ctx.existing.get((partner.id, message_type))
     if existing is not None:  # a replay: the recipient has this already
         record(conn, message_id, "delivery", "exists", recipient=partner.id, delivery_id=existing)
@@ -397,7 +404,7 @@ def write_delivery(hub: Hub, conn: Connection, ctx: Context, partner: Partner, o
             "message_type": message_type,
             "version": version,
             "format": partner.format,
-            "content_type": adapter.media_type,
+            "content_type": media_type,
             "purpose": purpose,
             "status": "pending",
             "body": data,
@@ -407,8 +414,21 @@ def write_delivery(hub: Hub, conn: Connection, ctx: Context, partner: Partner, o
     )
     ctx.written.append((delivery_id, partner.id))
     record(conn, message_id, "delivery", "queued", recipient=partner.id, delivery_id=delivery_id, message_type=message_type)
-    DELIVERIES.labels(partner.id, outgoing.header.message_type).inc()
+    DELIVERIES.labels(partner.id, message_type).inc()
     return delivery_id
+
+
+def _quittung(hub: Hub, conn: Connection, ctx: Context) -> None:
+    """The quittung to the sender, from its template (hub.receipt: the same bytes as the full path)."""
+    row, sender = ctx.row, ctx.sender
+    message_type = receipt.MESSAGE_TYPE
+    version = sender.version_for(message_type, hub.registry.versions(message_type, sender.format))
+    values = {
+        "message_uuid": uuid.uuid4(), "created_at": utcnow(), "reference_uuid": uuid.UUID(row.message_uuid),
+        "received_at": aware(row.created_at), "hub_id": row.id,
+    }
+    data = hub.receipts.encode(sender, version, values)
+    store_delivery(conn, ctx, sender, message_type, version, hub.adapter(sender.format).media_type, data, "administration")
 
 
 def _answer(hub: Hub, conn: Connection, ctx: Context, message_type: str, body: dict[str, Any]) -> None:
@@ -543,12 +563,10 @@ def handle(hub: Hub, conn: Connection, item: Item) -> list[tuple[str, str]]:
         except Duplicate as duplicate:
             ctx.written.clear()
             record(conn, row.id, "dedup", "duplicate", of=duplicate.first, reason="same report content received before")
-            quittung = {"received_at": aware(row.created_at).isoformat(), "hub_id": row.id}
-            _answer(hub, conn, ctx, "administration.quittung.0020", quittung)
+            _quittung(hub, conn, ctx)
             set_status(conn, row.id, "duplicate")
             return ctx.written
-        quittung = {"received_at": aware(row.created_at).isoformat(), "hub_id": row.id}
-        _answer(hub, conn, ctx, "administration.quittung.0020", quittung)
+        _quittung(hub, conn, ctx)
         set_status(conn, row.id, "routed")
     PIPELINE_SECONDS.observe(time.perf_counter() - started)
     return ctx.written

@@ -15,6 +15,7 @@ from hub.adapters.base import Adapter
 from hub.config import Settings
 from hub.group_commit import GroupCommit
 from hub.dedup.person_index import PersonIndex, person_index_for
+from hub.receipt import Receipts
 from hub.partners import Partner, load_partners
 from hub.routing.purposes import PurposeProfiles
 from hub.routing.rules import RouteTable
@@ -63,6 +64,11 @@ class Hub:
     def dedup_policy(self) -> dict:
         path = self.contracts_dir / "dedup" / "policy.yaml"
         return yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+    @cached_property
+    def receipts(self) -> Receipts:
+        """Quittung templates per sender (hub.receipt)."""
+        return Receipts(self)
 
     def adapter(self, fmt: str) -> Adapter:
         return get_adapter(self.contracts_dir, fmt)
