@@ -51,8 +51,10 @@ def new_pseudonym() -> str:
 def local_id_for(conn: Connection, person_id: str, partner_id: str, data: dict[str, Any]) -> str:
     """`partner_id`'s own id for the person; a pseudonym filed for it if it has none yet.
 
-    The pseudonym's record carries the data the recipient is given (so an operator sees what it
-    knows) but no blocking keys: it is found by (partner, id), never matched as a new candidate."""
+    The pseudonym's record carries the person data the recipient is given (so an operator sees what
+    it knows) but not the sender's ids (the recipient never saw them), and no blocking keys: it is
+    found by (partner, id), never matched as a new candidate."""
+    data = {k: v for k, v in data.items() if k != "ids"}
     person_id = live_person(conn, person_id)
     own = conn.execute(_OWN, {"person_id": person_id, "partner_id": partner_id}).scalar()
     if own is not None:
