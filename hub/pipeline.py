@@ -93,7 +93,7 @@ def decode(hub: Hub, conn: Connection, ctx: Context) -> None:
 def resolve_identities(hub: Hub, conn: Connection, ctx: Context) -> None:
     """Match the person a message carries to the master person index (id cross-reference)."""
     index = hub.person_index
-    subject = index.subject(ctx.row.message_type, ctx.message.body_dict()) if index else None
+    subject = index.subject(ctx.row.message_type, ctx.message.body_dict(), ctx.sender.role) if index else None
     if subject is None:
         return
     local_id, data = subject

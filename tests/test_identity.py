@@ -140,19 +140,20 @@ def operator_client(hub: Hub, tokens: dict[str, str]) -> TestClient:
 
 def test_uncertain_match_waits_for_review_and_merge_unmerge_keep_every_link(hub: Hub, tokens: dict[str, str], operator_client: TestClient) -> None:
     send(hub, JOBCENTER, "agency-xml", master_data(JOBCENTER, MUNICIPAL, "123D456789", given_name="Jürgen", family_name="Müller", birth_date="1978-03-09"))
-    moved = master_data(MUNICIPAL, JOBCENTER, "999X000001", given_name="Jürgen", family_name="Möller", birth_date="1979-03-09")
+    # (the municipal office's own client number is no Kundennummer: no id evidence either way)
+    moved = master_data(MUNICIPAL, JOBCENTER, "999X000001", given_name="Jürgen", family_name="Möller", birth_date="1988-03-19")
     moved["body"]["person"]["address"] = {"street": "Am Markt", "house_number": "1", "postcode": "04109", "city": "Leipzig"}
     moved["body"]["person"].pop("birth_name")
     uncertain = send(hub, MUNICIPAL, "agency-xml", moved)
     decision = resolution(hub, uncertain)
-    assert decision["decision"] == "review", f"similar name, one digit off in the birth date, another address and id: a human decides ({decision})"
+    assert decision["decision"] == "review", f"similar name, another birth date and address: a human decides ({decision})"
 
     provider = TestClient(create_app(hub, role="api"))
     r = provider.get("/v1/persons/reviews", headers={"Authorization": f"Bearer {tokens[PROVIDER]}"})
     assert r.status_code == 403, "providers may not query the person index"
 
     (review,) = operator_client.get("/v1/persons/reviews").json()["reviews"]
-    assert review["record"]["birth_date"] == "1979-03-09" and review["comparison"]["birth_date"]["level"] == "one_digit"
+    assert review["record"]["birth_date"] == "1988-03-19" and review["comparison"]["birth_date"]["level"] == "different"
     assert operator_client.post(f"/v1/persons/reviews/{review['id']}/confirm").status_code == 200
     assert operator_client.post(f"/v1/persons/reviews/{review['id']}/confirm").status_code == 409, "a decision is final"
     target = review["candidate"]["person_id"]
@@ -198,7 +199,7 @@ def test_operators_work_the_review_queue_from_the_cli(hub: Hub, hub_env: dict[st
     from tests.conftest import ROOT
 
     send(hub, JOBCENTER, "agency-xml", master_data(JOBCENTER, MUNICIPAL, "123D456789", given_name="Jürgen", family_name="Müller", birth_date="1978-03-09"))
-    similar = master_data(MUNICIPAL, JOBCENTER, "999X000001", given_name="Jürgen", family_name="Möller", birth_date="1979-03-09")
+    similar = master_data(MUNICIPAL, JOBCENTER, "999X000001", given_name="Jürgen", family_name="Möller", birth_date="1988-03-19")
     similar["body"]["person"]["address"] = {"street": "Am Markt", "house_number": "1", "postcode": "04109", "city": "Leipzig"}
     similar["body"]["person"].pop("birth_name")
     send(hub, MUNICIPAL, "agency-xml", similar)
@@ -249,3 +250,16 @@ def test_hub_dedup_batch_is_on_the_public_cli(tmp_path) -> None:  # noqa: ANN001
     assert r.returncode == 0, r.stderr
     rows = out.read_text().splitlines()
     assert rows[0] == "id_a,id_b,score,decision" and rows[1].startswith("1,2,") and rows[1].endswith(",match"), rows
+
+
+def test_a_municipal_client_number_is_not_compared_with_a_kundennummer(hub: Hub) -> None:
+    """The customer_number of a Jobcenter is the BA Kundennummer; a municipal office's is its own
+    client number. Compared as one id scheme they would count every true match as 'ids different'."""
+    index = hub.person_index
+    body = master_data(MUNICIPAL, JOBCENTER, "777K000077")["body"]
+    assert "kundennummer" not in index.subject("person.stammdaten.0100", body, "municipal")[1].get("ids", {})
+    assert index.subject("person.stammdaten.0100", body, "jobcenter")[1]["ids"] == {"kundennummer": "777K000077"}
+    person = dict(given_name="Lukas", family_name="Schneider", birth_date="2004-11-20")
+    send(hub, JOBCENTER, "agency-xml", master_data(JOBCENTER, MUNICIPAL, "123D000002", **person))
+    same = resolution(hub, send(hub, MUNICIPAL, "agency-xml", master_data(MUNICIPAL, JOBCENTER, "777K000077", **person)))
+    assert same["decision"] == "match" and same["weight"] > 40, f"the same person from the municipal office lost its id evidence: {same}"

@@ -141,8 +141,13 @@ class PersonIndex:
         return cls(Linker.from_dict(json.loads(model.read_text(encoding="utf-8"))), yaml.safe_load(policy.read_text(encoding="utf-8")))
 
     # -- what the pipeline calls -------------------------------------------------------------------
-    def subject(self, message_type: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-        """(local id, record data) of the person a message carries, or None."""
+    def subject(self, message_type: str, body: dict[str, Any], sender_role: str | None = None) -> tuple[str, dict[str, Any]] | None:
+        """(local id, record data) of the person a message carries, or None.
+
+        An id scheme with `id_issuers` in the policy is an id only where the sender's role issues it:
+        a Jobcenter's customer_number is the BA Kundennummer, a municipal office's is its own client
+        number -- its local id, never compared with a Kundennummer (that would count every true
+        match as 'ids different')."""
         spec = self.subjects.get(message_type)
         if spec is None or not isinstance(body.get(spec["person"]), dict) or not body.get(spec["local_id"]):
             return None
@@ -150,7 +155,11 @@ class PersonIndex:
         address = person.get("address") or {}
         data = {f: person.get(f) for f in ("given_name", "family_name", "birth_name", "birth_date")}
         data.update({f: address.get(f) for f in ("street", "house_number", "postcode", "city")})
-        data["ids"] = {scheme: body[field] for scheme, field in spec.get("ids", {}).items() if body.get(field)}
+        issuers = spec.get("id_issuers") or {}
+        data["ids"] = {
+            scheme: body[field] for scheme, field in spec.get("ids", {}).items()
+            if body.get(field) and (scheme not in issuers or sender_role in issuers[scheme])
+        }
         return str(body[spec["local_id"]]), {k: v for k, v in data.items() if v}
 
     def resolve(self, conn: Connection, partner_id: str, local_id: str, data: dict[str, Any], message_id: str | None = None) -> Resolution:
