@@ -24,6 +24,7 @@ from pathlib import Path
 import typer
 
 from hub.dedup.linkage import Linker, LinkPair
+from hub.dedup.normalise import parse_date
 from hub.dedup.records import PersonRecord
 
 __all__ = ["app", "parse_column_map", "read_csv", "detect_encoding", "InputRefused", "UsageProblem"]
@@ -107,10 +108,13 @@ def parse_column_map(spec: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- reading
 
 def detect_encoding(data: bytes) -> str:
-    """UTF-8 (with or without BOM), else Windows-1252 if it uses the bytes 0x80-0x9F (printable
-    there, control characters in ISO-8859), else ISO-8859-15 (the municipal default)."""
+    """UTF-8 (with or without BOM), UTF-16 with a BOM, else Windows-1252 if it uses the bytes
+    0x80-0x9F (printable there, control characters in ISO-8859), else ISO-8859-15 (the municipal
+    default). A UTF-16 file without a BOM is refused by its NUL bytes (read_csv)."""
     if data.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"  # "Unicode text" as spreadsheet programs save it: with a byte order mark
     try:
         data.decode("utf-8")
         return "utf-8"
@@ -122,7 +126,7 @@ def detect_encoding(data: bytes) -> str:
 
 
 def _delimiter(header: str) -> str:
-    return ";" if header.count(";") > header.count(",") else ","
+    return max(";,\t", key=header.count) if any(c in header for c in ";,\t") else ","
 
 
 def read_csv(path: Path, columns: dict[str, str], id_prefix: str = "") -> list[PersonRecord]:
@@ -137,7 +141,9 @@ def read_csv(path: Path, columns: dict[str, str], id_prefix: str = "") -> list[P
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError:
-        raise InputRefused(f"the file {path} is neither UTF-8 nor ISO-8859-15 nor Windows-1252") from None
+        raise InputRefused(f"the file {path} is neither UTF-8 nor UTF-16 nor ISO-8859-15 nor Windows-1252") from None
+    if "\x00" in text:  # UTF-16 without a BOM reads as text with NUL bytes in every 8-bit encoding
+        raise InputRefused(f"the file {path} holds NUL bytes: save it as UTF-8 (or UTF-16 with a byte order mark)")
     if not text.strip():
         raise InputRefused(f"the file {path} is empty")
     first_line = text.splitlines()[0]
@@ -162,7 +168,29 @@ def read_csv(path: Path, columns: dict[str, str], id_prefix: str = "") -> list[P
         records.append(PersonRecord.from_mapping(rid, values, id_schemes=id_schemes))
     if not records:
         raise InputRefused(f"the file {path} has a header but no records")
+    unreadable = sum(1 for r in records if r.birth_date and parse_date(r.birth_date) is None)
+    if unreadable:
+        typer.echo(
+            f"Warning: {unreadable} birth date(s) in {path} could not be read (a two-digit year, an impossible date or "
+            "no date at all) and are compared as missing.",
+            err=True,
+        )
     return records
+
+
+def _check_writable(out: Path) -> None:
+    """Before the linkage runs (minutes for large files): can --out be written at all?"""
+    if out.is_dir():
+        raise UsageProblem(f"--out {out} is a directory, not a file")
+    existed = out.exists()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise UsageProblem(f"--out {out} cannot be written ({exc.strerror})") from None
+    if not existed:
+        out.unlink()
 
 
 def write_pairs(pairs: list[LinkPair], out: Path) -> None:
@@ -197,6 +225,7 @@ def batch(
         if len(files) > 2:
             raise UsageProblem("give one file to deduplicate or two files to link, not more")
         mapping = parse_column_map(columns)
+        _check_writable(out)
         _run(files, mapping, out, one_to_one=not many_to_many, workers=workers)
     except UsageProblem as exc:
         if debug:

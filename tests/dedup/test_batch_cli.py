@@ -72,7 +72,8 @@ def test_column_map_from_json_and_yaml(tmp_path):
 @pytest.mark.parametrize(
     "data,encoding",
     [("Müller".encode("utf-8"), "utf-8"), ("\ufeffMüller".encode("utf-8"), "utf-8-sig"),
-     ("Müller €".encode("cp1252"), "cp1252"), ("Müller €".encode("iso-8859-15"), "iso-8859-15")],
+     ("Müller €".encode("cp1252"), "cp1252"), ("Müller €".encode("iso-8859-15"), "iso-8859-15"),
+     ("Müller".encode("utf-16"), "utf-16")],
 )
 def test_encodings_are_detected(data, encoding):
     assert detect_encoding(data) == encoding
@@ -103,3 +104,34 @@ def test_refused_input_exits_1_with_one_sentence(tmp_path, registers):
     assert r.exit_code == 1 and "twice" in r.output, f"duplicate record ids are refused: {r.output}"
     for r in (bad_col, missing):
         assert "Traceback" not in r.output and r.output.count("\n") == 1, f"one sentence, no traceback: {r.output!r}"
+
+
+def test_an_unwritable_out_is_a_usage_error_before_any_work(tmp_path, registers):
+    a, _, _ = registers
+    f = write(tmp_path / "a.csv", a[:50])
+    for out, why in [("/proc/nope/pairs.csv", "a directory that cannot be created"), (str(tmp_path), "a directory")]:
+        r = runner.invoke(app, ["batch", str(f), "--columns", MAP, "--out", out])
+        assert r.exit_code == 2 and "--out" in r.output and r.output.count("\n") == 1, f"{why}: {r.output!r}"
+
+
+def test_a_spreadsheets_unicode_text_is_read_and_utf16_without_a_mark_refused(tmp_path, registers):
+    a, _, _ = registers
+    tab = write(tmp_path / "a.txt", a[:60], encoding="utf-16", delimiter="\t")
+    out = tmp_path / "o.csv"
+    r = runner.invoke(app, ["batch", str(tab), "--columns", MAP, "--out", str(out)])
+    assert r.exit_code == 0, f"UTF-16 with a byte order mark, tab-separated, as spreadsheets save it: {r.output}"
+    bare = tmp_path / "b.csv"
+    bare.write_bytes(tab.read_bytes()[2:])
+    r = runner.invoke(app, ["batch", str(bare), "--columns", MAP, "--out", str(out)])
+    assert r.exit_code == 1 and "NUL" in r.output and r.output.count("\n") == 1, f"UTF-16 without a mark: one clear sentence: {r.output!r}"
+
+
+def test_unreadable_birth_dates_are_reported_not_swallowed(tmp_path, registers):
+    from dataclasses import replace
+
+    a, _, _ = registers
+    records = [replace(r, birth_date=bd) if i < 3 else r for i, (r, bd) in enumerate(zip(a[:40], ["09.03.78", "31.02.1978", "xx"] + [None] * 40))]
+    f = write(tmp_path / "a.csv", records)
+    r = runner.invoke(app, ["batch", str(f), "--columns", MAP, "--out", str(tmp_path / "o.csv")])
+    assert r.exit_code == 0, r.output
+    assert "3 birth date(s)" in r.output and "compared as missing" in r.output, f"two-digit years, impossible dates and text must be reported: {r.output}"
