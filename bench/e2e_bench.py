@@ -15,7 +15,8 @@ it starts the hub as real processes, assigns one case, then
 
 In the same run it measures the raw reference rates on the same machine -- PostgreSQL single-row
 commits/s, SQLite (WAL) single-row commits/s, pika publishes with a confirm each per second (to a
-quorum queue, like the hub's) -- so each result is also a ratio that holds across machines.
+quorum queue, like the hub's), and the interpreter's speed on a fixed loop of JSON and dict work
+(the hub is CPU-bound in Python on 2 cores) -- so each result is also a ratio that holds across machines.
 
     .venv/bin/python bench/e2e_bench.py --messages 5000 --clients 32
     .venv/bin/python bench/e2e_bench.py --backends embedded --messages 2000 --api-procs 2
@@ -137,6 +138,22 @@ def sqlite_commits_per_s(seconds: float = 3.0) -> float:
             n += 1
         conn.close()
         return n / (time.perf_counter() - start)
+
+
+def python_loops_per_s(seconds: float = 3.0) -> float:
+    """The interpreter's speed on this machine, single-threaded: a fixed loop of the kind of work the
+    hub does per message (a small JSON document through json, dicts, strings). On 2 cores the hub is
+    CPU-bound in Python, so its rates follow this reference across machines far more closely than
+    they follow the database's commit rate (which depends on the disk)."""
+    doc = {"header": {"messageUuid": "6f1c1b9e-3a4e-4c7e-9a55-0d2b8c1f2e11", "messageType": "teilnahme.mitwirkung.2040", "version": "1.0"},
+           "body": {"caseId": "F-0123456789AB", "event": "unentschuldigtes_fehlen", "eventDate": "2026-11-30", "facts": "x" * 120}}
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(100):
+            back = json.loads(json.dumps(doc))
+            renamed = {k.lower(): (v.upper() if isinstance(v, str) else v) for k, v in back["body"].items()}
+            n += len(renamed) > 0
+    return n / (time.perf_counter() - start)
 
 
 def pika_confirmed_publishes_per_s(amqp_url: str, seconds: float = 3.0) -> float:
@@ -531,6 +548,7 @@ def main() -> None:
     }
     base_env = {"HUB_CONTRACTS_DIR": str(ROOT / "contracts"), "HUB_LOG_FORMAT": "json", "HUB_LOG_LEVEL": "warning"}
     backends = args.backends.split(",")
+    report["reference"]["python_loops_per_s"] = round(python_loops_per_s())
     report["reference"]["sqlite_commits_per_s"] = round(sqlite_commits_per_s())
     if "amqp-postgres" in backends:
         report["reference"]["postgres_commits_per_s"] = round(pg_commits_per_s())
@@ -551,6 +569,7 @@ def main() -> None:
     for name, r in report["results"].items():
         base = ref["sqlite_commits_per_s"] if name == "embedded" else ref["postgres_commits_per_s"]
         r["ratio_e2e_to_db_commits"] = round(r["e2e_msgs_per_s"] / base, 3)
+        r["ratio_e2e_to_python_loops"] = round(r["e2e_msgs_per_s"] / ref["python_loops_per_s"], 4)
         if name == "amqp-postgres":
             r["ratio_e2e_to_confirmed_publishes"] = round(r["e2e_msgs_per_s"] / ref["pika_confirmed_publishes_per_s"], 3)
     if args.json:
