@@ -122,3 +122,13 @@ def add_measure(conn: Connection, case: Case, partner_id: str, measure_number: s
 def running(conn: Connection, case_id: str, measure_number: str) -> list[str]:
     """The partners that run `measure_number` for the case."""
     return [r[0] for r in conn.execute(_RUNNING, {"case_id": case_id, "measure_number": measure_number})]
+
+
+_MEASURES_OF = sa.select(case_measures.c.case_id, case_measures.c.partner_id, case_measures.c.measure_number).where(
+    case_measures.c.case_id.in_(sa.bindparam("case_ids", expanding=True))
+)
+
+
+def measures_of(conn: Connection, case_ids: list[str]) -> set[tuple[str, str, str]]:
+    """(case, partner, measure) of every measure run for `case_ids`, in one statement."""
+    return {(r.case_id, r.partner_id, r.measure_number) for r in conn.execute(_MEASURES_OF, {"case_ids": case_ids})} if case_ids else set()

@@ -147,18 +147,21 @@ def _report_digest(
     message_type: str, sender: Partner, case_id: str | None, message: Message,
     case_of: Callable[[str], str | None] | None = None, case_refs: Sequence[str] = (),
 ) -> str:
-    """What makes two reports the same report: type, direction, test or not, case and content -- not
-    the ids that name the case, nor the order of lines that name cases.
+    """What makes two reports the same report: sender, test or not, case and content -- not the ids
+    that name the case, nor the order of lines that name cases.
 
-    Direction is the sender's role: a provider's proposed change and the Jobcenter's identical answer
-    are two reports (the answer must reach the provider), while the same report from a second system of
-    a provider is one. A test message (header `test`) never makes its production twin a duplicate.
-    Cases named inside the body (`case_refs`, e.g. an invoice's lines) count by the hub's case, which
-    `case_of` finds for the sender's reference, so two systems with their own references agree."""
+    Reports count per sender (partner): the same report again -- under another message id, through
+    another channel, from a second installation under the same partner -- is a duplicate, but two
+    partners' reports are never compared. Else a provider could learn from its own message's status
+    `duplicate` what another provider had reported about a shared client, and a Jobcenter's answer
+    with the same content as a provider's proposal would never reach the provider. A test message
+    (header `test`) never makes its production twin a duplicate. Cases named inside the body
+    (`case_refs`, e.g. an invoice's lines) count by the hub's case, which `case_of` finds for the
+    sender's reference."""
     body = {k: v for k, v in message.body_dict().items() if k not in _CASE_ID_FIELDS}
     for path in case_refs:
         _canonical_case_refs(body, path.split("."), case_of or (lambda ref: None))
-    key = {"type": message_type, "from": sender.role, "test": bool(message.header.test), "case": case_id, "body": body}
+    key = {"type": message_type, "from": sender.id, "test": bool(message.header.test), "case": case_id, "body": body}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -207,8 +210,30 @@ def case_chain(hub: Hub, conn: Connection, ctx: Context) -> None:
         customer = getattr(body, "customer_number", None)
         if customer:
             ctx.case = chain.open_case(conn, ctx.sender.id, customer, getattr(body, "bg_number", None), ctx.person_id)
+    if ctx.case is not None and ctx.sender.role == "provider":
+        _check_runs_measure(conn, ctx)
     if ctx.case is not None:
         record(conn, ctx.row.id, "chain", "case", case=ctx.case.id)
+
+
+def _check_runs_measure(conn: Connection, ctx: Context) -> None:
+    """A provider reports on the measures it runs for the case, not on another provider's: a member
+    of the case could otherwise send starts, absences or exits for a measure it has nothing to do with."""
+    measure = getattr(ctx.message.body, "measure_number", None)
+    if not measure:
+        return
+    unit = unit_of_work.current(conn)
+    key = ("runs", ctx.case.id, ctx.sender.id, measure)
+    runs = unit.memo.get(key) if unit is not None and unit.reads_current() else None
+    if runs is None:
+        runs = ctx.sender.id in chain.running(conn, ctx.case.id, measure)
+    if not runs:
+        pointer = "/body/measureNumber" if ctx.row.format == "provider-json" else None
+        raise Refusal(
+            "business-rule",
+            "The message concerns a measure the sender does not run for this case",
+            [Finding(f"measure {measure!r} is not run by {ctx.sender.id} for this case", pointer=pointer)],
+        )
 
 
 def route(hub: Hub, conn: Connection, ctx: Context) -> None:
@@ -501,6 +526,15 @@ def _read_ahead(hub: Hub, conn: Connection, unit: unit_of_work.UnitOfWork, rows:
     found = chain.cases_for_refs(conn, sorted(refs))
     for (partner_id, ref), case in found.items():
         unit.memo[("case", partner_id, ref)] = case
+    reported = [  # (case, provider, measure) the batch's provider reports name: does the provider run it?
+        (case.id, sender.id, measure)
+        for _, sender, message, _ in decoded
+        if sender.role == "provider" and (measure := getattr(message.body, "measure_number", None))
+        and (case := found.get((sender.id, _case_ref(message) or ""))) is not None
+    ]
+    runs = chain.measures_of(conn, sorted({case_id for case_id, _, _ in reported}))
+    for case_id, sender_id, measure in reported:
+        unit.memo[("runs", case_id, sender_id, measure)] = (case_id, sender_id, measure) in runs
     patterns = hub.dedup_policy.get("duplicate_reports") or ()
     in_body = hub.dedup_policy.get("case_refs") or {}
     digests = []

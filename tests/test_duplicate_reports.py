@@ -87,23 +87,30 @@ def invoice(case_ids: list[str], sender: str = PROVIDER) -> dict:
     return data
 
 
-def test_an_invoice_again_with_its_lines_reordered_or_from_a_second_system_is_a_duplicate(hub: Hub) -> None:
+def test_an_invoice_again_with_its_lines_reordered_is_a_duplicate(hub: Hub) -> None:
     ours = [assign(hub, "123D456789"), assign(hub, "123D456790", given_name="Lena")]
-    theirs = [assign(hub, "123D456789", OTHER_PROVIDER), assign(hub, "123D456790", OTHER_PROVIDER, given_name="Lena")]
     first = invoice(ours)
     assert len(first["body"]["lines"]) == 2, "the sample invoice must have two lines for this specification"
     assert outcome(hub, send(hub, PROVIDER, "provider-json", first), JOBCENTER) == ("routed", 1)
-
     reordered = resent_as_new(first)
     reordered["body"]["lines"].reverse()
     assert outcome(hub, send(hub, PROVIDER, "provider-json", reordered), JOBCENTER) == ("duplicate", 0), "the same invoice with its lines in another order"
 
-    second_system = invoice(theirs, OTHER_PROVIDER)
-    second_system["body"] = copy.deepcopy(first["body"])
-    for line, case_id in zip(second_system["body"]["lines"], theirs):
+
+def test_another_providers_report_is_never_compared_with_ones_own(hub: Hub) -> None:
+    """Else a provider sharing a client could guess another provider's report and learn from its own
+    message's status `duplicate` that it guessed right."""
+    ours, theirs = [assign(hub, "123D456789"), assign(hub, "123D456790", given_name="Lena")], [
+        assign(hub, "123D456789", OTHER_PROVIDER), assign(hub, "123D456790", OTHER_PROVIDER, given_name="Lena")
+    ]
+    first = invoice(ours)
+    assert outcome(hub, send(hub, PROVIDER, "provider-json", first), JOBCENTER) == ("routed", 1)
+    look_alike = invoice(theirs, OTHER_PROVIDER)
+    look_alike["body"] = copy.deepcopy(first["body"])
+    for line, case_id in zip(look_alike["body"]["lines"], theirs):
         line["case_id"] = case_id
-    assert outcome(hub, send(hub, OTHER_PROVIDER, "provider-json", second_system), JOBCENTER) == ("duplicate", 0), (
-        "the same invoice from a second system, which names the cases by its own references"
+    assert outcome(hub, send(hub, OTHER_PROVIDER, "provider-json", look_alike), JOBCENTER) == ("routed", 1), (
+        "the other provider's invoice was compared with this provider's"
     )
 
 
@@ -119,20 +126,34 @@ def test_a_sender_learns_from_its_history_that_a_report_was_a_duplicate_but_not_
 
     from hub.api import create_app
 
-    ours, theirs = assign(hub, "123D456789"), assign(hub, "123D456789", OTHER_PROVIDER)
+    ours = assign(hub, "123D456789")
     report = provider_sample("teilnahme.mitwirkung.2040", ours)
     first = send(hub, PROVIDER, "provider-json", report)
     again = send(hub, PROVIDER, "provider-json", resent_as_new(report))
-    elsewhere = resent_as_new(report)
-    elsewhere["header"]["author"] = {"id": OTHER_PROVIDER}
-    elsewhere["body"]["case_id"] = theirs
-    second_system = send(hub, OTHER_PROVIDER, "provider-json", elsewhere)
+    client = TestClient(create_app(hub, role="api"), headers={"Authorization": f"Bearer {tokens[PROVIDER]}"})
+    history = client.get(f"/v1/messages/{again}").json()["history"]
+    (event,) = [e for e in history if e["event"] == "duplicate"]
+    assert event["detail"]["of"] == first, "a sender may see which of its own messages came first"
 
-    def duplicate_event(partner: str, message_id: str) -> dict:
-        client = TestClient(create_app(hub, role="api"), headers={"Authorization": f"Bearer {tokens[partner]}"})
-        history = client.get(f"/v1/messages/{message_id}").json()["history"]
-        (event,) = [e for e in history if e["event"] == "duplicate"]
-        return event["detail"]
 
-    assert duplicate_event(PROVIDER, again)["of"] == first, "a sender may see which of its own messages came first"
-    assert "of" not in duplicate_event(OTHER_PROVIDER, second_system), "the first message is another partner's: its id must not be shown"
+def test_a_provider_reports_only_on_the_measures_it_runs(hub: Hub) -> None:
+    """Both providers take part in the client's case, each with its own measure: one may not report
+    starts (or absences, exits) for the other's measure."""
+    assign(hub, "123D456789")  # the sample's measure, run by PROVIDER
+    ours = agency_sample("zuweisung.anmeldung.1020")["body"]["measure_number"]
+    other_measure = "962-BVB-2026-0007"
+    data = agency_sample("zuweisung.anmeldung.1020", measure_number=other_measure)
+    data["header"]["reader"] = {"id": OTHER_PROVIDER}
+    message_id = send(hub, JOBCENTER, "agency-xml", data)
+    with db.read(hub.engine) as conn:
+        body = conn.execute(sa.select(deliveries.c.body).where(deliveries.c.message_id == message_id, deliveries.c.recipient == OTHER_PROVIDER)).scalar_one()
+    theirs = json.loads(body)["body"]["caseId"]
+    start = provider_sample("teilnahme.eintritt.2010", theirs, measure_number=ours, started=True, start_date="2026-12-03")
+    start["header"]["author"] = {"id": OTHER_PROVIDER}
+    start["body"].pop("non_start_reason", None)
+    refused = send(hub, OTHER_PROVIDER, "provider-json", start)
+    assert outcome(hub, refused, JOBCENTER) == ("rejected", 0), "a start for another provider's measure reached the Jobcenter"
+    own = copy.deepcopy(start)
+    own["header"]["message_uuid"] = new_uuid()
+    own["body"]["measure_number"] = other_measure
+    assert outcome(hub, send(hub, OTHER_PROVIDER, "provider-json", own), JOBCENTER) == ("routed", 1), "its own measure's start must arrive"
