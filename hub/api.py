@@ -6,18 +6,23 @@ partner's data) ever reaches a caller. Bodies are read with a hard size limit be
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 import uuid
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from concurrent.futures import Future
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Annotated, Any
 
 import structlog
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -34,18 +39,28 @@ log = structlog.get_logger("hub.api")
 
 PROBLEM = "application/problem+json"
 
+#: seconds a 503 asks the caller to wait before sending again
+RETRY_AFTER = "5"
+
 
 def error_answer(exc: Exception, path: str) -> tuple[int, dict[str, Any], dict[str, str]]:
     """(status, problem+json body, headers) for an exception that ends a request: a Refusal says what
-    was wrong; a database error is a 503 with Retry-After (never a 500: the partner should retry); anything
-    else is a 500 that says nothing internal and is logged with its traceback."""
+    was wrong; a database that cannot serve right now (db.is_unavailable: connection lost, refused or
+    unanswered, pool exhausted) is a 503 with Retry-After -- the partner should send again; anything
+    else, including a value the database refuses (sent again, it would fail again), is a 500 that says
+    nothing internal and is logged with its traceback."""
     if isinstance(exc, Refusal):
         headers = {"WWW-Authenticate": 'Bearer realm="casechain-hub"'} if exc.status == 401 else {}
+        if exc.status == 503:
+            headers["Retry-After"] = RETRY_AFTER
         return exc.status, exc.problem(path), headers
-    if isinstance(exc, (OperationalError, DBAPIError)):
-        log.error("database unavailable", error=str(exc).splitlines()[0])
-        refusal = Refusal("unavailable", "The hub's database is unavailable; retry later")
-        return refusal.status, refusal.problem(path), {"Retry-After": "5"}
+    if db.is_unavailable(exc):
+        log.error("database unavailable", error=(str(exc).splitlines() or [type(exc).__name__])[0])
+        detail = "The hub's database is unavailable; retry later"
+        if path == "/v1/messages":
+            detail += ". Send the message again with the same message UUID: it is stored once, and if it was stored already the answer is its first id (200)"
+        refusal = Refusal("unavailable", detail)
+        return refusal.status, refusal.problem(path), {"Retry-After": RETRY_AFTER}
     log.error("unhandled error", path=path, exc_info=exc)
     body = {"type": "about:blank", "title": "Internal error", "status": 500, "detail": "The hub could not process the request; it has been logged."}
     return 500, body, {}
@@ -83,7 +98,7 @@ class TokenCache:
 
 
 def _lookup_token(hub: Hub, token: str) -> str | None:
-    with db.read(hub.engine) as conn:
+    with db.deadline(db.limits().request_timeout), db.read(hub.engine) as conn:
         return partner_for_token(conn, token)
 
 
@@ -138,6 +153,7 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
     @app.exception_handler(Refusal)
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
     @app.exception_handler(Exception)
     async def _error(request: Request, exc: Exception) -> JSONResponse:
         status, body, headers = error_answer(exc, request.url.path)
@@ -171,28 +187,39 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
 
     # -- partner API -------------------------------------------------------------------------------
     @app.post("/v1/messages", status_code=202, tags=["messages"], summary="Submit one message")
-    async def submit(request: Request, partner: Caller) -> JSONResponse:
+    async def submit(
+        request: Request,
+        partner: Caller,
+        x_correlation_id: Annotated[
+            str | None,
+            Header(alias="X-Correlation-ID", max_length=64, pattern=ingress.CORRELATION_ID.pattern, description=f"optional, {ingress.CORRELATION_ID_RULE}"),
+        ] = None,
+    ) -> JSONResponse:
         """Served by `MessageIntake` in front of the router; declared here for the OpenAPI document."""
         data = await read_body(request)
-        status, body, headers = await take_message(hub, partner, data, request.headers.get("content-type"), request.headers.get("x-correlation-id"))
+        status, body, headers = await take_message(hub, partner, data, request.headers.get("content-type"), x_correlation_id)
         return JSONResponse(body, status_code=status, headers=headers)
+
+    def request_deadline() -> AbstractContextManager[None]:
+        """The deadline of a request's database work (HUB_DB_REQUEST_TIMEOUT): past it, 503."""
+        return db.deadline(db.limits().request_timeout)
 
     @app.get("/v1/messages/{message_id}", tags=["messages"], summary="Status and history of a message")
     def get_message(message_id: str, partner: Caller) -> dict[str, Any]:
-        with db.write(hub.engine) as conn:
+        with request_deadline(), db.write(hub.engine) as conn:
             view = message_store.message_view(conn, message_id, partner)
             audit(conn, partner.id, "message-read", message_id=message_id)
         return view
 
     @app.get("/v1/inbox", tags=["inbox"], summary="Deliveries waiting for the caller, oldest first")
     def get_inbox(partner: Caller, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
-        with db.write(hub.engine) as conn:
+        with request_deadline(), db.write(hub.engine) as conn:
             items = message_store.inbox(conn, partner, limit)
         return {"deliveries": items, "count": len(items)}
 
     @app.post("/v1/inbox/{delivery_id}/ack", tags=["inbox"], summary="Acknowledge a delivery (idempotent)")
     def ack(delivery_id: str, partner: Caller) -> dict[str, Any]:
-        with db.write(hub.engine) as conn:
+        with request_deadline(), db.write(hub.engine) as conn:
             return message_store.acknowledge(conn, partner, delivery_id)
 
     @app.get("/v1/contracts", tags=["contracts"], summary="The contract catalogue")
@@ -227,9 +254,13 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    database_probe = Probe(lambda: _db_ok(hub), READY_SECONDS)
+    broker_probe = Probe(lambda: hub.transport.ready(), READY_SECONDS)
+
     @app.get("/readyz", tags=["operations"], include_in_schema=False)
-    def readyz() -> JSONResponse:
-        checks = {"database": _db_ok(hub), "broker": hub.transport.ready()}
+    async def readyz() -> JSONResponse:
+        database, broker = await asyncio.gather(database_probe(), broker_probe())
+        checks = {"database": database, "broker": broker}
         ok = all(checks.values())
         return JSONResponse({"status": "ready" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 
@@ -243,8 +274,10 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
 
 
 async def take_message(hub: Hub, partner: Partner, data: bytes, content_type: str | None, correlation_id: str | None) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """Accept one message: 202 with its id (200 for a resend of one already taken), or raise."""
-    accepted = await ingress.accept_async(hub, partner, data, content_type, correlation_id or None)
+    """Accept one message: 202 with its id (200 for a resend of one already taken), or raise.
+
+    `correlation_id` is the X-Correlation-ID header as sent: checked here, where it is read (400)."""
+    accepted = await ingress.accept_async(hub, partner, data, content_type, ingress.checked_correlation_id(correlation_id))
     status_url = f"/v1/messages/{accepted.id}"
     body = {"id": accepted.id, "status_url": status_url, "duplicate": not accepted.created}
     return (202 if accepted.created else 200), body, {"Location": status_url}
@@ -326,6 +359,42 @@ class CorrelationMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+#: seconds /readyz waits for each check: a probe needs an answer, not a hung request
+READY_SECONDS = 3.0
+
+
+class Probe:
+    """A readiness check, answered within `seconds` however long the check itself takes.
+
+    The check runs in its own thread under `db.deadline(seconds)`; not done in time, it counts as
+    failed. One runs at a time: while a check hangs (a database or broker that never answers),
+    further probes wait for that same one instead of starting more threads.
+    """
+
+    def __init__(self, check: Callable[[], bool], seconds: float) -> None:
+        self.check, self.seconds = check, seconds
+        self._running: Future | None = None
+        self._lock = threading.Lock()
+
+    async def __call__(self) -> bool:
+        with self._lock:
+            if self._running is None or self._running.done():
+                self._running = Future()
+                threading.Thread(target=self._run, args=(self._running,), name="readyz", daemon=True).start()
+            running = self._running
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(running)), self.seconds)
+        except TimeoutError:
+            return False
+
+    def _run(self, outcome: Future) -> None:
+        try:
+            with db.deadline(self.seconds):
+                outcome.set_result(bool(self.check()))
+        except Exception:  # noqa: BLE001 - a check that fails says "not ready"
+            outcome.set_result(False)
 
 
 def _db_ok(hub: Hub) -> bool:

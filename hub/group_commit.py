@@ -11,6 +11,12 @@ fails alone; if the batch cannot commit, every write is tried again on its own.
 
 A caller that already holds the write lock (nested use) runs its write directly: waiting for the
 writer thread would wait for itself.
+
+Each group's transaction runs under `db.deadline(HUB_DB_REQUEST_TIMEOUT)`: a database that stops
+answering fails the group (an outage) instead of stalling the writer for good. A caller that gives up
+waiting (the HTTP accept path at its deadline) cancels its future; a write still queued then is never
+run, so the caller knows it was not stored. Once the writer has taken a write into a group, it can no
+longer be cancelled.
 """
 
 from __future__ import annotations
@@ -73,22 +79,25 @@ class GroupCommit:
             job = self._queue.get()
             if job is None:
                 return
-            batch = [job]
+            batch = [job] if _claim(job) else []
             while len(batch) < self.max_batch:
                 try:
                     job = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if job is None:
-                    self._commit(batch)
+                    if batch:
+                        self._commit(batch)
                     return
-                batch.append(job)
-            self._commit(batch)
+                if _claim(job):
+                    batch.append(job)
+            if batch:
+                self._commit(batch)
 
     def _commit(self, batch: list[tuple[Work, Future]]) -> None:
         outcomes: list[tuple[Future, bool, Any]] = []
         try:
-            with db.write(self.engine) as conn, unit_of_work.collecting(conn):
+            with db.deadline(db.limits().request_timeout), db.write(self.engine) as conn, unit_of_work.collecting(conn):
                 for work, future in batch:
                     try:
                         with unit_of_work.savepoint(conn):
@@ -113,3 +122,9 @@ class GroupCommit:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+
+
+def _claim(job: tuple[Work, Future]) -> bool:
+    """True if the job's caller still waits: its future is now running (no longer cancellable).
+    False for a cancelled job, which is dropped unrun -- its caller was told it was not stored."""
+    return job[1].set_running_or_notify_cancel()

@@ -205,3 +205,62 @@ def test_message_submission_answers_like_every_other_endpoint(hub, tokens, monke
     failed = client.post("/v1/messages", content=body, headers=auth)
     assert failed.status_code == 500 and failed.headers["content-type"] == "application/problem+json"
     assert "secret" not in failed.text, "a 500 must not show internals to the caller"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("c" * 65, id="65 characters"),
+        pytest.param("two words", id="a space"),
+        pytest.param("id\x01", id="a control character"),
+        pytest.param("zürich", id="not ASCII"),
+    ],
+)
+def test_a_bad_correlation_id_header_is_refused_400_naming_the_header(hub, tokens, value: str) -> None:  # noqa: ANN001
+    """X-Correlation-ID is stored (64 characters at most) and logged: a value that does not fit is
+    the partner's error, answered 400 before anything is stored -- on every database alike (SQLite
+    would store it, PostgreSQL would refuse the insert)."""
+    from fastapi.testclient import TestClient
+
+    from hub.api import create_app
+
+    client = TestClient(create_app(hub, role="api"), raise_server_exceptions=False)
+    body = encode(hub, "agency-xml", agency_sample("zuweisung.anmeldung.1020"))
+    headers = {"Authorization": f"Bearer {tokens[JOBCENTER]}", "Content-Type": "application/xml", "X-Correlation-ID": value.encode()}
+    r = client.post("/v1/messages", content=body, headers=headers)
+    problem = assert_problem(r, 400, "malformed")
+    assert "X-Correlation-ID" in problem["detail"], f"the answer names the header: {problem}"
+    with db.read(hub.engine) as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar_one() == 0, "a refused message was stored"
+
+
+def test_a_correlation_id_of_64_characters_is_taken_and_kept(hub, tokens) -> None:  # noqa: ANN001
+    from fastapi.testclient import TestClient
+
+    from hub.api import create_app
+
+    client = TestClient(create_app(hub, role="api"), raise_server_exceptions=False)
+    body = encode(hub, "agency-xml", agency_sample("zuweisung.anmeldung.1020"))
+    value = "ABC-2024/17:" + "x" * 52
+    headers = {"Authorization": f"Bearer {tokens[JOBCENTER]}", "Content-Type": "application/xml", "X-Correlation-ID": value}
+    r = client.post("/v1/messages", content=body, headers=headers)
+    assert r.status_code == 202, r.text
+    view = client.get(r.json()["status_url"], headers={"Authorization": f"Bearer {tokens[JOBCENTER]}"}).json()
+    assert view["correlation_id"] == value
+
+
+def test_a_message_uuid_that_is_not_a_uuid_is_refused_422_and_not_stored(hub, tokens) -> None:  # noqa: ANN001
+    """The message UUID is the resend key and is stored in 36 characters. A value the contract's
+    "format: uuid" lets through loosely (here 32 hex digits in 38 characters) is still no UUID."""
+    from fastapi.testclient import TestClient
+
+    from hub.api import create_app
+
+    client = TestClient(create_app(hub, role="api"), raise_server_exceptions=False)
+    data = json.loads(encode(hub, "provider-json", provider_sample("teilnahme.mitwirkung.2040", "F-AAAABBBBCCCC")))
+    data["header"]["messageUuid"] = "12345678-1234-1234-1234-1234-5678-9abc"
+    r = client.post("/v1/messages", content=json.dumps(data).encode(), headers={"Authorization": f"Bearer {tokens[PROVIDER]}", "Content-Type": "application/json"})
+    problem = assert_problem(r, 422, "schema-invalid")
+    assert [f["pointer"] for f in problem["findings"]] == ["/header/messageUuid"], problem
+    with db.read(hub.engine) as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar_one() == 0, "a refused message was stored"
