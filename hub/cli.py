@@ -318,10 +318,13 @@ def partners_amqp_setup(
     Declares the hub's topology and `<prefix>partner.<id>`, creates (or updates) the user through the
     management HTTP API (or `rabbitmqctl` on the broker host) with permissions configure "^$",
     write "^$", read "^<queue>$" on the hub's vhost. Set `delivery: amqp` in the partner's profile so
-    the delivery worker pushes its deliveries there instead of keeping them in the HTTP inbox.
+    the outbox relay (a thread in every hub process) pushes its deliveries there instead of keeping
+    them in the HTTP inbox.
     """
     import re
     import secrets
+
+    import pika.exceptions
 
     from hub.transport.amqp import AmqpTransport, setup_partner_user
 
@@ -334,7 +337,11 @@ def partners_amqp_setup(
     user = user or f"hub-partner-{partner_id}"
     generated = password is None
     password = password or secrets.token_urlsafe(24)
-    transport.declare_all([partner_id])
+    wait = 5.0  # an operator's command gives up after a few seconds; the workers retry for as long as they run
+    try:
+        transport.declare_all([partner_id], give_up_after=wait)
+    except (pika.exceptions.AMQPConnectionError, ConnectionError, OSError) as exc:
+        fail(f"could not connect to RabbitMQ at {transport.address} (vhost {transport.vhost!r}) within {wait:g} s ({type(exc).__name__}); is it running, and is HUB_BROKER_URL right?")
     queue = transport.topology.partner_queue(partner_id)
     permissions = {"configure": "^$", "write": "^$", "read": f"^{re.escape(queue)}$"}
     how = setup_partner_user(transport, user, password, permissions, management_url or hub.settings.amqp_management_url)

@@ -8,12 +8,14 @@ outbox relay --(confirm)--> {p}work (direct) --key q--> {p}q                 quo
 consumer: handler fails --(confirm)--> {p}retry (direct) --key q.<ms>--> {p}retry.q.<ms>  (TTL <ms>)
                                                         ^-- dead-letters back to {p}work / key q when the TTL ends
 consumer: attempts exhausted -> dead_handler (DB) -> basic.reject -> {p}dead (direct) --key q--> {p}dead.q
-delivery worker --(confirm)--> {p}partners (direct) --key <partner id>--> {p}partner.<partner id>   quorum
+consumer: not a hub message --(confirm, header x-hub-dead-reason)--> {p}dead --key q--> {p}dead.q
+outbox relay --(confirm)--> {p}partners (direct) --key <partner id>--> {p}partner.<partner id>   quorum
 ```
 
 Publishing stays on the transactional outbox (`Transport.publish` inserts into the `outbox` table in
-the caller's transaction); `hub.transport.relay.OutboxRelay` moves committed rows to `{p}work` with
-publisher confirms and deletes a row only after its confirm. A crash between confirm and delete
+the caller's transaction); `hub.transport.relay.OutboxRelay` (a thread in every hub process) moves
+committed rows to `{p}work`, and deliveries for partners that consume over AMQP to their own queue,
+with publisher confirms, and deletes a row only after its confirm. A crash between confirm and delete
 publishes the row again: at-least-once, never lost; receivers are idempotent.
 
 Consumers (competing, any number of threads/processes/hosts) use manual acks and a prefetch window.
@@ -21,10 +23,26 @@ They take every message the broker has handed over (up to the prefetch) as one b
 handler for each in a SAVEPOINT of one database transaction, commit, and only then ack (one
 ``basic.ack multiple``). A handler that raises has its savepoint rolled back; the message is
 re-published with confirm to a retry queue whose TTL brings it back (1 s, 2 s, 4 s, ... 60 s) and is
-then acked. Attempts are counted in the ``x-hub-attempts`` header plus the quorum queue's
-``x-delivery-count`` (redeliveries after a consumer died), so a message that keeps killing its
-worker still ends as a dead letter after `HUB_MAX_ATTEMPTS`. When the database itself is away,
-nothing counts as an attempt: the batch stays unacked and is retried when the database answers.
+then acked. A batch that fails as a whole -- its read-ahead (`handler.prefetch`), the write of the
+rows it collected, its commit, or on PostgreSQL an item whose failed statement aborted the
+transaction (the lazy savepoints are only issued before a write, so a failed SELECT cannot be rolled
+back alone) -- is processed again one item per transaction, on the same channel: one bad item never
+holds back the rest. A body that is not a JSON object is no hub message: it is parked in
+``{p}dead.q`` at once, with the reason in the ``x-hub-dead-reason`` header.
+
+Attempts are the handler's failures, counted in the ``x-hub-attempts`` header; after
+`HUB_MAX_ATTEMPTS` the message is buried: the dead handler gives it status and history, a
+``dead_letters`` row is written, and only once that committed is it rejected into ``{p}dead.q``. A
+burial that fails is not rejected (the broker's copy would have no record an operator sees): the
+message goes to a retry queue and is buried on its next delivery. A message that comes back
+*unsettled* -- its consumer was stopped (SIGTERM, deploy), lost its connection, or crashed -- did not
+fail: a graceful restart returns every prefetched message. The quorum queue's ``x-delivery-count``
+(plus ``x-hub-redeliveries``, carried over when the message is re-published) therefore only detects
+crashes: past `MAX_REDELIVERIES` (16) the message is buried without running the handler again, so a
+message that kills its worker every time still ends as a dead letter. (RabbitMQ 4 dead-letters a
+quorum queue's message itself after 20 deliveries by default; the hub's limit is below that, so the
+hub buries it, with its record.) When the database itself is away, nothing counts as an attempt: the
+batch stays unacked and is retried when the database answers.
 
 pika's BlockingConnection is not thread-safe: every thread opens its own connection. Connections are
 re-established with exponential backoff and jitter (tenacity) whenever the broker goes away.
@@ -37,7 +55,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -64,10 +82,46 @@ RETRY_DELAYS_MS = (1000, 2000, 4000, 8000, 16000, 32000, 60000)
 #: connection-level failures after which a thread reconnects
 AMQP_ERRORS = (pika.exceptions.AMQPError, ConnectionError, OSError)
 WORK_QUEUES = (PIPELINE,)
+#: times a message may come back unsettled (its consumer stopped, lost its connection or crashed while
+#: holding it) before it is buried without running its handler again: crash detection, not an attempt
+#: count (a graceful restart returns every prefetched message). Below RabbitMQ 4's default quorum
+#: delivery-limit (20), so the hub buries such a message, with its record, before the broker drops it.
+MAX_REDELIVERIES = 16
+#: seconds a readiness probe waits for the broker (the compose healthcheck gives up after 5)
+READY_TIMEOUT = 2.0
+#: headers the broker sets on a delivery; not copied when the hub re-publishes a message
+_BROKER_HEADERS = ("x-death", "x-delivery-count", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason")
 
 
 class DatabaseUnavailable(Exception):
     """The database did not answer: retry the batch later, without counting an attempt."""
+
+
+class NotAHubMessage(ValueError):
+    """A body the hub cannot have published (not JSON, not a JSON object, unreadable headers)."""
+
+
+@dataclass
+class _Delivery:
+    """One message the broker handed a consumer, and what processing it came to."""
+
+    method: Any
+    props: Any
+    body: bytes
+    item: Item
+    #: times it came back unsettled before (see MAX_REDELIVERIES)
+    redeliveries: int
+    #: None until decided: "done", "failed" (retry), "buried" (reject into the DLQ), "unburied" (retry the burial)
+    outcome: str | None = None
+    error: str | None = None
+
+
+class _TransactionAborted(Exception):
+    """An item left the batch's transaction aborted (PostgreSQL): nothing after it can run in it."""
+
+    def __init__(self, delivery: _Delivery, outcome: str, error: str) -> None:
+        super().__init__(error)
+        self.delivery, self.outcome, self.error = delivery, outcome, error
 
 
 @dataclass(frozen=True)
@@ -142,6 +196,42 @@ def _db_error_is_outage(engine: Engine, exc: BaseException) -> bool:
     return isinstance(exc, DatabaseUnavailable) or db.is_outage(engine, exc)
 
 
+def _transaction_aborted(conn: sa.Connection) -> bool:
+    """True when PostgreSQL refuses every further statement of this transaction (a statement failed
+    outside a savepoint). Such a transaction's COMMIT is silently a ROLLBACK, so a batch must notice
+    this itself. SQLite has no such state (its driver connection has no `info`)."""
+    info = getattr(conn.connection.driver_connection, "info", None)
+    status = getattr(info, "transaction_status", None)
+    return getattr(status, "name", "") == "INERROR"
+
+
+def _own_headers(props: Any) -> dict[str, Any]:
+    """A delivery's headers without the ones the broker added, for re-publishing it."""
+    return {k: v for k, v in (props.headers or {}).items() if k not in _BROKER_HEADERS}
+
+
+def _read_delivery(queue: str, method: Any, props: Any, body: bytes) -> _Delivery:
+    """The hub message in a delivery; raises NotAHubMessage (with the reason) for anything else.
+
+    Attempts are the handler's failures so far (``x-hub-attempts``) plus this one; how often the
+    message came back unsettled is kept apart (``x-delivery-count`` of the quorum queue, plus
+    ``x-hub-redeliveries`` carried over when it was re-published): a restart is no failure."""
+    headers = props.headers or {}
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise NotAHubMessage(f"the body is not JSON ({exc})") from exc
+    if not isinstance(payload, dict):
+        raise NotAHubMessage(f"the body is a JSON {type(payload).__name__}, not a JSON object")
+    try:
+        failures = int(headers.get("x-hub-attempts", 0))
+        redeliveries = int(headers.get("x-hub-redeliveries", 0)) + int(headers.get("x-delivery-count", 0))
+    except (TypeError, ValueError) as exc:
+        raise NotAHubMessage(f"unreadable attempt headers ({exc})") from exc
+    item = Item(headers.get("x-hub-outbox-id", props.message_id), queue, payload, failures + 1)
+    return _Delivery(method, props, body, item, redeliveries)
+
+
 class AmqpTransport(Transport):
     name = "amqp"
     #: the outbox is not the queue here: a relay moves it to the broker
@@ -168,24 +258,40 @@ class AmqpTransport(Transport):
         self._ready_cache: tuple[float, bool] = (0.0, False)
         #: partners whose queues every consumer declares on connect (profile `delivery: amqp`)
         self.partner_ids: list[str] = []
+        #: see MAX_REDELIVERIES
+        self.max_redeliveries = MAX_REDELIVERIES
 
     # -- connections -------------------------------------------------------------------------------
-    def parameters(self, purpose: str = "hub") -> pika.URLParameters:
+    def parameters(self, purpose: str = "hub", timeout: float | None = None) -> pika.URLParameters:
+        """Connection parameters; `timeout` bounds opening the connection (socket and AMQP handshake),
+        for a probe or a command that must answer soon rather than wait out pika's 15 s default."""
         params = pika.URLParameters(self.url)
         params.heartbeat = 30
         params.blocked_connection_timeout = 60
         params.socket_timeout = 5
         params.connection_attempts = 1
         params.client_properties = {"connection_name": f"casechain-hub {purpose} pid={os.getpid()} {threading.current_thread().name}"}
+        if timeout is not None:
+            params.socket_timeout = timeout
+            params.stack_timeout = timeout
         return params
 
-    def connect(self, stop: threading.Event | None = None, purpose: str = "hub") -> BlockingConnection | None:
-        """A new connection for the calling thread; retries with backoff until it works or `stop` is set."""
+    def connect(
+        self, stop: threading.Event | None = None, purpose: str = "hub", give_up_after: float | None = None, timeout: float | None = None
+    ) -> BlockingConnection | None:
+        """A new connection for the calling thread; retries with backoff until it works or `stop` is set.
+
+        Worker threads retry for as long as they run; a command passes `give_up_after` (seconds), after
+        which the last connection error is raised. `timeout` bounds each attempt (see `parameters`)."""
         stop = stop or threading.Event()
+
+        def done(state: Any) -> bool:
+            return stop.is_set() or (give_up_after is not None and state.seconds_since_start >= give_up_after)
+
         retrying = Retrying(
             retry=retry_if_exception_type(AMQP_ERRORS),
             wait=wait_exponential(multiplier=0.2, max=5.0) + wait_random(0, 0.5),
-            stop=lambda _state: stop.is_set(),
+            stop=done,
             sleep=stop.wait,
             before_sleep=lambda state: log.warning(
                 "amqp.connect failed; retrying", purpose=purpose, attempt=state.attempt_number, error=repr(state.outcome.exception())
@@ -197,7 +303,7 @@ class AmqpTransport(Transport):
                 with attempt:
                     if stop.is_set():
                         return None
-                    return BlockingConnection(self.parameters(purpose))
+                    return BlockingConnection(self.parameters(purpose, timeout))
         except AMQP_ERRORS:
             if stop.is_set():
                 return None
@@ -215,6 +321,27 @@ class AmqpTransport(Transport):
         path = urlsplit(self.url).path
         return unquote(path[1:]) if len(path) > 1 else "/"
 
+    @property
+    def address(self) -> str:
+        """host:port of the broker, for messages to people (never the credentials)."""
+        parts = urlsplit(self.url)
+        return f"{parts.hostname or '127.0.0.1'}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
+
+    def try_declare_partner(self, connection: BlockingConnection, partner_id: str) -> str | None:
+        """Declare a partner's queue on a channel of its own; None when done, else the broker's reason.
+
+        A declaration the broker refuses (a queue of that name with other arguments, no permission)
+        closes the channel it ran on: on a shared channel one broken partner queue would stop every
+        consumer or every relay publish. Here it costs only that partner's deliveries."""
+        try:
+            ch = connection.channel()
+            self.topology.declare_partner(ch, partner_id)
+            ch.close()
+            return None
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            log.error("amqp: the broker refused to declare a partner queue; its deliveries wait", partner=partner_id, error=str(exc))
+            return f"the broker refused to declare {self.topology.partner_queue(partner_id)}: {exc.reply_code} {exc.reply_text}"
+
     # -- consuming ---------------------------------------------------------------------------------
     def consume(self, queue: str, handler: Handler, dead_handler: DeadHandler, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -227,7 +354,7 @@ class AmqpTransport(Transport):
             except AMQP_ERRORS as exc:
                 log.warning("amqp.consumer lost its connection; reconnecting", queue=queue, error=repr(exc))
                 stop.wait(0.5)
-            except Exception as exc:  # noqa: BLE001 - never die: unacked messages come back, attempts are counted
+            except Exception as exc:  # noqa: BLE001 - never die: unacked messages come back (no attempt counted)
                 log.error("amqp.consumer failed; reconnecting", queue=queue, error=repr(exc))
                 stop.wait(1.0)
             finally:
@@ -241,7 +368,7 @@ class AmqpTransport(Transport):
         ch = connection.channel()
         self.topology.declare(ch)
         for partner_id in self.partner_ids:
-            self.topology.declare_partner(ch, partner_id)
+            self.try_declare_partner(connection, partner_id)
         ch.confirm_delivery()  # retries published from this channel wait for their confirm
         ch.basic_qos(prefetch_count=self.prefetch)
         buffer: list[tuple[Any, Any, bytes]] = []
@@ -254,71 +381,167 @@ class AmqpTransport(Transport):
                 buffer.clear()
                 self._process_batch(connection, ch, queue, batch, handler, dead_handler, stop)
 
-    def _item(self, queue: str, props: Any, body: bytes) -> Item:
-        headers = props.headers or {}
-        attempts = int(headers.get("x-hub-attempts", 0)) + int(headers.get("x-delivery-count", 0)) + 1
-        return Item(headers.get("x-hub-outbox-id", props.message_id), queue, json.loads(body), attempts)
-
     def _process_batch(self, connection: BlockingConnection, ch: BlockingChannel, queue: str, batch: list, handler: Handler, dead_handler: DeadHandler, stop: threading.Event) -> None:
-        items = []
+        """Process what the broker handed over: park what is no hub message, decide every other
+        message in the database, then settle each with the broker according to its outcome."""
+        found: list[_Delivery] = []
         for method, props, body in batch:
             try:
-                items.append((method, props, body, self._item(queue, props, body)))
-            except (ValueError, TypeError) as exc:  # not a hub message: park it, never loop on it
-                log.error("unreadable message parked in the dead-letter queue", queue=queue, error=repr(exc), body=body[:200])
-                ch.basic_reject(method.delivery_tag, requeue=False)
-        if not items:
-            return
+                found.append(_read_delivery(queue, method, props, body))
+            except NotAHubMessage as exc:  # never loop on it, never let it fail the batch
+                self._park(ch, queue, method, props, body, str(exc))
+        if found and self._decide_all(connection, queue, found, handler, dead_handler, stop):
+            self._settle(ch, queue, found)
+
+    def _park(self, ch: BlockingChannel, queue: str, method: Any, props: Any, body: bytes, reason: str) -> None:
+        """Move a message that is no hub message to {p}dead.<queue>, saying why in x-hub-dead-reason."""
+        log.error("unreadable message parked in the dead-letter queue", queue=queue, reason=reason, body=body[:200])
+        headers = {**_own_headers(props), "x-hub-dead-reason": reason[:500]}
+        properties = pika.BasicProperties(
+            delivery_mode=pika.DeliveryMode.Persistent, content_type=props.content_type, message_id=props.message_id, headers=headers
+        )
+        ch.basic_publish(self.topology.dead, queue, body, properties, mandatory=True)  # waits for its confirm
+        ch.basic_ack(method.delivery_tag)
+
+    def _decide_all(self, connection: BlockingConnection, queue: str, found: list[_Delivery], handler: Handler, dead_handler: DeadHandler, stop: threading.Event) -> bool:
+        """Give every delivery its outcome in the database. While the database is away nothing is
+        decided and nothing counts: wait (heartbeats keep flowing) and try again; False if stopped
+        meanwhile (the broker delivers the unacked messages again)."""
         pause = 0.2
         while True:
-            failed: list[tuple[Any, Any, bytes, Item, str]] = []
-            dead: list[Any] = []
             try:
-                with db.write(self.engine) as conn, unit_of_work.collecting(conn):
-                    prefetch(handler, conn, [item for *_, item in items if item.attempts <= self.max_attempts])
-                    for method, props, body, item in items:
-                        if item.attempts > self.max_attempts:
-                            reason = f"gave up after {item.attempts - 1} attempts"
-                            self._run(conn, lambda c, i=item, r=reason: self._bury(c, i, r, dead_handler))
-                            dead.append(method)
-                            continue
-                        error = self._run(conn, lambda c, i=item: handler(c, i))
-                        if error is not None:
-                            failed.append((method, props, body, item, error))
-                self.notify()  # committed: wake this process's relay for outbox rows the batch wrote
-                break
-            except AMQP_ERRORS:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the database went away under the batch (or at commit)
-                if not _db_error_is_outage(self.engine, exc):
-                    raise
-                log.warning("database unavailable; batch kept unacked, retrying", queue=queue, size=len(items), error=repr(exc))
+                self._decide([d for d in found if d.outcome is None], queue, handler, dead_handler)
+                return True
+            except DatabaseUnavailable as exc:
+                log.warning("database unavailable; batch kept unacked, retrying", queue=queue, size=len(found), error=str(exc))
                 if stop.is_set():
-                    return  # unacked: the broker delivers them again
-                connection.sleep(pause)  # keeps heartbeats flowing
+                    return False
+                connection.sleep(pause)
                 pause = min(pause * 2, 5.0)
-        for method in dead:
-            ch.basic_reject(method.delivery_tag, requeue=False)  # -> {p}dead.<queue> for the record
-        for method, props, body, item, error in failed:
-            delay = retry_delay_ms(item.attempts)
-            log.warning("handler failed; will retry", queue=queue, attempt=item.attempts, delay_ms=delay, error=error)
-            headers = {k: v for k, v in (props.headers or {}).items() if k not in ("x-death", "x-delivery-count", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason")}
-            headers["x-hub-attempts"] = item.attempts
-            headers["x-hub-last-error"] = error[:500]
-            ch.basic_publish(
-                self.topology.retry,
-                f"{queue}.{delay}",
-                body,
-                pika.BasicProperties(
-                    delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json", message_id=props.message_id, headers=headers
-                ),
-                mandatory=True,
-            )
-        acked = [method.delivery_tag for method, *_ in items if method not in dead]
+
+    def _decide(self, pending: list[_Delivery], queue: str, handler: Handler, dead_handler: DeadHandler) -> None:
+        """The batch in one transaction; if it fails as a whole, its items one per transaction.
+
+        Raises DatabaseUnavailable when the database is away (then nothing is lost: items decided
+        alone keep their outcome, the others are tried again)."""
+        if not pending:
+            return
+        culprit: _Delivery | None = None
+        try:
+            self._in_one_transaction(pending, handler, dead_handler)
+            return
+        except DatabaseUnavailable:
+            raise
+        except _TransactionAborted as aborted:  # its item is decided; the batch is redone without it
+            culprit, error = aborted.delivery, aborted.error
+            culprit.outcome, culprit.error = aborted.outcome, aborted.error
+        except Exception as exc:  # noqa: BLE001 - read-ahead, collected rows or commit failed
+            if _db_error_is_outage(self.engine, exc):
+                raise DatabaseUnavailable(repr(exc)) from exc
+            error = repr(exc)
+            if len(pending) == 1:  # nothing to tell apart: the failure is the item's
+                self._failed(pending[0], error)
+                return
+        others = [d for d in pending if d is not culprit]
+        if not others:
+            return
+        log.warning("batch failed as a whole; processing its items one per transaction", queue=queue, size=len(pending), error=error)
+        for delivery in others:
+            self._alone(delivery, handler, dead_handler)
+
+    def _in_one_transaction(self, pending: list[_Delivery], handler: Handler, dead_handler: DeadHandler) -> None:
+        """All items in one transaction, a (lazy) savepoint each; outcomes hold only once it committed."""
+        outcomes: dict[int, tuple[str, str | None]] = {}
+        with db.write(self.engine) as conn, unit_of_work.collecting(conn):
+            prefetch(handler, conn, [d.item for d in pending if self._burial_reason(d) is None])
+            if _transaction_aborted(conn):
+                raise RuntimeError("the batch's read-ahead left the transaction aborted")
+            for delivery in pending:
+                outcomes[id(delivery)] = self._attempt(conn, delivery, handler, dead_handler)
+                self._check_not_aborted(conn, delivery, *outcomes[id(delivery)])
+        for delivery in pending:
+            delivery.outcome, delivery.error = outcomes[id(delivery)]
+
+    def _alone(self, delivery: _Delivery, handler: Handler, dead_handler: DeadHandler) -> None:
+        """One item in a transaction of its own: whatever fails in it is this item's failure."""
+        try:
+            with db.write(self.engine) as conn, unit_of_work.collecting(conn):
+                if self._burial_reason(delivery) is None:
+                    prefetch(handler, conn, [delivery.item])
+                outcome, error = self._attempt(conn, delivery, handler, dead_handler)
+                self._check_not_aborted(conn, delivery, outcome, error)
+            delivery.outcome, delivery.error = outcome, error
+        except _TransactionAborted as aborted:
+            delivery.outcome, delivery.error = aborted.outcome, aborted.error
+        except DatabaseUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - its read-ahead, its rows or its commit failed
+            if _db_error_is_outage(self.engine, exc):
+                raise DatabaseUnavailable(repr(exc)) from exc
+            self._failed(delivery, repr(exc))
+
+    def _check_not_aborted(self, conn: sa.Connection, delivery: _Delivery, outcome: str, error: str | None) -> None:
+        """Raise _TransactionAborted if `delivery` left the transaction unusable (see _transaction_aborted)."""
+        if not _transaction_aborted(conn):
+            return
+        if error is None:  # its handler swallowed the failed statement: the item still failed
+            outcome, error = ("unburied" if outcome == "buried" else "failed"), "a statement failed and aborted the transaction"
+        raise _TransactionAborted(delivery, outcome, error)
+
+    def _failed(self, delivery: _Delivery, error: str) -> None:
+        delivery.outcome = "unburied" if self._burial_reason(delivery) else "failed"
+        delivery.error = error
+
+    def _burial_reason(self, delivery: _Delivery) -> str | None:
+        """Why the message is to be buried instead of handled; None while it may be handled."""
+        if delivery.item.attempts > self.max_attempts:
+            return f"gave up after {delivery.item.attempts - 1} attempts"
+        if delivery.redeliveries > self.max_redeliveries:
+            return f"delivered {delivery.redeliveries + 1} times without being settled (it seems to stop or crash its consumer)"
+        return None
+
+    def _attempt(self, conn: sa.Connection, delivery: _Delivery, handler: Handler, dead_handler: DeadHandler) -> tuple[str, str | None]:
+        """Bury or handle one item in a savepoint of `conn`: (outcome, error)."""
+        reason = self._burial_reason(delivery)
+        if reason is not None:
+            error = self._run(conn, lambda c: self._bury(c, delivery.item, reason, dead_handler))
+            return ("buried", None) if error is None else ("unburied", error)
+        error = self._run(conn, lambda c: handler(c, delivery.item))
+        return ("done", None) if error is None else ("failed", error)
+
+    def _settle(self, ch: BlockingChannel, queue: str, found: list[_Delivery]) -> None:
+        """Tell the broker, after the commit: reject the buried (into {p}dead.<queue>), re-publish the
+        failed to a retry queue, then ack everything else in one basic.ack multiple."""
+        acked = []
+        for delivery in found:
+            item = delivery.item
+            if delivery.outcome == "buried":
+                ch.basic_reject(delivery.method.delivery_tag, requeue=False)  # -> {p}dead.<queue> for the record
+                continue
+            if delivery.outcome == "failed":
+                delay = retry_delay_ms(item.attempts)
+                log.warning("handler failed; will retry", queue=queue, attempt=item.attempts, delay_ms=delay, error=delivery.error)
+                self._retry(ch, queue, delivery, item.attempts, delay, delivery.error or "")
+            elif delivery.outcome == "unburied":  # no record of its death: it must come back, not go to the DLQ
+                delay = retry_delay_ms(item.attempts)
+                log.error("burying a message failed; it comes back to be buried", queue=queue, delay_ms=delay, error=delivery.error)
+                self._retry(ch, queue, delivery, item.attempts - 1, delay, f"burial failed: {delivery.error}")
+            acked.append(delivery.method.delivery_tag)
         if acked:
             ch.basic_ack(max(acked), multiple=True)
 
-    def _run(self, conn: sa.Connection, work) -> str | None:  # type: ignore[no-untyped-def]
+    def _retry(self, ch: BlockingChannel, queue: str, delivery: _Delivery, failures: int, delay: int, error: str) -> None:
+        """Re-publish a message to the retry queue of `delay` ms (with its confirm), carrying its counts."""
+        headers = _own_headers(delivery.props)
+        headers["x-hub-attempts"] = failures
+        headers["x-hub-redeliveries"] = delivery.redeliveries
+        headers["x-hub-last-error"] = error[:500]
+        properties = pika.BasicProperties(
+            delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json", message_id=delivery.props.message_id, headers=headers
+        )
+        ch.basic_publish(self.topology.retry, f"{queue}.{delay}", delivery.body, properties, mandatory=True)
+
+    def _run(self, conn: sa.Connection, work: Callable[[sa.Connection], None]) -> str | None:
         """Run `work` in a savepoint; return the error text if it raised (the database being away raises)."""
         try:
             with unit_of_work.savepoint(conn):
@@ -340,21 +563,23 @@ class AmqpTransport(Transport):
 
     # -- operations ------------------------------------------------------------------------------------
     def ready(self) -> bool:
+        """Whether the broker answers (readiness probe): within READY_TIMEOUT, cached for a second."""
         at, ok = self._ready_cache
         if time.monotonic() - at < 1.0:
             return ok
         try:
-            params = self.parameters("readyz")
-            params.socket_timeout = 2
-            BlockingConnection(params).close()
+            BlockingConnection(self.parameters("readyz", timeout=READY_TIMEOUT)).close()
             ok = True
         except Exception:  # noqa: BLE001
             ok = False
         self._ready_cache = (time.monotonic(), ok)
         return ok
 
-    def declare_all(self, partner_ids: Iterable[str] = ()) -> None:
-        connection = self.connect(purpose="declare")
+    def declare_all(self, partner_ids: Iterable[str] = (), give_up_after: float | None = None) -> None:
+        """Declare the topology and the partners' queues. With `give_up_after` (seconds), raise the
+        connection error when the broker does not answer by then, instead of retrying for ever."""
+        timeout = None if give_up_after is None else max(1.0, min(READY_TIMEOUT, give_up_after))
+        connection = self.connect(purpose="declare", give_up_after=give_up_after, timeout=timeout)
         assert connection is not None
         try:
             ch = connection.channel()

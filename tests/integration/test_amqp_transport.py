@@ -203,7 +203,7 @@ def test_partner_user_reads_only_its_own_queue(amqp_pg_env: dict[str, str]) -> N
             assert f"hub.partner.{partner}" in done.stdout
         hub = hub_for(amqp_pg_env)
         url = amqp_pg_env["HUB_BROKER_URL"]
-        # put one message in each partner queue (as the delivery worker would)
+        # put one message in each partner queue (as the outbox relay would)
         connection = pika.BlockingConnection(pika.URLParameters(url))
         ch = connection.channel()
         ch.confirm_delivery()
