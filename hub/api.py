@@ -214,7 +214,7 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
     @app.get("/v1/inbox", tags=["inbox"], summary="Deliveries waiting for the caller, oldest first")
     def get_inbox(partner: Caller, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
         with request_deadline(), db.write(hub.engine) as conn:
-            items = message_store.inbox(conn, partner, limit)
+            items = message_store.inbox(conn, partner, limit, lambda fmt: hub.adapter(fmt).spec.get("encoding", "utf-8"))
         return {"deliveries": items, "count": len(items)}
 
     @app.post("/v1/inbox/{delivery_id}/ack", tags=["inbox"], summary="Acknowledge a delivery (idempotent)")

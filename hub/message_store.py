@@ -8,6 +8,7 @@ another partner's message exists.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -98,7 +99,10 @@ def _detail_for(conn: Connection, event: Any, viewer: Partner | None) -> Any:
     return shown
 
 
-def inbox(conn: Connection, partner: Partner, limit: int) -> list[dict[str, Any]]:
+def inbox(conn: Connection, partner: Partner, limit: int, encoding_of: Callable[[str], str] = lambda fmt: "utf-8") -> list[dict[str, Any]]:
+    """The caller's pending deliveries, oldest first. A body is text in its format's encoding
+    (`encoding_of`: a municipal CSV record is ISO-8859-15), handed out as JSON text or, for JSON
+    deliveries, as the parsed document."""
     rows = conn.execute(
         sa.select(deliveries)
         .where(deliveries.c.recipient == partner.id, deliveries.c.status == "pending")
@@ -107,7 +111,7 @@ def inbox(conn: Connection, partner: Partner, limit: int) -> list[dict[str, Any]
     ).all()
     items = []
     for d in rows:
-        body: Any = d.body.decode("utf-8")
+        body: Any = d.body.decode(encoding_of(d.format))
         if d.content_type == "application/json":
             body = json.loads(body)
         items.append(
