@@ -11,15 +11,7 @@ from hub import db
 from hub.api import create_app
 from hub.runtime import Hub
 from tests.conftest import JOBCENTER, MUNICIPAL, OPERATOR, agency_sample, send
-
-
-def master_data(sender: str, reader: str, customer: str, **person: str) -> dict:
-    data = agency_sample("person.stammdaten.0100")
-    data["header"].update(author={"id": sender}, reader={"id": reader})
-    data["body"]["customer_number"] = customer
-    data["body"].pop("bg_number", None)
-    data["body"]["person"].update(person)
-    return data
+from tests.test_identity import master_data
 
 
 def history(hub: Hub, token: str, message_id: str) -> list[dict]:
