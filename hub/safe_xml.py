@@ -3,6 +3,11 @@
 No DTD is loaded, no entity is expanded, nothing is fetched from the network, and a document that
 carries a DOCTYPE at all is refused: a legitimate contract message never needs one, while DTDs are the
 vehicle for XXE and billion-laughs attacks. Size is capped before parsing, by the caller.
+
+Comments and processing instructions are dropped while parsing: text split by one
+(`<wochenstunden>2<!-- -->5.0</wochenstunden>`) is then one text node, so the XSD and the adapter see
+the same value ("25.0"); otherwise the schema validated the whole text while `.text` read only "2".
+Line numbers of the elements are those of the original bytes, which the caller keeps as evidence.
 """
 
 from __future__ import annotations
@@ -11,10 +16,17 @@ from lxml import etree
 
 from hub.findings import Finding, Refusal
 
+
 def _parser() -> etree.XMLParser:
     # lxml parsers are not thread-safe; one per thread is cheap and safe.
     return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
     )
 
 

@@ -107,3 +107,15 @@ def test_deliveries_leave_as_one_iso_8859_15_batch_file_written_atomically(hub: 
     with db.read(hub.engine) as conn:
         statuses = {r.status for r in conn.execute(sa.select(deliveries.c.status).where(deliveries.c.recipient == PARTNER))}
     assert statuses == {"acknowledged"}
+
+
+def test_a_quoted_line_break_stays_in_its_record_and_refusals_name_the_files_lines(hub: Hub, drop: FileDrop) -> None:
+    """Records are found by a CSV parser: a cell with a line break (quoted, as CSV allows) no longer
+    splits its record in two broken ones, and a later refused record is named by its line in the file."""
+    two_lines = record("Anna", "Groß").replace(";Hauptstraße;", ';"Hauptstraße\r\nHinterhaus";')
+    put_file(drop, hub, "umbruch.csv", [two_lines, record("Eva", "Klein", postcode="1067"), record("Öznur", "Öztürk")])
+    drop.scan(), drop.scan()
+    assert count(hub) == 2, "the record with the line break and the one after the refused record must be stored"
+    (answer,) = list(drop.outbox(hub.partners[PARTNER]).glob("rueckweisung_*.csv"))
+    text = answer.read_bytes().decode("iso-8859-15")
+    assert "umbruch.csv line 4" in text and "line 2" not in text and "line 3" not in text, f"the refused record starts on line 4: {text}"

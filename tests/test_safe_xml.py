@@ -40,3 +40,17 @@ def test_wrong_declared_encoding_is_refused() -> None:
 def test_iso_8859_15_declared_is_read() -> None:
     root = safe_xml.parse('<?xml version="1.0" encoding="ISO-8859-15"?><a>Müller €</a>'.encode("iso-8859-15"))
     assert root.text == "Müller €"
+
+
+@pytest.mark.parametrize("splitter", [b"<!-- a comment -->", b"<?pi data?>"], ids=["comment", "processing-instruction"])
+def test_text_split_by_a_comment_or_processing_instruction_is_one_value(splitter: bytes) -> None:
+    """The XSD sees "25.0" in `2<!-- -->5.0`; the hub must read the same value, not "2"."""
+    root = safe_xml.parse(b"<a><b>2" + splitter + b"5.0</b></a>")
+    assert root[0].text == "25.0", f"the value was cut at the {splitter!r}: {root[0].text!r}"
+    assert len(root[0]) == 0, "no comment or processing instruction node may remain"
+
+
+def test_lines_of_elements_after_a_comment_are_those_of_the_original_bytes() -> None:
+    root = safe_xml.parse(b"<a>\n<!-- one\ntwo\nthree -->\n<b>x</b><?pi\n?>\n<c/></a>")
+    elements = [(e.tag, e.sourceline) for e in root if isinstance(e.tag, str)]
+    assert elements == [("b", 5), ("c", 7)], "findings would point at the wrong line"

@@ -110,7 +110,7 @@ class AgencyXmlAdapter(Adapter):
             elif node.children is not None:
                 value = self._read(child, node.children)
             else:
-                value = child.text or ""
+                value = "".join(child.itertext())  # all of it, even if a comment split the text
             key = self.names_inv.get(node.name, node.name)
             if node.many:
                 out.setdefault(key, []).append(value)

@@ -1,9 +1,15 @@
 """Municipal CSV batch files: `;`-separated, ISO-8859-15, DD.MM.YYYY, one record per row.
 
 A file carries many records; the hub treats each record as one message (the file drop splits files
-and joins outgoing records with `join`). Which columns a record has, in which order, and where each
-goes in the canonical model is data: the contract's municipal-csv.schema.json (JSON Schema of one row
-plus `x-columns` and per-column `x-path` / `x-type`).
+with `split` and joins outgoing records with `join`), so a message -- what `parse` reads, e.g. over
+HTTP -- is exactly one record. Which columns a record has, in which order, and where each goes in the
+canonical model is data: the contract's municipal-csv.schema.json (JSON Schema of one row plus
+`x-columns` and per-column `x-path` / `x-type`).
+
+Two guards of the format (contracts/formats/municipal-csv.yaml): bytes that are UTF-8 without a byte
+order mark, or that hold C1 control characters, are refused instead of being read as ISO-8859-15
+(names would arrive garbled); and a cell a spreadsheet would run as a formula is written with a
+leading single quote, which the reader removes again (`formula_guard`).
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import csv
 import datetime as dt
 import io
 import json
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -72,6 +80,71 @@ class Rows(list):
     columns: list[str]
 
 
+@dataclass(frozen=True)
+class FormulaGuard:
+    """OWASP's defence against CSV (formula) injection, as the format's data file declares it.
+
+    A clerk opens the hub's batch files in a spreadsheet; a cell starting with = + - @, a tab or a
+    carriage return would run as a formula there (`=HYPERLINK(...)` leaks data, DDE starts programs).
+    Such a cell is written with a leading single quote, which spreadsheets show as text. Values that
+    match `plain` (numbers and telephone numbers such as "+49 351 123456": digits, an optional sign,
+    space ( ) / . , - and nothing else) cannot call a function or reference a cell and stay as they
+    are, so the legacy system still imports the number it expects. The quote is added to a value
+    that starts with quotes and then a trigger too, so the reader can always take exactly one away.
+    """
+
+    triggers: str
+    prefix: str
+    plain: re.Pattern[str]
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> FormulaGuard:
+        return cls(spec["triggers"], spec["prefix"], re.compile(spec["plain"]))
+
+    def _marked(self, value: str) -> bool:
+        """True if `value` starts with zero or more prefixes and then a trigger character."""
+        rest = value.lstrip(self.prefix)
+        return bool(rest) and rest[0] in self.triggers
+
+    def neutralise(self, value: str) -> str:
+        """The cell to write for `value`."""
+        if self._marked(value) and not self.plain.fullmatch(value):
+            return self.prefix + value
+        return value
+
+    def restore(self, cell: str) -> str:
+        """The value a written cell stands for (the inverse of `neutralise`)."""
+        if cell.startswith(self.prefix) and self._marked(cell):
+            return cell[len(self.prefix) :]
+        return cell
+
+
+#: characters a Latin-script UTF-8 file holds (DIN 91379 letters, punctuation such as „ “ –, €). Bytes
+#: that decode as UTF-8 into one of them are taken for UTF-8; ISO-8859-15 text that merely happens to
+#: be valid UTF-8 (e.g. "ß" before a no-break space) decodes into other scripts and is read as it is.
+_LATIN_UTF8 = re.compile("[\u00a0-\u024f\u1e00-\u1eff\u2000-\u206f\u20a0-\u20cf]")
+#: C1 control characters: never text in ISO-8859-15; typical of Windows-1252 files (0x80 is € there)
+_C1 = re.compile("[\x80-\x9f]")
+_LINE_BREAK = re.compile("\r\n|\r|\n")
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    """(line, column), both from 1, of character `index` of `text`, with the line breaks CSV knows."""
+    breaks = list(_LINE_BREAK.finditer(text, 0, index))
+    start = breaks[-1].end() if breaks else 0
+    return len(breaks) + 1, index - start + 1
+
+
+def _utf8_without_bom(data: bytes) -> tuple[int, str] | None:
+    """(index of the first Latin letter written as UTF-8, the text) if `data` is such UTF-8, else None."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    found = _LATIN_UTF8.search(text)
+    return None if found is None else (found.start(), text)
+
+
 class MunicipalCsvAdapter(Adapter):
     format = "municipal-csv"
     media_type = "text/csv"
@@ -82,32 +155,76 @@ class MunicipalCsvAdapter(Adapter):
         self.encoding: str = self.spec["encoding"]
         self.tz = ZoneInfo(self.spec["timezone"])
         self.header_columns: dict[str, str] = self.spec["header_columns"]
+        self.guard = FormulaGuard.from_spec(self.spec["formula_guard"])
 
     # -- reading -----------------------------------------------------------------------------------
     def parse(self, data: bytes) -> Rows:
+        """One message: a header line and exactly one record (a file is `split` into such messages)."""
+        rows = self._rows(self._text(data))
+        if len(rows) > 1:
+            raise Refusal(
+                "schema-invalid",
+                f"A message is one record; this one has {len(rows)}",
+                [Finding("one record per message over HTTP; use the batch file channel for files", line=rows[1][0])],
+            )
+        return rows
+
+    def _text(self, data: bytes) -> str:
+        """The bytes as text: UTF-8 after a byte order mark, else ISO-8859-15 -- never a guess that garbles."""
         if data.startswith(BOM):
             try:
                 text = data[len(BOM) :].decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise Refusal("bad-encoding", "The file has a UTF-8 byte order mark but is not UTF-8", [Finding(exc.reason)]) from None
         else:
+            self._refuse_utf8(data)
             text = data.decode(self.encoding)  # every byte is a character in ISO-8859-15
         if "\x00" in text:
             raise Refusal("bad-encoding", f"The file is not {self.encoding} text (it contains NUL bytes)")
+        control = _C1.search(text)
+        if control is not None:
+            line, column = _position(text, control.start())
+            raise Refusal(
+                "bad-encoding",
+                "The file holds a C1 control character (0x80-0x9F), which is no text (a Windows-1252 file?)",
+                [Finding(f"character 0x{ord(control.group()):02X} is a C1 control character", line=line, column=column)],
+            )
+        return text
+
+    def _refuse_utf8(self, data: bytes) -> None:
+        """UTF-8 without a byte order mark would be read as ISO-8859-15 ("Jürgen" as "JÃ¼rgen"): refuse it."""
+        found = _utf8_without_bom(data)
+        if found is None:
+            return
+        index, text = found
+        line, column = _position(text, index)
+        raise Refusal(
+            "bad-encoding",
+            f"The file is UTF-8 without a byte order mark; municipal CSV is {self.encoding} (or UTF-8 starting with a byte order mark)",
+            [Finding(f"{text[index]!r} is UTF-8 encoded", line=line, column=column)],
+        )
+
+    def _rows(self, text: str) -> Rows:
+        """Every record with the line it starts on; cells stripped, guarded cells restored, empty ones left out."""
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter, strict=True)
         rows = Rows()
         try:
             columns = [c.strip() for c in next(reader)]
-            for record in reader:
+            while True:
+                start = reader.line_num + 1
+                try:
+                    record = next(reader)
+                except StopIteration:
+                    break
                 if not any(cell.strip() for cell in record):
                     continue
                 if len(record) != len(columns):
                     raise Refusal(
                         "malformed",
                         "A record has a different number of fields than the header line",
-                        [Finding(f"{len(record)} fields, the header has {len(columns)}", line=reader.line_num)],
+                        [Finding(f"{len(record)} fields, the header has {len(columns)}", line=start)],
                     )
-                rows.append((reader.line_num, {c: v.strip() for c, v in zip(columns, record) if v.strip()}))
+                rows.append((start, {c: self.guard.restore(v.strip()) for c, v in zip(columns, record) if v.strip()}))
         except StopIteration:
             raise Refusal("malformed", "The file is empty") from None
         except csv.Error as exc:
@@ -154,11 +271,14 @@ class MunicipalCsvAdapter(Adapter):
         return value
 
     def _cell_out(self, value: Any, kind: str | None) -> str:
+        """The cell for one value: dates as DD.MM.YYYY, text the legacy system can store, no formulas."""
         if kind == "date":
-            return dt.date.fromisoformat(value).strftime("%d.%m.%Y")
+            return dt.date.fromisoformat(value).strftime("%d.%m.%Y")  # starts with a digit: never guarded
         if kind == "findings":
-            return " | ".join(f"{f['location']}: {f['message']}" if f.get("location") else f["message"] for f in value)
-        return legacy_text(str(value), self.encoding)
+            text = " | ".join(f"{f['location']}: {f['message']}" if f.get("location") else f["message"] for f in value)
+        else:
+            text = str(value)
+        return self.guard.neutralise(legacy_text(text, self.encoding))
 
     def _timestamp(self, value: str) -> str:
         fmt = "%d.%m.%Y %H:%M:%S" if value.count(":") == 2 else "%d.%m.%Y %H:%M"
@@ -182,7 +302,7 @@ class MunicipalCsvAdapter(Adapter):
         for column, path in self.header_columns.items():
             value = get_path(head, path)
             if value is not None:
-                row[column] = self._format_timestamp(header.created_at) if path == "created_at" else str(value)
+                row[column] = self._format_timestamp(header.created_at) if path == "created_at" else self.guard.neutralise(str(value))
         for column, prop in schema["properties"].items():
             value = get_path(body, prop["x-path"]) if "x-path" in prop else None
             if value is not None:
@@ -196,12 +316,35 @@ class MunicipalCsvAdapter(Adapter):
     def _format_timestamp(self, value: dt.datetime) -> str:
         return value.astimezone(self.tz).strftime("%d.%m.%Y %H:%M:%S")
 
-    @staticmethod
-    def split(data: bytes) -> list[tuple[int, bytes]]:
-        """One file -> (line number, single-record file) per record, each with the header line."""
-        lines = data.splitlines(keepends=True)
-        header = lines[0]
-        return [(n, header + line) for n, line in enumerate(lines[1:], start=2) if line.strip()]
+    def split(self, data: bytes) -> list[tuple[int, bytes]]:
+        """One file -> (line number, single-record file) per record, each with the header line.
+
+        Records are found by the csv module, so a quoted cell with a line break stays in its record;
+        the bytes of each record are passed on unchanged (its line number is the one it starts on).
+        The structure (delimiter, quotes, line breaks) is ASCII in every encoding the format allows,
+        so the bytes are cut as Latin-1 text; `parse` decides about the encoding of each record. A
+        record the csv module cannot read (an unterminated quote) is passed on as it is and refused
+        by `parse` with its finding."""
+        lines = data.splitlines(keepends=True)  # bytes: only \r, \n and \r\n end a line
+        reader = csv.reader((line.decode("latin-1") for line in lines), delimiter=self.delimiter, strict=True)
+        spans: list[tuple[int, int]] = []
+        while reader.line_num < len(lines):
+            start = reader.line_num
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            except csv.Error:
+                record = ["broken"]  # not blank: ingress refuses it with the csv module's finding
+            if reader.line_num <= start:
+                break  # read nothing: never loop
+            if any(cell.strip() for cell in record):
+                spans.append((start, reader.line_num))
+        if not spans:
+            return []
+        (header_start, header_end), records = spans[0], spans[1:]
+        header = b"".join(lines[header_start:header_end])
+        return [(start + 1, header + b"".join(lines[start:end])) for start, end in records]
 
     @staticmethod
     def join(records: list[bytes]) -> bytes:

@@ -18,8 +18,13 @@ from hub.schemas.registry import Contract
 from hub.schemas.shape import json_paths, snake
 
 
+#: nesting a message may have; the contracts need fewer than 10 levels. Deeper documents are refused
+#: before anything recurses over them (the JSON decoder, schema validation, renaming)
+MAX_DEPTH = 64
+
+
 def parse_json(data: bytes) -> Any:
-    """Strict JSON: UTF-8 only (RFC 8259), no NaN or Infinity."""
+    """Strict JSON: UTF-8 only (RFC 8259), no NaN or Infinity, at most MAX_DEPTH levels deep."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -29,13 +34,32 @@ def parse_json(data: bytes) -> Any:
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        return json.loads(text, parse_constant=_no_constant)
+        doc = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise Refusal(
             "malformed", "The JSON is not well-formed", [Finding(exc.msg, line=exc.lineno, column=exc.colno)]
         ) from None
     except ValueError as exc:
         raise Refusal("malformed", "The JSON is not well-formed", [Finding(str(exc))]) from None
+    except RecursionError:
+        raise _too_deep() from None
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH and _deeper_than(doc, MAX_DEPTH):  # counting is cheaper
+        raise _too_deep()
+    return doc
+
+
+def _too_deep() -> Refusal:
+    return Refusal("malformed", f"The JSON is nested more than {MAX_DEPTH} levels deep", [Finding(f"more than {MAX_DEPTH} levels of arrays and objects")])
+
+
+def _deeper_than(doc: Any, limit: int) -> bool:
+    """True if arrays and objects nest more than `limit` levels (level by level: no recursion)."""
+    level = [doc] if isinstance(doc, (dict, list)) else []
+    for _ in range(limit):
+        if not level:
+            return False
+        level = [c for v in level for c in (v.values() if isinstance(v, dict) else v) if isinstance(c, (dict, list))]
+    return bool(level)
 
 
 def _no_constant(name: str) -> Any:
@@ -48,6 +72,17 @@ def _rename(value: Any, rename: Any) -> Any:
     if isinstance(value, list):
         return [_rename(v, rename) for v in value]
     return value
+
+
+def _require_text(header: dict[str, Any], names: tuple[str, ...]) -> None:
+    """The header fields that pick the contract must be strings: a list or an object names no contract."""
+    findings = [
+        Finding(f"{name} must be a string, not {type(header[name]).__name__ if header[name] is not None else 'null'}", pointer=f"/header/{name}")
+        for name in names
+        if name in header and not isinstance(header[name], str)
+    ]
+    if findings:
+        raise Refusal("missing-header", "The header does not name a message type and version as strings", findings)
 
 
 class ProviderJsonAdapter(Adapter):
@@ -65,6 +100,7 @@ class ProviderJsonAdapter(Adapter):
         header = doc.get("header") if isinstance(doc, dict) else None
         if not isinstance(header, dict):
             raise Refusal("missing-header", "The message has no header object", [Finding("header missing", pointer="/header")])
+        _require_text(header, ("messageType", "version"))
         author = header.get("author")
         return {
             "message_type": header.get("messageType"),

@@ -112,14 +112,17 @@ class Registry:
         return frozenset(SCHEMA_FILES)
 
     def get(self, message_type: str | None, version: str | None, fmt: str) -> Contract:
-        """The contract for a message, or a Refusal that says precisely what is missing."""
-        if not message_type or message_type not in self.types:
+        """The contract for a message, or a Refusal that says precisely what is missing.
+
+        The names come from partner input: anything but a string (a JSON list, say) is refused like an
+        unknown name, never looked up (a list is unhashable)."""
+        if not isinstance(message_type, str) or message_type not in self.types:
             raise Refusal(
                 "unknown-message-type",
                 f"Message type {message_type!r} is not in the contract catalogue",
                 [Finding(f"unknown message type {message_type!r}")],
             )
-        contract = self.contracts.get((message_type, version or "", fmt))
+        contract = self.contracts.get((message_type, version, fmt)) if isinstance(version, str) else None
         if contract is None:
             known = sorted(v for (t, v, f) in self.contracts if t == message_type and f == fmt)
             raise Refusal(
