@@ -379,17 +379,20 @@ def messages_show(message_id: str, as_json: Annotated[bool, typer.Option("--json
 
 @messages_app.command("replay")
 def messages_replay(message_id: str) -> None:
-    """Run a dead (or rejected) message through the pipeline again."""
+    """Run a dead (or rejected) message through the pipeline again, or push its dead deliveries again."""
     from hub import db, message_store
     from hub.findings import Refusal
 
     hub = _hub()
     try:
         with db.write(hub.engine) as conn:
-            message_store.replay(conn, message_id, "cli", hub.transport)
+            answer = message_store.replay(conn, message_id, "cli", hub.transport)
     except Refusal as refusal:
         fail(refusal.detail)
-    typer.echo(f"{message_id} queued for the pipeline again")
+    if answer.get("deliveries"):
+        typer.echo(f"{message_id}: {len(answer['deliveries'])} dead deliveries queued for their push again")
+    else:
+        typer.echo(f"{message_id} queued for the pipeline again")
 
 
 @messages_app.command("dead")

@@ -169,15 +169,38 @@ def dead_list(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
 
 
 def replay(conn: Connection, message_id: str, operator: str, transport: Any) -> dict[str, Any]:
-    """Run a message through the pipeline again. Deliveries already written are not written twice."""
+    """Run a message through the pipeline again (deliveries already written are not written twice);
+    or, for a processed message whose push to a partner's queue the broker refused until it was given
+    up (a dead delivery), push those deliveries again."""
     row = conn.execute(sa.select(messages.c.id, messages.c.status).where(messages.c.id == message_id)).first()
     if row is None:
         raise Refusal("not-found", f"No message {message_id}")
     if row.status in ("routed", "delivered"):
-        raise Refusal("conflict", f"Message {message_id} was processed ({row.status}); nothing to replay")
+        return _replay_deliveries(conn, row, operator, transport)
     conn.execute(messages.update().where(messages.c.id == message_id).values(status="received", updated_at=utcnow()))
     conn.execute(dead_letters.update().where(dead_letters.c.message_id == message_id, dead_letters.c.replayed_at.is_(None)).values(replayed_at=utcnow()))
     record(conn, message_id, "operations", "replayed", by=operator, previous_status=row.status)
     audit(conn, operator, "replayed", message_id=message_id)
     transport.publish(conn, "pipeline", {"message_id": message_id, "replay": True})
     return {"id": message_id, "status": "received"}
+
+
+def _replay_deliveries(conn: Connection, row: Any, operator: str, transport: Any) -> dict[str, Any]:
+    """The dead deliveries of a processed message back to `pending`, each queued for its push again."""
+    parked = conn.execute(
+        sa.select(dead_letters.c.id, dead_letters.c.queue, dead_letters.c.payload).where(
+            dead_letters.c.message_id == row.id, dead_letters.c.replayed_at.is_(None)
+        )
+    ).all()
+    parked = [p for p in parked if isinstance(p.payload, dict) and p.payload.get("delivery_id")]
+    if not parked:
+        raise Refusal("conflict", f"Message {row.id} was processed ({row.status}); nothing to replay")
+    now = utcnow()
+    for p in parked:
+        conn.execute(deliveries.update().where(deliveries.c.id == p.payload["delivery_id"], deliveries.c.status == "dead").values(status="pending"))
+        transport.publish(conn, p.queue, p.payload)
+    conn.execute(dead_letters.update().where(dead_letters.c.id.in_([p.id for p in parked])).values(replayed_at=now))
+    ids = [p.payload["delivery_id"] for p in parked]
+    record(conn, row.id, "operations", "replayed", by=operator, deliveries=ids)
+    audit(conn, operator, "replayed", message_id=row.id, deliveries=ids)
+    return {"id": row.id, "status": row.status, "deliveries": ids}
