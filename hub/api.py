@@ -350,7 +350,9 @@ class CorrelationMiddleware:
             await self.app(scope, receive, send)
             return
         structlog.contextvars.clear_contextvars()
-        request_id = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None) or uuid.uuid4().hex
+        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
+        # a caller's request id goes into every log line: only a plain one is taken, else a new one
+        request_id = given if given and ingress.CORRELATION_ID.fullmatch(given) else uuid.uuid4().hex
         structlog.contextvars.bind_contextvars(request_id=request_id)
 
         async def send_with_id(message: dict) -> None:

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub import db
+from hub.runtime import Hub
 from hub.tables import messages
 from tests.conftest import JOBCENTER, PROVIDER, LiveHub, agency_sample, encode, new_uuid, post, provider_sample
 
@@ -264,3 +265,17 @@ def test_a_message_uuid_that_is_not_a_uuid_is_refused_422_and_not_stored(hub, to
     assert [f["pointer"] for f in problem["findings"]] == ["/header/messageUuid"], problem
     with db.read(hub.engine) as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar_one() == 0, "a refused message was stored"
+
+
+def test_a_request_id_that_is_no_plain_token_is_replaced_not_logged(hub: Hub) -> None:
+    """X-Request-ID is echoed and bound to every log line of the request: a caller may not put 3 KB or
+    line breaks there."""
+    from fastapi.testclient import TestClient
+
+    from hub.api import create_app
+
+    client = TestClient(create_app(hub, role="api"))
+    kept = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    replaced = client.get("/healthz", headers={"X-Request-ID": "x" * 3000})
+    assert kept.headers["x-request-id"] == "abc-123", "a plain request id is kept"
+    assert len(replaced.headers["x-request-id"]) == 32, "an oversized request id is replaced by the hub's own"
