@@ -169,14 +169,18 @@ def dead_list(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
 
 
 def replay(conn: Connection, message_id: str, operator: str, transport: Any) -> dict[str, Any]:
-    """Run a message through the pipeline again (deliveries already written are not written twice);
-    or, for a processed message whose push to a partner's queue the broker refused until it was given
-    up (a dead delivery), push those deliveries again."""
+    """Push a message's dead deliveries again -- those the broker refused until the relay gave them
+    up, whatever the message's status (a quittung to a duplicate's sender, a rueckweisung can die
+    too) -- or, where there are none, run the message through the pipeline again (deliveries already
+    written are not written twice)."""
     row = conn.execute(sa.select(messages.c.id, messages.c.status).where(messages.c.id == message_id)).first()
     if row is None:
         raise Refusal("not-found", f"No message {message_id}")
-    if row.status in ("routed", "delivered"):
-        return _replay_deliveries(conn, row, operator, transport)
+    parked = _dead_deliveries(conn, message_id)
+    if parked:
+        return _replay_deliveries(conn, row, parked, operator, transport)
+    if row.status in ("routed", "delivered", "duplicate"):
+        raise Refusal("conflict", f"Message {message_id} was processed ({row.status}); nothing to replay")
     conn.execute(messages.update().where(messages.c.id == message_id).values(status="received", updated_at=utcnow()))
     conn.execute(dead_letters.update().where(dead_letters.c.message_id == message_id, dead_letters.c.replayed_at.is_(None)).values(replayed_at=utcnow()))
     record(conn, message_id, "operations", "replayed", by=operator, previous_status=row.status)
@@ -185,16 +189,18 @@ def replay(conn: Connection, message_id: str, operator: str, transport: Any) -> 
     return {"id": message_id, "status": "received"}
 
 
-def _replay_deliveries(conn: Connection, row: Any, operator: str, transport: Any) -> dict[str, Any]:
-    """The dead deliveries of a processed message back to `pending`, each queued for its push again."""
-    parked = conn.execute(
+def _dead_deliveries(conn: Connection, message_id: str) -> list[Any]:
+    """The message's dead letters that are deliveries the relay gave up (their payload names one)."""
+    rows = conn.execute(
         sa.select(dead_letters.c.id, dead_letters.c.queue, dead_letters.c.payload).where(
-            dead_letters.c.message_id == row.id, dead_letters.c.replayed_at.is_(None)
+            dead_letters.c.message_id == message_id, dead_letters.c.replayed_at.is_(None)
         )
     ).all()
-    parked = [p for p in parked if isinstance(p.payload, dict) and p.payload.get("delivery_id")]
-    if not parked:
-        raise Refusal("conflict", f"Message {row.id} was processed ({row.status}); nothing to replay")
+    return [r for r in rows if isinstance(r.payload, dict) and r.payload.get("delivery_id")]
+
+
+def _replay_deliveries(conn: Connection, row: Any, parked: list[Any], operator: str, transport: Any) -> dict[str, Any]:
+    """The message's dead deliveries back to `pending`, each queued for its push again."""
     now = utcnow()
     for p in parked:
         conn.execute(deliveries.update().where(deliveries.c.id == p.payload["delivery_id"], deliveries.c.status == "dead").values(status="pending"))

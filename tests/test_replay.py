@@ -35,3 +35,21 @@ def test_a_dead_delivery_of_a_processed_message_is_pushed_again(hub: Hub) -> Non
     assert left == 0 and "replayed" in events, "the dead letter is done with, and the history says who replayed it"
     with db.write(hub.engine) as conn, pytest.raises(Refusal, match="nothing to replay"):
         message_store.replay(conn, message_id, "operator-1", hub.transport)
+
+
+def test_a_dead_quittung_of_a_rejected_message_is_pushed_again_not_the_message_rerun(hub: Hub) -> None:
+    """The relay can give up any push, a rueckweisung too: replay sends that delivery again, and does
+    not run the rejected message through the pipeline (which would mark the dead letter done and
+    leave the delivery dead)."""
+    bad = agency_sample("zuweisung.anmeldung.1020", customer_number="123D456789")
+    bad["header"]["reader"] = {"id": "traeger-unbekannt"}
+    message_id = send(hub, JOBCENTER, "agency-xml", bad)
+    with db.write(hub.engine) as conn:
+        delivery_id = conn.execute(sa.select(deliveries.c.id).where(deliveries.c.message_id == message_id, deliveries.c.recipient == JOBCENTER)).scalar_one()
+        conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(status="dead"))
+        payload = {"delivery_id": delivery_id, "message_id": message_id}
+        conn.execute(dead_letters.insert().values(queue=PARTNER, payload=payload, attempts=10, reason="refused", message_id=message_id, at=db.utcnow()))
+        answer = message_store.replay(conn, message_id, "operator-1", hub.transport)
+    with db.read(hub.engine) as conn:
+        status = conn.execute(sa.select(deliveries.c.status).where(deliveries.c.id == delivery_id)).scalar_one()
+    assert answer["deliveries"] == [delivery_id] and status == "pending", "the dead rueckweisung must be pushed again"
