@@ -29,7 +29,6 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy.engine import Connection
 
 from hub import chain, receipt, unit_of_work
-from hub.dedup import cross_reference
 from hub.canonical import Message, Party
 from hub.db import aware, utcnow
 from hub.findings import Finding, Refusal
@@ -333,7 +332,7 @@ def _translate_person_id(hub: Hub, conn: Connection, ctx: Context, partner: Part
     spec = hub.person_index.subjects.get(ctx.row.message_type) if hub.person_index else None
     field_name = spec["local_id"] if spec else None
     if field_name and field_name in body:
-        body[field_name] = cross_reference.local_id_for(conn, ctx.person_id, partner.id, ctx.person_data or {})
+        body[field_name] = hub.person_index.local_id_for(conn, ctx.person_id, partner.id, ctx.person_data or {})
 
 
 def _translate_case_refs(conn: Connection, ctx: Context, partner: Partner, body: dict[str, Any], path: str) -> None:

@@ -184,6 +184,9 @@ person_records = sa.Table(
     sa.Column("message_id", sa.String(26)),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
+    # a pseudonym the hub issued to this partner for the person (the data it was given), not yet a
+    # record of the partner's own: never a candidate, never evidence about the person
+    sa.Column("issued", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("partner_id", "local_id"),
     sa.Index(None, "person_id"),
 )

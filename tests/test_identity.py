@@ -263,3 +263,23 @@ def test_a_municipal_client_number_is_not_compared_with_a_kundennummer(hub: Hub)
     send(hub, JOBCENTER, "agency-xml", master_data(JOBCENTER, MUNICIPAL, "123D000002", **person))
     same = resolution(hub, send(hub, MUNICIPAL, "agency-xml", master_data(MUNICIPAL, JOBCENTER, "777K000077", **person)))
     assert same["decision"] == "match" and same["weight"] > 40, f"the same person from the municipal office lost its id evidence: {same}"
+
+
+def test_a_pseudonym_the_hub_issued_is_no_evidence_about_the_person(hub: Hub) -> None:
+    """The hub's pseudonym record for a recipient is a copy of what it was given: a correction by the
+    sender is not scored against that stale copy of itself (it would split the person off), and a
+    re-filing of the index gives the copy no blocking keys."""
+    from hub.tables import person_keys
+
+    first = send(hub, MUNICIPAL, "agency-xml", master_data(MUNICIPAL, JOBCENTER, "777K000077", given_name="Lukas", family_name="Schneider", birth_date="2004-11-20"))
+    issued = delivered_id(hub, first, JOBCENTER)
+    corrected = master_data(MUNICIPAL, JOBCENTER, "777K000077", given_name="Lukas", family_name="Schneider", birth_date="2004-02-11")
+    corrected["body"]["person"]["address"] = {"street": "Am Markt", "house_number": "1", "postcode": "04109", "city": "Leipzig"}
+    again = send(hub, MUNICIPAL, "agency-xml", corrected)
+    assert resolution(hub, again)["decision"] == "known", "the sender's correction was split off against the hub's own copy"
+    assert delivered_id(hub, again, JOBCENTER) == issued, "the Jobcenter keeps the one pseudonym it was given"
+    hub.person_index.refresh(hub.engine)
+    with db.read(hub.engine) as conn:
+        record_id = conn.execute(sa.select(person_records.c.id).where(person_records.c.local_id == issued)).scalar_one()
+        keys = conn.execute(sa.select(sa.func.count()).select_from(person_keys).where(person_keys.c.record_id == record_id)).scalar_one()
+    assert keys == 0, "refresh gave the issued pseudonym blocking keys: it would be matched as a candidate"

@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -90,6 +91,24 @@ def _flat(data: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in data.items() if k != "ids"}
     out.update({f"ids.{scheme}": v for scheme, v in (data.get("ids") or {}).items()})
     return out
+
+
+#: "HUB" + 7 Crockford base32 characters: fits the Kundennummer pattern of the contracts
+#: ([0-9A-Z]{3}[0-9A-Z]{4,7}) and is never mistaken for a BA Kundennummer (digits, letter, digits)
+PSEUDONYM_PREFIX = "HUB"
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: a partner's own id for a person: its latest record there that the hub did not issue, else the issued one
+_OWN_ID = (
+    sa.select(person_records.c.local_id)
+    .where(person_records.c.person_id == sa.bindparam("person_id"), person_records.c.partner_id == sa.bindparam("partner_id"))
+    .order_by(person_records.c.issued, person_records.c.updated_at.desc(), person_records.c.id.desc())
+    .limit(1)
+)
+_ID_TAKEN = sa.select(person_records.c.id).where(person_records.c.partner_id == sa.bindparam("partner_id"), person_records.c.local_id == sa.bindparam("local_id"))
+
+
+def new_pseudonym() -> str:
+    return PSEUDONYM_PREFIX + "".join(secrets.choice(_CROCKFORD) for _ in range(7))
 
 
 @dataclass(frozen=True)
@@ -164,9 +183,10 @@ class PersonIndex:
 
     def resolve(self, conn: Connection, partner_id: str, local_id: str, data: dict[str, Any], message_id: str | None = None) -> Resolution:
         known = conn.execute(
-            sa.select(person_records.c.id, person_records.c.person_id, person_records.c.origin_person_id, person_records.c.data).where(
-                person_records.c.partner_id == partner_id, person_records.c.local_id == local_id
-            )
+            sa.select(
+                person_records.c.id, person_records.c.person_id, person_records.c.origin_person_id, person_records.c.data,
+                person_records.c.norm, person_records.c.issued,
+            ).where(person_records.c.partner_id == partner_id, person_records.c.local_id == local_id)
         ).first()
         now = utcnow()
         filed = self.file_form(data)
@@ -210,14 +230,18 @@ class PersonIndex:
         self, conn: Connection, known: sa.Row[Any], partner_id: str, data: dict[str, Any], filed: Filed, message_id: str | None, now: dt.datetime
     ) -> Resolution:
         """Store the partner's new data for a record filed before; if it no longer matches the
-        other records of its person, split it off (the model must never be overruled silently)."""
+        other records of its person, split it off (the model must never be overruled silently).
+        A pseudonym the hub issued becomes the partner's own record with its first message under it."""
         changed = changed_fields(known.data or {}, data)
         if changed:
             self._serialise(conn, filed.keys)  # as for a new record: a lookup meeting the new data waits
         conn.execute(
-            person_records.update().where(person_records.c.id == known.id).values(data=data, norm=filed.norm, message_id=message_id, updated_at=now)
+            person_records.update().where(person_records.c.id == known.id).values(
+                data=data, norm=filed.norm, message_id=message_id, updated_at=now, issued=False
+            )
         )
-        self._write_keys(conn, known.id, filed.keys)
+        if changed or known.issued or known.norm != filed.norm:  # keys follow the data (a resend keeps them)
+            self._write_keys(conn, known.id, filed.keys)
         self._event(conn, "updated", known.person_id, record_id=known.id, actor=partner_id, fields=changed, **({"message": message_id} if message_id else {}))
         if changed:
             detach, best = self._still_belongs(conn, known, filed)
@@ -233,7 +257,7 @@ class PersonIndex:
         the model is still only unsure about it, but not once the model says it is someone else."""
         others = conn.execute(
             sa.select(person_records.c.id, person_records.c.person_id, person_records.c.norm).where(
-                person_records.c.person_id == known.person_id, person_records.c.id != known.id
+                person_records.c.person_id == known.person_id, person_records.c.id != known.id, person_records.c.issued.is_(False)
             )
         ).all()
         if not others:
@@ -452,7 +476,7 @@ class PersonIndex:
         while True:
             with db.read(engine) as conn:
                 rows = conn.execute(
-                    sa.select(person_records.c.id, person_records.c.data, person_records.c.norm)
+                    sa.select(person_records.c.id, person_records.c.data, person_records.c.norm, person_records.c.issued)
                     .where(person_records.c.id > after)
                     .order_by(person_records.c.id)
                     .limit(batch)
@@ -460,7 +484,7 @@ class PersonIndex:
             if not rows:
                 return done
             after = rows[-1].id
-            stale = [r for r in rows if r.norm is None or not r.norm.startswith(prefix)]
+            stale = [r for r in rows if not r.issued and (r.norm is None or not r.norm.startswith(prefix))]
             if stale:
                 filed = [self.file_form(r.data) for r in stale]
                 with db.write(engine) as conn:
@@ -615,6 +639,34 @@ class PersonIndex:
         self._forget_size(conn)
         self._event(conn, "unmerged", target, other=source, actor=actor, records=moved, **({"held_by": chain[-1]} if chain[-1] != target else {}))
 
+    # -- the cross-reference, outbound ---------------------------------------------------------------
+    def local_id_for(self, conn: Connection, person_id: str, partner_id: str, data: dict[str, Any]) -> str:
+        """The id `partner_id` knows the person by, for a delivery; a pseudonym issued to it if none.
+
+        A recipient gets the person under ITS OWN id (a Jobcenter its Kundennummer, a municipal office
+        its own client number), never under the sender's. Where it has none yet, the hub issues it a
+        pseudonym (`PSEUDONYM_PREFIX` + 7 characters, within the contracts' Kundennummer pattern) and
+        files it as an `issued` record, so that what the recipient sends back under it is this person.
+        The record holds the person data the recipient was given, not the sender's ids (the recipient
+        never saw them); it has no blocking keys and is no evidence about the person until the
+        recipient sends under it (see _update_known)."""
+        person_id = self._live(conn, person_id)
+        own = conn.execute(_OWN_ID, {"person_id": person_id, "partner_id": partner_id}).scalar()
+        if own is not None:
+            return own
+        pseudonym = new_pseudonym()
+        while conn.execute(_ID_TAKEN, {"partner_id": partner_id, "local_id": pseudonym}).first() is not None:
+            pseudonym = new_pseudonym()
+        now, record_id = utcnow(), new_id()
+        conn.execute(
+            person_records.insert().values(
+                id=record_id, person_id=person_id, origin_person_id=person_id, partner_id=partner_id, local_id=pseudonym,
+                data={k: v for k, v in data.items() if k != "ids"}, norm=None, message_id=None, created_at=now, updated_at=now, issued=True,
+            )
+        )
+        self._event(conn, "pseudonym-issued", person_id, record_id=record_id, actor="hub", partner=partner_id)
+        return pseudonym
+
     # -- following merges --------------------------------------------------------------------------
     def _live(self, conn: Connection, person_id: str) -> str:
         """The person `person_id` is now: itself, or the live end of its chain of merges."""
@@ -705,7 +757,7 @@ class PersonIndex:
         return {
             "id": person_id,
             "merged_into": row.merged_into,
-            "xref": [{"partner": r.partner_id, "local_id": r.local_id, "record_id": r.id} for r in records],
+            "xref": [{"partner": r.partner_id, "local_id": r.local_id, "record_id": r.id, **({"issued": True} if r.issued else {})} for r in records],
             "records": [{"id": r.id, "partner": r.partner_id, **r.data} for r in records],
             "history": [
                 {"at": aware(e.at).isoformat(), "action": e.action, "person_id": e.person_id, "other": e.other_person_id, "record_id": e.record_id, "actor": e.actor, **({"detail": e.detail} if e.detail else {})}
