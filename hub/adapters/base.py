@@ -77,6 +77,16 @@ class Adapter:
     def encode(self, message: Message, version: str | None = None) -> bytes:
         return self.encode_report(message, version)[0]
 
+    def encode_checked(self, message: Message, version: str, recipient: str) -> tuple[bytes, list[str]]:
+        """`encode_report`, then checked against the recipient's contract like every delivery: output
+        that breaks it is a hub defect and is never sent (RuntimeError: retry, then dead letter)."""
+        data, dropped = self.encode_report(message, version)
+        contract = self.registry.get(message.header.message_type, version, self.format)
+        findings = self.registry.validate(contract, self.parse(data))
+        if findings:
+            raise RuntimeError(f"encoded {message.header.message_type} {version} for {recipient} violates its contract: {findings[0].message}")
+        return data, dropped
+
     def encode_report(self, message: Message, version: str | None = None) -> tuple[bytes, list[str]]:
         """Encode in `version` (default: the message's own); also return the fields it could not carry."""
         version = version or message.header.version
