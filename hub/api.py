@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import structlog
@@ -98,7 +98,7 @@ class TokenCache:
 
 
 def _lookup_token(hub: Hub, token: str) -> str | None:
-    with db.deadline(db.limits().request_timeout), db.read(hub.engine) as conn:
+    with db.request_deadline(), db.read(hub.engine) as conn:
         return partner_for_token(conn, token)
 
 
@@ -200,26 +200,22 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
         status, body, headers = await take_message(hub, partner, data, request.headers.get("content-type"), x_correlation_id)
         return JSONResponse(body, status_code=status, headers=headers)
 
-    def request_deadline() -> AbstractContextManager[None]:
-        """The deadline of a request's database work (HUB_DB_REQUEST_TIMEOUT): past it, 503."""
-        return db.deadline(db.limits().request_timeout)
-
     @app.get("/v1/messages/{message_id}", tags=["messages"], summary="Status and history of a message")
     def get_message(message_id: str, partner: Caller) -> dict[str, Any]:
-        with request_deadline(), db.write(hub.engine) as conn:
+        with db.request_deadline(), db.write(hub.engine) as conn:
             view = message_store.message_view(conn, message_id, partner)
             audit(conn, partner.id, "message-read", message_id=message_id)
         return view
 
     @app.get("/v1/inbox", tags=["inbox"], summary="Deliveries waiting for the caller, oldest first")
     def get_inbox(partner: Caller, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
-        with request_deadline(), db.write(hub.engine) as conn:
+        with db.request_deadline(), db.write(hub.engine) as conn:
             items = message_store.inbox(conn, partner, limit, lambda fmt: hub.adapter(fmt).spec.get("encoding", "utf-8"))
         return {"deliveries": items, "count": len(items)}
 
     @app.post("/v1/inbox/{delivery_id}/ack", tags=["inbox"], summary="Acknowledge a delivery (idempotent)")
     def ack(delivery_id: str, partner: Caller) -> dict[str, Any]:
-        with request_deadline(), db.write(hub.engine) as conn:
+        with db.request_deadline(), db.write(hub.engine) as conn:
             return message_store.acknowledge(conn, partner, delivery_id)
 
     @app.get("/v1/contracts", tags=["contracts"], summary="The contract catalogue")

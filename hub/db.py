@@ -21,7 +21,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
@@ -138,6 +138,11 @@ def deadline(seconds: float | None) -> Iterator[None]:
         yield
     finally:
         _deadline.reset(token)
+
+
+def request_deadline() -> AbstractContextManager[None]:
+    """`deadline` for the database work of one API request or one group commit (HUB_DB_REQUEST_TIMEOUT)."""
+    return deadline(limits().request_timeout)
 
 
 @lru_cache(maxsize=1)

@@ -97,7 +97,7 @@ class GroupCommit:
     def _commit(self, batch: list[tuple[Work, Future]]) -> None:
         outcomes: list[tuple[Future, bool, Any]] = []
         try:
-            with db.deadline(db.limits().request_timeout), db.write(self.engine) as conn, unit_of_work.collecting(conn):
+            with db.request_deadline(), db.write(self.engine) as conn, unit_of_work.collecting(conn):
                 for work, future in batch:
                     try:
                         with unit_of_work.savepoint(conn):

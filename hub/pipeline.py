@@ -44,7 +44,6 @@ from hub.transport import Item
 log = structlog.get_logger("hub.pipeline")
 
 
-
 @dataclass
 class Recipient:
     partner: Partner
@@ -158,30 +157,51 @@ def _report_digest(
     sender's reference."""
     body = {k: v for k, v in message.body_dict().items() if k not in _CASE_ID_FIELDS}
     for path in case_refs:
-        _canonical_case_refs(body, path.split("."), case_of or (lambda ref: None))
+        _canonical_case_refs(body, path, case_of or (lambda ref: None))
     key = {"type": message_type, "from": sender.id, "test": bool(message.header.test), "case": case_id, "body": body}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _canonical_case_refs(node: Any, path: list[str], case_of: Callable[[str], str | None]) -> None:
+def _canonical_case_refs(body: dict[str, Any], path: str, case_of: Callable[[str], str | None]) -> None:
     """In place: the sender's case references at `path` (dotted, through lists) replaced by the hub's
     case (or the reference itself where no case is found), agency ids beside them dropped, and every
     list on the way sorted, so that neither a system's own references nor the line order count."""
-    if isinstance(node, list):
-        for item in node:
-            _canonical_case_refs(item, path, case_of)
-        node.sort(key=lambda item: json.dumps(item, sort_keys=True, default=str))
+    *parents, field_name = path.split(".")
+    for _, _, node in _ref_nodes(body, parents):
+        ref = node.pop(field_name, None) or node.get("customer_number")
+        for name in _CASE_ID_FIELDS:
+            node.pop(name, None)
+        if ref:
+            node["case"] = case_of(str(ref)) or f"ref:{ref}"
+    _sort_lists(body, parents)
+
+
+def _ref_nodes(body: dict[str, Any], parents: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(JSON pointer, label for a finding, object) of every object at `parents` below the body, through lists."""
+    nodes: list[tuple[str, str, dict[str, Any]]] = [("/body", "body", body)]
+    for key in parents:
+        found = []
+        for at, _, node in nodes:
+            value = node.get(key)
+            if isinstance(value, list):
+                found += [(f"{at}/{to_camel(key)}/{i}", f"{key} {i + 1}", v) for i, v in enumerate(value) if isinstance(v, dict)]
+            elif isinstance(value, dict):
+                found.append((f"{at}/{to_camel(key)}", key, value))
+        nodes = found
+    return nodes
+
+
+def _sort_lists(node: Any, parents: list[str]) -> None:
+    """Every list on the way along `parents` in one canonical order, innermost first."""
+    if not parents or not isinstance(node, dict):
         return
-    if not isinstance(node, dict):
-        return
-    if len(path) > 1:
-        _canonical_case_refs(node.get(path[0]), path[1:], case_of)
-        return
-    ref = node.pop(path[0], None) or node.get("customer_number")
-    for field_name in _CASE_ID_FIELDS:
-        node.pop(field_name, None)
-    if ref:
-        node["case"] = case_of(str(ref)) or f"ref:{ref}"
+    value = node.get(parents[0])
+    if isinstance(value, list):
+        for item in value:
+            _sort_lists(item, parents[1:])
+        value.sort(key=lambda item: json.dumps(item, sort_keys=True, default=str))
+    else:
+        _sort_lists(value, parents[1:])
 
 
 def _case_ref(message: Message) -> str | None:
@@ -339,18 +359,8 @@ def _translate_case_refs(conn: Connection, ctx: Context, partner: Partner, body:
     rewritten from the sender's reference to the recipient's own; refused, naming every line, where a
     reference is not a case of the sender or the recipient is not a member of that case."""
     *parents, field_name = path.split(".")
-    nodes: list[tuple[str, str, dict[str, Any]]] = [("/body", "body", body)]  # (JSON pointer, label, node)
-    for key in parents:
-        found = []
-        for at, _, node in nodes:
-            value = node.get(key)
-            if isinstance(value, list):
-                found += [(f"{at}/{to_camel(key)}/{i}", f"{key} {i + 1}", v) for i, v in enumerate(value) if isinstance(v, dict)]
-            elif isinstance(value, dict):
-                found.append((f"{at}/{to_camel(key)}", key, value))
-        nodes = found
     findings = []
-    for at, label, node in nodes:
+    for at, label, node in _ref_nodes(body, parents):
         ref = node.pop(field_name, None) or node.get("customer_number")
         case = chain.case_for_ref(conn, ctx.sender.id, ref) if ref else None
         own = chain.local_ref(conn, case.id, partner.id) if case else None
