@@ -164,7 +164,7 @@ def contracts_validate(
     as_json: Annotated[bool, typer.Option("--json", help="Findings as JSON.")] = False,
 ) -> None:
     """Validate a message file against its contract; findings at line/column or JSON pointer."""
-    from hub.findings import Refusal
+    from hub.findings import Findings, Refusal
     from hub.validate import validate_file
 
     hub = _hub(migrate=False)
@@ -183,8 +183,9 @@ def contracts_validate(
         _print({"file": str(file), "contract": name, "valid": not findings, "findings": [f.as_dict() for f in findings]}, True)
     elif findings:
         for f in findings:
-            typer.echo(f"{file}:{f.location}: {f.message}")
-        typer.echo(f"{file}: INVALID against {name}: {len(findings)} finding(s)", err=True)
+            typer.echo(f"{file}:{f.location}: {f.message}" if f.location else f"{file}: {f.message}")
+        count = findings.summary() if isinstance(findings, Findings) else f"{len(findings)} finding(s)"
+        typer.echo(f"{file}: INVALID against {name}: {count}", err=True)
     else:
         typer.echo(f"{file}: valid against {name}")
     raise typer.Exit(1 if findings else 0)

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     log_format: str = Field(default_factory=_default_log_format)
     log_level: str = "info"
     max_message_bytes: int = 5 * 1024 * 1024
+    #: seconds the findings report of one failing validation may take; what it found by then is
+    #: the answer (the verdict itself is linear in the message, in C)
+    validation_seconds: float = 2.0
     #: drop directories of partners that exchange files (<partner>/in, <partner>/out)
     drop_dir: Path = Path("var/drop")
     #: seconds a consumed queue message stays invisible before it is delivered again (crash recovery)

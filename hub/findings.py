@@ -7,6 +7,8 @@ every channel says the same thing about the same input.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,6 +34,83 @@ class Finding:
         data = {k: v for k, v in asdict(self).items() if v is not None}
         data["location"] = self.location
         return data
+
+
+#: findings a report lists; the rest are counted (a partner fixes the first ones and sends again)
+MAX_FINDINGS = 100
+
+
+class Findings(list):
+    """A validation's findings as listed, and how many more there were (`unlisted`; a lower bound
+    where `complete` is False: the check stopped at its time budget)."""
+
+    unlisted: int = 0
+    complete: bool = True
+
+    @property
+    def total(self) -> int:
+        """Findings in all (those listed, not counting the summary line, and the rest)."""
+        return len(self) - (1 if self.unlisted or not self.complete else 0) + self.unlisted
+
+    def summary(self) -> str:
+        """`N finding(s)`, with how many are listed where not all are."""
+        if self.complete and not self.unlisted:
+            return f"{len(self)} finding(s)"
+        shown = len(self) - 1
+        return f"{'at least ' if not self.complete else ''}{self.total:,} finding(s), the first {shown} listed"
+
+
+class Report:
+    """The findings of one validation: the first `limit`, a count of the rest, within a time budget.
+
+    A message can be built to fail everywhere (350,000 unexpected elements in 5 MB): listing every
+    finding would cost minutes of CPU and megabytes of answer. The report keeps the first `limit`
+    findings, counts the others, and stops where `seconds` have passed since it began; then the
+    count is a lower bound, and the report says so."""
+
+    def __init__(self, seconds: float | None, limit: int = MAX_FINDINGS) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds if seconds else None
+        self.limit = limit
+        self.listed: list[Finding] = []
+        self.more = 0
+        #: why the report stopped before every finding was seen (None: it did not)
+        self.stopped: str | None = None
+
+    @property
+    def spent(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+    def stop(self, why: str) -> None:
+        self.stopped = why
+
+    def add(self, finding: Finding) -> bool:
+        """Take one finding; False once the budget is spent (stop looking)."""
+        if len(self.listed) < self.limit:
+            self.listed.append(finding)
+        else:
+            self.more += 1
+        if self.spent:
+            self.stop(f"checking took longer than the budget of {self.seconds:g} s")
+            return False
+        return True
+
+    def collect(self, findings: Iterable[Finding]) -> Report:
+        for finding in findings:
+            if not self.add(finding):
+                break
+        return self
+
+    def findings(self, order: Any = None) -> Findings:
+        """The listed findings (sorted by `order` if given), then one finding that counts the rest."""
+        out = Findings(sorted(self.listed, key=order) if order is not None else self.listed)
+        out.unlisted, out.complete = self.more, self.stopped is None
+        if self.stopped:
+            more = f"; at least {self.more:,} more finding(s) not listed" if self.more else ""
+            out.append(Finding(f"the report stops here: {self.stopped}{more}"))
+        elif self.more:
+            out.append(Finding(f"and {self.more:,} more finding(s) not listed (the first {self.limit} are)"))
+        return out
 
 
 # problem kinds: slug -> (HTTP status, title). The slug is the stable part partners can switch on.

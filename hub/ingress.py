@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from hub import db, unit_of_work
-from hub.findings import Finding, Refusal
+from hub.findings import Finding, Findings, Refusal
 from hub.history import audit, record
 from hub.ids import new_id
 from hub.metrics import MESSAGES_RECEIVED
@@ -177,9 +177,10 @@ def check(hub: Hub, partner: Partner, data: bytes, content_type: str | None) -> 
     contract = hub.registry.get(message_type, head["version"], partner.format)
     if message_type not in partner.sends:
         raise Refusal("forbidden", f"Message type {message_type} is not in the contract of partner {partner.id}")
-    findings = hub.registry.validate(contract, document) or _identifier_findings(head, family)
+    findings = hub.registry.validate(contract, document, hub.settings.validation_seconds) or _identifier_findings(head, family)
     if findings:
-        raise Refusal("schema-invalid", f"The message does not satisfy {message_type} {contract.version} ({partner.format})", findings)
+        count = findings.summary() if isinstance(findings, Findings) else f"{len(findings)} finding(s)"
+        raise Refusal("schema-invalid", f"The message does not satisfy {message_type} {contract.version} ({partner.format}): {count}", findings)
     return head
 
 

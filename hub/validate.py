@@ -37,10 +37,10 @@ def validate_file(hub: Hub, data: bytes) -> tuple[str, list[Finding]]:
         standard = hub.registry.standards.get(namespace or "")
         if standard is not None:
             name = f"{standard.name} {standard.version} ({etree.QName(document).localname})"
-            return name, hub.registry.validate_standard(standard, document)
+            return name, hub.registry.validate_standard(standard, document, hub.settings.validation_seconds)
     head = adapter.peek_header(data, document)
     contract = hub.registry.get(head["message_type"], head["version"], fmt)
-    return f"{contract.message_type} {contract.version} ({contract.format})", hub.registry.validate(contract, document)
+    return f"{contract.message_type} {contract.version} ({contract.format})", hub.registry.validate(contract, document, hub.settings.validation_seconds)
 
 
 def _major(version: str) -> int:

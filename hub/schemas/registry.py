@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jsonschema
@@ -20,7 +20,7 @@ import jsonschema_rs
 import yaml
 from lxml import etree
 
-from hub.findings import Finding, Refusal
+from hub.findings import Finding, Refusal, Report
 from hub.translator import VersionMap
 
 #: format name -> schema file name inside contracts/messages/<type>/<version>/
@@ -29,6 +29,10 @@ SCHEMA_FILES = {
     "provider-json": "provider-json.schema.json",
     "municipal-csv": "municipal-csv.schema.json",
 }
+
+
+#: seconds the report of one failing validation may take (HUB_VALIDATION_SECONDS sets the hub's)
+DEFAULT_BUDGET = 2.0
 
 
 @dataclass(frozen=True)
@@ -152,16 +156,32 @@ class Registry:
             schema = cache[path] = etree.XMLSchema(etree.parse(str(path), parser))
         return schema
 
-    def _complete_xml_findings(self, schema_path: Path, catalog: Path | None, document: Any, quick: list[Finding]) -> list[Finding]:
-        from hub.schemas.catalog import xmlschema_findings, xmlschema_schema
+    def _complete_xml_findings(self, schema_path: Path, catalog: Path | None, document: Any, quick: list[Finding], report: Report) -> list[Finding]:
+        """libxml2's findings completed by xmlschema's, within the report's limit and budget.
+
+        libxml2's findings carry columns; xmlschema adds the lines libxml2 never reached. Where the
+        budget does not allow xmlschema's check (a message of very many elements), the report is
+        libxml2's: one finding per element whose content is wrong, and says so."""
+        from hub.schemas.catalog import BudgetExceeded, iter_xmlschema_findings, xmlschema_schema
 
         reporter = self._reporters.get(schema_path)
         if reporter is None:
             reporter = self._reporters[schema_path] = xmlschema_schema(schema_path, catalog)
-        # libxml2's findings carry columns; xmlschema adds the lines libxml2 never reached
         covered = {f.line for f in quick}
-        extra = [Finding(f.message, line=f.line, column=f.column) for f in xmlschema_findings(reporter, document.getroottree()) if f.line not in covered]
-        return sorted(quick + extra, key=lambda f: (f.line or 0, f.column or 0))
+        report.collect(quick)
+        try:
+            for f in iter_xmlschema_findings(reporter, document.getroottree(), report.deadline):
+                if f.line not in covered and not report.add(Finding(f.message, line=f.line, column=f.column)):
+                    break
+                if report.spent:
+                    report.stop(f"checking took longer than the budget of {report.seconds:g} s")
+                    break
+        except BudgetExceeded:
+            report.stop(
+                f"the message has too many elements to check them all within the budget of {report.seconds:g} s; "
+                "listed is the first finding in each element whose content is wrong"
+            )
+        return report.findings(order=lambda f: (f.line or 0, f.column or 0))
 
     def standard_schema(self, standard: Standard) -> etree.XMLSchema:
         from hub.schemas.catalog import compile_xsd
@@ -171,13 +191,12 @@ class Registry:
             cache[standard.namespace] = compile_xsd(standard.schema_path, standard.catalog_path)
         return cache[standard.namespace]
 
-    def validate_standard(self, standard: Standard, root: Any) -> list[Finding]:
+    def validate_standard(self, standard: Standard, root: Any, seconds: float | None = DEFAULT_BUDGET) -> list[Finding]:
         """Validate a message of an onboarded XÖV standard, imports resolved through its catalog."""
         schema = self.standard_schema(standard)
         if schema.validate(root):
             return []
-        quick = [Finding(e.message, line=e.line, column=e.column) for e in schema.error_log]
-        return self._complete_xml_findings(standard.schema_path, standard.catalog_path, root, quick)
+        return self._complete_xml_findings(standard.schema_path, standard.catalog_path, root, _libxml2_findings(schema), Report(seconds))
 
     def json_validator(self, path: Path) -> jsonschema.protocols.Validator:
         validator = self._json_validators.get(path)
@@ -199,39 +218,39 @@ class Registry:
             verdict = self._json_verdicts[path] = jsonschema_rs.validator_for(schema, validate_formats=True).is_valid
         return verdict
 
-    def validate(self, contract: Contract, document: Any) -> list[Finding]:
-        """Every finding of `document` (an lxml element or parsed JSON) against its contract.
+    def validate(self, contract: Contract, document: Any, seconds: float | None = DEFAULT_BUDGET) -> list[Finding]:
+        """The findings of `document` (an lxml element or parsed JSON) against its contract: at most
+        MAX_FINDINGS of them and a count of the rest, found within `seconds` (hub.findings.Report).
 
-        The verdict is lxml's (libxml2, fast). libxml2 stops at the first content-model error inside
-        an element, so when it rejects, xmlschema produces the complete report (slow, but only for
-        messages that fail anyway)."""
+        The verdict is a compiled validator's (libxml2 for XML, jsonschema-rs for JSON), in time linear
+        in the message. Only a message that fails gets a report: libxml2 stops at the first
+        content-model error inside an element, so xmlschema completes its report; jsonschema writes
+        the JSON one. Both are slow, so the report has a limit and a time budget (HUB_VALIDATION_SECONDS)."""
         if contract.format == "agency-xml":
             schema = self.xml_schema(contract.schema_path)
             if schema.validate(document):
                 return []
-            quick = [Finding(e.message, line=e.line, column=e.column) for e in schema.error_log]
-            return self._complete_xml_findings(contract.schema_path, None, document, quick)
+            return self._complete_xml_findings(contract.schema_path, None, document, _libxml2_findings(schema), Report(seconds))
         verdict = self.json_verdict(contract.schema_path)
         if contract.format == "municipal-csv":  # one row per record: findings at line and column
             if all(verdict(row) for _, row in document):
                 return []
-            validator = self.json_validator(contract.schema_path)
-            columns = document.columns
-            findings = []
-            for line, row in document:
-                for error in validator.iter_errors(row):
-                    column = str(error.absolute_path[0]) if error.absolute_path else None
-                    position = columns.index(column) + 1 if column in columns else None
-                    prefix = f"column {column}: " if column else ""
-                    findings.append(Finding(prefix + error.message, line=line, column=position))
-            return findings
+            return Report(seconds).collect(self._row_findings(contract, document)).findings()
         if verdict(document):
             return []
         validator = self.json_validator(contract.schema_path)
-        return [
-            Finding(error.message, pointer=_pointer(error.absolute_path))
-            for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
-        ]
+        errors = (Finding(error.message, pointer=_pointer(error.absolute_path)) for error in validator.iter_errors(document))
+        return Report(seconds).collect(errors).findings(order=lambda f: f.pointer.split("/"))
+
+    def _row_findings(self, contract: Contract, document: Any) -> Iterator[Finding]:
+        validator = self.json_validator(contract.schema_path)
+        columns = document.columns
+        for line, row in document:
+            for error in validator.iter_errors(row):
+                column = str(error.absolute_path[0]) if error.absolute_path else None
+                position = columns.index(column) + 1 if column in columns else None
+                prefix = f"column {column}: " if column else ""
+                yield Finding(prefix + error.message, line=line, column=position)
 
     @cached_property
     def catalogue(self) -> list[dict[str, Any]]:
@@ -246,6 +265,11 @@ class Registry:
             }
             for mt in self.types.values()
         ]
+
+
+def _libxml2_findings(schema: etree.XMLSchema) -> list[Finding]:
+    """libxml2's own findings of the last validation (at most one per element content model)."""
+    return [Finding(e.message, line=e.line, column=e.column) for e in schema.error_log]
 
 
 def _pointer(path: Any) -> str:
