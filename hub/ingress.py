@@ -24,12 +24,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from hub import db, unit_of_work
-from hub.findings import Finding, Findings, Refusal
+from hub.findings import Finding, Refusal
 from hub.history import audit, record
 from hub.ids import new_id
 from hub.metrics import MESSAGES_RECEIVED
 from hub.partners import Partner
 from hub.runtime import Hub
+from hub.validate import contract_problem
 from hub.tables import messages
 from hub.transport import PIPELINE
 
@@ -177,10 +178,12 @@ def check(hub: Hub, partner: Partner, data: bytes, content_type: str | None) -> 
     contract = hub.registry.get(message_type, head["version"], partner.format)
     if message_type not in partner.sends:
         raise Refusal("forbidden", f"Message type {message_type} is not in the contract of partner {partner.id}")
-    findings = hub.registry.validate(contract, document, hub.settings.validation_seconds) or _identifier_findings(head, family)
+    problem = contract_problem(hub, data, document, contract)
+    if problem is not None:
+        raise problem
+    findings = _identifier_findings(head, family)
     if findings:
-        count = findings.summary() if isinstance(findings, Findings) else f"{len(findings)} finding(s)"
-        raise Refusal("schema-invalid", f"The message does not satisfy {message_type} {contract.version} ({partner.format}): {count}", findings)
+        raise Refusal("schema-invalid", f"The message does not satisfy {message_type} {contract.version} ({partner.format})", findings)
     return head
 
 

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 from sqlalchemy.engine import Connection
 
-from hub import chain, receipt, unit_of_work
+from hub import chain, errors, receipt, unit_of_work
 from hub.canonical import Message, Party
 from hub.db import aware, utcnow
 from hub.findings import Finding, Refusal
@@ -594,6 +594,19 @@ def handle(hub: Hub, conn: Connection, item: Item) -> list[tuple[str, str]]:
             record(conn, row.id, "dedup", "duplicate", of=duplicate.first, reason="same report content received before")
             _quittung(hub, conn, ctx)
             set_status(conn, row.id, "duplicate")
+            return ctx.written
+        except Exception as exc:  # noqa: BLE001 - permanent failures are answered, passing ones retried
+            if errors.passing(exc):
+                raise
+            # the same message would fail the same way on every attempt: answer the sender now
+            # instead of burying the message after five tries with nothing said
+            ctx.written.clear()
+            cause = errors.describe(exc)
+            log.error("pipeline.cannot_pass_on", error=cause, exc_info=exc)
+            reject(hub, conn, ctx, Refusal(
+                "business-rule", "The hub cannot pass this message on",
+                [Finding(f"processing failed: {cause}")],
+            ))
             return ctx.written
         _quittung(hub, conn, ctx)
         set_status(conn, row.id, "routed")

@@ -8,8 +8,8 @@ from typing import Any
 
 from lxml import etree
 
-from hub.findings import Finding
-from hub.schemas import compat
+from hub.findings import Finding, Findings, Refusal
+from hub.schemas import characters, compat
 from hub.runtime import Hub
 from hub.schemas.registry import Contract
 
@@ -40,7 +40,22 @@ def validate_file(hub: Hub, data: bytes) -> tuple[str, list[Finding]]:
             return name, hub.registry.validate_standard(standard, document, hub.settings.validation_seconds)
     head = adapter.peek_header(data, document)
     contract = hub.registry.get(head["message_type"], head["version"], fmt)
-    return f"{contract.message_type} {contract.version} ({contract.format})", hub.registry.validate(contract, document, hub.settings.validation_seconds)
+    problem = contract_problem(hub, data, document, contract)
+    return f"{contract.message_type} {contract.version} ({contract.format})", problem.findings if problem else []
+
+
+def contract_problem(hub: Hub, data: bytes, document: Any, contract: Contract) -> Refusal | None:
+    """What is wrong with a parsed message against its contract, as ingress refuses it: the schema's
+    findings (hub.findings.Report), else characters the contract or XML do not allow; None if nothing."""
+    findings = hub.registry.validate(contract, document, hub.settings.validation_seconds)
+    if findings:
+        count = findings.summary() if isinstance(findings, Findings) else f"{len(findings)} finding(s)"
+        return Refusal("schema-invalid", f"The message does not satisfy {contract.message_type} {contract.version} ({contract.format}): {count}", findings)
+    rules = hub.registry.types[contract.message_type].characters
+    found = characters.findings(hub.adapter(contract.format).texts(data, document, contract, every=rules is not None), rules)
+    if found:
+        return Refusal("schema-invalid", f"The message holds characters that {contract.message_type} does not allow", found)
+    return None
 
 
 def _major(version: str) -> int:

@@ -9,6 +9,7 @@ code types: listURI and listVersionID of the version's code list, and a `code` c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,20 @@ class AgencyXmlAdapter(Adapter):
             "test": root.get("test", "false") in ("true", "1"),
         }
         return {k: v for k, v in header.items() if v is not None}, self._read(root, self.shape(contract))
+
+    def texts(self, data: bytes, root: etree._Element, contract: Contract, every: bool) -> Iterator[tuple[str, dict[str, Any], str]]:
+        """Element texts and attribute values with their lines. The XML parser already refuses
+        whatever XML cannot carry, so without `every` there is nothing to look at."""
+        if not every:
+            return
+        for element in root.iter(etree.Element):
+            local = etree.QName(element).localname
+            field = self.names_inv.get(local, local)
+            text = "".join(element.itertext()) if len(element) == 0 else (element.text or "")
+            if text.strip():
+                yield field, {"line": element.sourceline}, text
+            for name, value in element.attrib.items():
+                yield name, {"line": element.sourceline}, value
 
     def _party(self, node: etree._Element | None) -> dict[str, str] | None:
         if node is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from functools import cached_property, lru_cache
 from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
@@ -63,6 +64,12 @@ class Adapter:
 
     def paths(self, contract: Contract) -> frozenset[str]:
         """Every body path (canonical names, dotted) that this contract version can carry."""
+        raise NotImplementedError
+
+    def texts(self, data: bytes, document: Any, contract: Contract, every: bool) -> Iterator[tuple[str, dict[str, Any], str]]:
+        """The message's text values as (canonical field name, location as Finding fields, text),
+        for the character checks of ingress (hub.schemas.characters). With `every` False only those
+        that may hold a character XML cannot carry (a format whose parser refuses them yields none)."""
         raise NotImplementedError
 
     # -- shared ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import datetime as dt
 import io
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -244,6 +245,14 @@ class MunicipalCsvAdapter(Adapter):
             "message_uuid": first.get("nachrichtenUUID"),
             "reference_uuid": first.get("bezugUUID"),
         }
+
+    def texts(self, data: bytes, rows: Rows, contract: Contract, every: bool) -> Iterator[tuple[str, dict[str, Any], str]]:
+        """Every cell, with its line and column (a cell may hold an ESC or another C0 control)."""
+        paths = {column: prop.get("x-path", column) for column, prop in row_schema(contract.schema_path)["properties"].items()}
+        for line, row in rows:
+            for column, value in row.items():
+                position = rows.columns.index(column) + 1 if column in rows.columns else None
+                yield paths.get(column, column).rsplit(".", 1)[-1], {"line": line, "column": position}, value
 
     def read(self, data: bytes, rows: Rows, contract: Contract) -> tuple[dict[str, Any], dict[str, Any]]:
         schema = row_schema(contract.schema_path)

@@ -7,6 +7,7 @@ Agency identifiers are not in the provider contracts, so they can never be writt
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic.alias_generators import to_camel
@@ -85,6 +86,20 @@ def _require_text(header: dict[str, Any], names: tuple[str, ...]) -> None:
         raise Refusal("missing-header", "The header does not name a message type and version as strings", findings)
 
 
+def _strings(value: Any, pointer: str, field: str) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """(canonical field name, {"pointer": ...}, text) of every string in a JSON document, keys too."""
+    if isinstance(value, str):
+        yield field, {"pointer": pointer or "/"}, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            at = f"{pointer}/{key.replace('~', '~0').replace('/', '~1')}"
+            yield snake(key), {"pointer": at}, key
+            yield from _strings(item, at, snake(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _strings(item, f"{pointer}/{i}", field)
+
+
 class ProviderJsonAdapter(Adapter):
     format = "provider-json"
     media_type = "application/json"
@@ -112,6 +127,12 @@ class ProviderJsonAdapter(Adapter):
 
     def read(self, data: bytes, doc: Any, contract: Contract) -> tuple[dict[str, Any], dict[str, Any]]:
         return _rename(doc["header"], snake), _rename(doc.get("body", {}), snake)
+
+    def texts(self, data: bytes, doc: Any, contract: Contract, every: bool) -> Iterator[tuple[str, dict[str, Any], str]]:
+        """Strings (names and values) with their JSON pointers. The decoder refuses raw control
+        characters, so without `every` only a body with a \\u escape or a raw U+FFFE/U+FFFF is walked."""
+        if every or b"\\u" in data or b"\xef\xbf\xbe" in data or b"\xef\xbf\xbf" in data:
+            yield from _strings(doc, "", "")
 
     def write(self, header: Header, body: dict[str, Any], contract: Contract) -> bytes:
         doc = {"header": header.model_dump(mode="json", by_alias=True, exclude_none=True), "body": _rename(body, to_camel)}

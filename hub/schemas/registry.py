@@ -21,6 +21,7 @@ import yaml
 from lxml import etree
 
 from hub.findings import Finding, Refusal, Report
+from hub.schemas.characters import CharacterRules
 from hub.translator import VersionMap
 
 #: format name -> schema file name inside contracts/messages/<type>/<version>/
@@ -66,6 +67,8 @@ class MessageType:
     description: str
     compatibility: str
     versions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: DIN 91379 data types its text fields keep to (contract.yaml `characters`), or None
+    characters: CharacterRules | None = None
 
 
 class Registry:
@@ -83,6 +86,7 @@ class Registry:
                 description=meta.get("description", ""),
                 compatibility=meta.get("compatibility", "BACKWARD"),
                 versions={str(k): v or {} for k, v in meta.get("versions", {}).items()},
+                characters=CharacterRules.of(self.dir, meta.get("characters")),
             )
             self.types[mt.code] = mt
             for version in mt.versions:
