@@ -82,6 +82,8 @@ outbox = sa.Table(
     sa.Column("available_at", sa.Float, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("created_at", Timestamp, nullable=False),
+    #: the failure of the item's last attempt (hub.errors.describe), for its dead letter
+    sa.Column("last_error", sa.Text),
     # (queue, id): a claim walks the queue in id order and stops at its batch (no sort of the backlog)
     sa.Index(None, "queue", "id"),
 )

@@ -68,9 +68,9 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from sqlalchemy.engine import Engine
 from tenacity import Retrying, retry_if_exception_type, wait_exponential, wait_random
 
-from hub import db, unit_of_work
+from hub import db, errors, unit_of_work
 from hub.tables import dead_letters
-from hub.transport.base import PIPELINE, DeadHandler, Handler, Item, Transport, prefetch
+from hub.transport.base import PIPELINE, DeadHandler, Handler, Item, Transport, dead_reason, prefetch
 
 log = structlog.get_logger("hub.transport.amqp")
 # pika logs every failed connection attempt as an ERROR with a traceback; the transport reports
@@ -438,7 +438,7 @@ class AmqpTransport(Transport):
         except Exception as exc:  # noqa: BLE001 - read-ahead, collected rows or commit failed
             if _db_error_is_outage(self.engine, exc):
                 raise DatabaseUnavailable(repr(exc)) from exc
-            error = repr(exc)
+            error = errors.describe(exc)
             if len(pending) == 1:  # nothing to tell apart: the failure is the item's
                 self._failed(pending[0], error)
                 return
@@ -478,7 +478,7 @@ class AmqpTransport(Transport):
         except Exception as exc:  # noqa: BLE001 - its read-ahead, its rows or its commit failed
             if _db_error_is_outage(self.engine, exc):
                 raise DatabaseUnavailable(repr(exc)) from exc
-            self._failed(delivery, repr(exc))
+            self._failed(delivery, errors.describe(exc))
 
     def _check_not_aborted(self, conn: sa.Connection, delivery: _Delivery, outcome: str, error: str | None) -> None:
         """Raise _TransactionAborted if `delivery` left the transaction unusable (see _transaction_aborted)."""
@@ -495,7 +495,7 @@ class AmqpTransport(Transport):
     def _burial_reason(self, delivery: _Delivery) -> str | None:
         """Why the message is to be buried instead of handled; None while it may be handled."""
         if delivery.item.attempts > self.max_attempts:
-            return f"gave up after {delivery.item.attempts - 1} attempts"
+            return dead_reason(delivery.item.attempts - 1, (delivery.props.headers or {}).get("x-hub-last-error"))
         if delivery.redeliveries > self.max_redeliveries:
             return f"delivered {delivery.redeliveries + 1} times without being settled (it seems to stop or crash its consumer)"
         return None
@@ -520,7 +520,11 @@ class AmqpTransport(Transport):
                 continue
             if delivery.outcome == "failed":
                 delay = retry_delay_ms(item.attempts)
-                log.warning("handler failed; will retry", queue=queue, attempt=item.attempts, delay_ms=delay, error=delivery.error)
+                fields = {"queue": queue, "attempt": item.attempts, "message_id": item.payload.get("message_id"), "error": delivery.error}
+                if item.attempts >= self.max_attempts:
+                    log.error("handler failed on its last attempt; the message goes to the dead letters", **fields)
+                else:
+                    log.warning("handler failed; will retry", delay_ms=delay, **fields)
                 self._retry(ch, queue, delivery, item.attempts, delay, delivery.error or "")
             elif delivery.outcome == "unburied":  # no record of its death: it must come back, not go to the DLQ
                 delay = retry_delay_ms(item.attempts)
@@ -550,7 +554,7 @@ class AmqpTransport(Transport):
         except Exception as exc:  # noqa: BLE001
             if _db_error_is_outage(self.engine, exc):
                 raise DatabaseUnavailable(repr(exc)) from exc
-            return repr(exc)
+            return errors.describe(exc)
 
     def _bury(self, conn: sa.Connection, item: Item, reason: str, dead_handler: DeadHandler) -> None:
         conn.execute(

@@ -58,6 +58,12 @@ def prefetch(handler: Handler, conn: Connection, items: list[Item]) -> None:
         hook(conn, items)
 
 
+def dead_reason(attempts: int, last_error: str | None) -> str:
+    """Why an item went to the dead letters: how often it was tried, and how its last attempt failed."""
+    reason = f"gave up after {attempts} attempts"
+    return f"{reason}; last error: {last_error}" if last_error else reason
+
+
 def backoff(attempts: int, base: float = 0.5, cap: float = 60.0) -> float:
     """Exponential backoff with full jitter (AWS architecture blog), so retries do not march in step."""
     return random.uniform(0, min(cap, base * 2**attempts))

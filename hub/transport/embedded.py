@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 import structlog
 
-from hub import db, unit_of_work
-from hub.transport.base import DeadHandler, Handler, Item, Transport, backoff, prefetch
+from hub import db, errors, unit_of_work
+from hub.transport.base import DeadHandler, Handler, Item, Transport, backoff, dead_reason, prefetch
 from hub.tables import dead_letters, messages, outbox
 
 log = structlog.get_logger("hub.transport.embedded")
 
 _ACK = outbox.delete().where(outbox.c.id == sa.bindparam("b_id"))
-_NACK = outbox.update().where(outbox.c.id == sa.bindparam("b_id")).values(available_at=sa.bindparam("b_at"))
+_NACK = outbox.update().where(outbox.c.id == sa.bindparam("b_id")).values(available_at=sa.bindparam("b_at"), last_error=sa.bindparam("b_error"))
 
 
 @dataclass
@@ -45,7 +45,7 @@ class _Speculation:
 
 #: the next ready items of a queue, oldest first; on (queue, id) a walk that stops at the batch
 _CLAIM = (
-    sa.select(outbox.c.id, outbox.c.payload, outbox.c.attempts)
+    sa.select(outbox.c.id, outbox.c.payload, outbox.c.attempts, outbox.c.last_error)
     .where(outbox.c.queue == sa.bindparam("queue"), outbox.c.available_at <= sa.bindparam("now"))
     .order_by(outbox.c.id)
     .limit(sa.bindparam("batch", type_=sa.Integer))
@@ -67,9 +67,11 @@ class EmbeddedTransport(Transport):
         with db.write(self.engine) as conn:
             rows = conn.execute(_CLAIM, {"queue": queue, "now": now, "batch": self.batch_size}).all()
             items, dead = [], []
+            last_errors = {}
             for row in rows:
                 item = Item(row.id, queue, row.payload, row.attempts + 1)
                 (dead if row.attempts >= self.max_attempts else items).append(item)
+                last_errors[row.id] = row.last_error
             if items:
                 conn.execute(
                     outbox.update()
@@ -77,7 +79,7 @@ class EmbeddedTransport(Transport):
                     .values(available_at=now + self.visibility_timeout, attempts=outbox.c.attempts + 1)
                 )
             for item in dead:
-                reason = f"gave up after {item.attempts - 1} attempts"
+                reason = dead_reason(item.attempts - 1, last_errors[item.id])
                 conn.execute(outbox.delete().where(outbox.c.id == item.id))
                 conn.execute(
                     dead_letters.insert().values(
@@ -129,11 +131,13 @@ class EmbeddedTransport(Transport):
             if len(items) > 1 and not db.is_outage(self.engine, exc):
                 log.warning("batch failed as a whole; processing its items one by one", queue=items[0].queue, size=len(items), error=repr(exc))
                 return [self.process(item, handler) for item in items]
-            log.warning("handler failed; will retry", queue=items[0].queue, attempt=items[0].attempts, error=repr(exc))
+            error = errors.describe(exc)
+            for item in items:
+                self._log_failure(item, error)
             try:
                 with db.write(self.engine) as conn:  # nack with backoff
                     for item in items:
-                        conn.execute(_NACK, {"b_id": item.id, "b_at": time.time() + backoff(item.attempts)})
+                        conn.execute(_NACK, {"b_id": item.id, "b_at": time.time() + backoff(item.attempts), "b_error": error})
             except Exception:  # noqa: BLE001 - the visibility timeout brings them back anyway
                 pass
             return [False] * len(items)
@@ -150,9 +154,18 @@ class EmbeddedTransport(Transport):
             except Exception as exc:  # noqa: BLE001 - any failure means: try again later
                 if db.is_outage(self.engine, exc):
                     raise
-                log.warning("handler failed; will retry", queue=item.queue, attempt=item.attempts, error=repr(exc))
-                conn.execute(_NACK, {"b_id": item.id, "b_at": time.time() + backoff(item.attempts)})
+                error = errors.describe(exc)
+                self._log_failure(item, error)
+                conn.execute(_NACK, {"b_id": item.id, "b_at": time.time() + backoff(item.attempts), "b_error": error})
                 results[id(item)] = False
+
+    def _log_failure(self, item: Item, error: str) -> None:
+        """One line per failed attempt, with the message it concerns; the last one says it is the last."""
+        fields = {"queue": item.queue, "attempt": item.attempts, "message_id": item.payload.get("message_id"), "error": error}
+        if item.attempts >= self.max_attempts:
+            log.error("handler failed on its last attempt; the item goes to the dead letters", **fields)
+        else:
+            log.warning("handler failed; will retry", **fields)
 
     def _speculate(self, items: list[Item], handler: Handler) -> _Speculation | None:
         """Handle the items in a READING transaction, collecting their writes; None if that failed.

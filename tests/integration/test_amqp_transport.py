@@ -152,6 +152,8 @@ def test_failing_handler_is_retried_with_delay_then_dead_lettered(amqp_pg_env: d
     assert all(calls[i] == 1 for i in range(1, 20)), f"good messages are handled once: {calls}"
     with db.read(hub.engine) as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(dead_letters)).scalar_one() == 1
+        reason = conn.execute(sa.select(dead_letters.c.reason)).scalar_one()
+    assert reason == dead[0][1] == "gave up after 2 attempts; last error: RuntimeError: poison", f"the dead letter says why: {reason}"
     assert message_count(amqp_pg_env["HUB_BROKER_URL"], "hub.dead.pipeline") == 2, "the dead and the unreadable message are parked"
 
 
