@@ -25,7 +25,7 @@ from hub.canonical import Message
 from hub.file_drop import FileDrop, atomic_write
 from hub.partners import issue_token
 from hub.runtime import Hub
-from hub.samples import samples
+from hub.samples import Client, samples
 
 JOBCENTER, MUNICIPAL, PROVIDER, OPERATOR = "jobcenter-musterstadt", "kreis-musterland", "traeger-bildungswerk", "betrieb"
 FILE_PARTNER = "sozialamt-altstadt"
@@ -87,10 +87,9 @@ def _csv_batch(hub: Hub, inbox: Path) -> Path:
     """What the municipal batch system drops: two records, ISO-8859-15, written atomically."""
     adapter = hub.adapter("municipal-csv")
     records = []
-    for given, family in (("Jürgen", "Müller-Lüdenscheidt"), ("Grete", "Weiß")):
-        data = samples("agency-xml", fresh=True)["person.stammdaten.0100"]
+    for _ in range(2):
+        data = samples("agency-xml", fresh=True, client=Client.fresh())["person.stammdaten.0100"]
         data["header"].update(author={"id": FILE_PARTNER}, reader={"id": JOBCENTER})
-        data["body"]["person"].update(given_name=given, family_name=family)
         records.append(adapter.encode(Message.build(data["header"], data["body"]), "1.0"))
     path = inbox / f"stammdaten_{int(time.time())}.csv"
     atomic_write(path, adapter.join(records))
@@ -129,7 +128,10 @@ def run_demo(hub: Hub) -> None:
             client.post(f"/v1/inbox/{item['id']}/ack", headers={"Authorization": f"Bearer {tokens[recipient]}"})
             return item
 
-        agency = samples("agency-xml", fresh=True)
+        # a new client every run: the demo can run again on a used database (a second run with the
+        # same client would send the same reports again, which the hub answers as duplicates)
+        newcomer = Client.fresh()
+        agency = samples("agency-xml", fresh=True, client=newcomer)
         step = 1
         mid = post(JOBCENTER, "agency-xml", agency["person.stammdaten.0100"])
         item = pick(MUNICIPAL, "person.stammdaten.0100")
@@ -137,7 +139,7 @@ def run_demo(hub: Hub) -> None:
         step += 1
 
         drop = FileDrop(hub)
-        to_file = samples("agency-xml", fresh=True)["person.stammdaten.0100"]
+        to_file = samples("agency-xml", fresh=True, client=newcomer)["person.stammdaten.0100"]
         to_file["header"]["reader"] = {"id": FILE_PARTNER}
         mid = post(JOBCENTER, "agency-xml", to_file)
         written = _wait_file(drop.outbox(hub.partners[FILE_PARTNER]), "person.stammdaten.0100_*.csv")
@@ -160,11 +162,11 @@ def run_demo(hub: Hub) -> None:
         say(f"   the provider sees {len(item['body']['body'])} fields; agency ids in its copy: {leaked or 'none'}")
         step += 1
 
-        provider = samples("provider-json", fresh=True, case_id=case_id)
+        provider = samples("provider-json", fresh=True, case_id=case_id, client=newcomer)
         for message_type in ("teilnahme.anwesenheit.2030", "teilnahme.mitwirkung.2040"):
             mid = post(PROVIDER, "provider-json", provider[message_type])
             item = pick(JOBCENTER, message_type)
-            kundennummer = "123D456789" in item["body"]
+            kundennummer = newcomer.customer_number in item["body"]
             say(f"{step}. {PROVIDER} --{message_type} (provider JSON, case id {case_id})--> hub --(agency XML, Kundennummer {'restored' if kundennummer else 'MISSING'})--> {JOBCENTER}   [{mid}]")
             step += 1
 

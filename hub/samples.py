@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import random
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.adapters import get_adapter
@@ -56,20 +58,48 @@ def header(message_type: str, author: dict, reader: dict | None, purpose: str, l
     }
 
 
-def samples(fmt: str, fresh: bool = False, case_id: str = "F-7Q2K9M4X1B") -> dict[str, dict]:
-    """One sample message per type, as its sender in format `fmt` would write it."""
+#: persons a fresh demo client is made of (given name, family name, sex)
+_DEMO_NAMES = (
+    ("Jürgen", "Müller-Lüdenscheidt", "m"), ("Ayşe", "Yılmaz", "w"), ("Łukasz", "Kowalski", "m"), ("Grete", "Weiß", "w"),
+    ("Mohammed", "Al-Hassan", "m"), ("Olena", "Kusnezowa", "w"), ("Dieter", "von Bülow", "m"), ("Öznur", "Öztürk", "w"),
+)
+
+
+@dataclass(frozen=True)
+class Client:
+    """Whom the samples concern: the agency's ids for the client and the person's data."""
+
+    customer_number: str = "123D456789"
+    bg_number: str = "12345BG0000001"
+    person: dict = field(default_factory=lambda: copy.deepcopy(PERSON))
+
+    @classmethod
+    def fresh(cls, rng: random.Random | None = None) -> Client:
+        """A client no earlier run has used: new Kundennummer and BG-Nummer, a person of the demo names."""
+        rng = rng or random.Random()
+        given, family, sex = rng.choice(_DEMO_NAMES)
+        person = copy.deepcopy(PERSON) | {"given_name": given, "family_name": family, "sex": sex, "birth_name": None}
+        person["birth_date"] = dt.date(1960, 1, 1).replace(year=rng.randint(1960, 2004), month=rng.randint(1, 12), day=rng.randint(1, 28)).isoformat()
+        person = {k: v for k, v in person.items() if v is not None}
+        return cls(f"{rng.randint(100, 999)}D{rng.randint(0, 999_999):06d}", f"{rng.randint(10_000, 99_999)}BG{rng.randint(0, 9_999_999):07d}", person)
+
+
+def samples(fmt: str, fresh: bool = False, case_id: str = "F-7Q2K9M4X1B", client: Client | None = None) -> dict[str, dict]:
+    """One sample message per type, as its sender in format `fmt` would write it, about `client`."""
     sender = JOBCENTER if fmt == "agency-xml" else PROVIDER
+    client = client or Client()
+    person = client.person
 
     def n(number: int) -> int | None:
         return None if fresh else number
 
     def ids(fmt: str) -> dict:
-        return {"customer_number": "123D456789", "bg_number": "12345BG0000001"} if fmt == "agency-xml" else {"case_id": case_id}
+        return {"customer_number": client.customer_number, "bg_number": client.bg_number} if fmt == "agency-xml" else {"case_id": case_id}
 
     return {
         "person.stammdaten.0100": {
             "header": header("person.stammdaten.0100", JOBCENTER, MUNICIPAL, "kommunale_leistung", "§ 50 Abs. 1 SGB II", n(1)),
-            "body": {"customer_number": "123D456789", "bg_number": "12345BG0000001", "person": copy.deepcopy(PERSON)},
+            "body": {"customer_number": client.customer_number, "bg_number": client.bg_number, "person": copy.deepcopy(person)},
         },
         "zuweisung.anmeldung.1020": {
             "header": header("zuweisung.anmeldung.1020", JOBCENTER, PROVIDER, "massnahmedurchfuehrung", "§ 16d SGB II", n(2)),
@@ -77,7 +107,7 @@ def samples(fmt: str, fresh: bool = False, case_id: str = "F-7Q2K9M4X1B") -> dic
                 **ids(fmt),
                 "measure_number": "962-AGH-2026-0042",
                 "branch": "06",
-                "participant": copy.deepcopy({k: PERSON[k] for k in ("given_name", "family_name", "birth_date", "sex", "address")}),
+                "participant": copy.deepcopy({k: person[k] for k in ("given_name", "family_name", "birth_date", "sex", "address")}),
                 "period_start": "2026-12-01",
                 "period_end": "2027-05-31",
                 "weekly_hours": "25.0",
@@ -123,7 +153,7 @@ def samples(fmt: str, fresh: bool = False, case_id: str = "F-7Q2K9M4X1B") -> dic
                 **ids(fmt),
                 "measure_number": "962-AGH-2026-0042",
                 "branch": "06",
-                "participant": copy.deepcopy({k: PERSON[k] for k in ("given_name", "family_name", "birth_date", "sex", "address", "contact")}),
+                "participant": copy.deepcopy({k: person[k] for k in ("given_name", "family_name", "birth_date", "sex", "address", "contact")}),
                 "case_worker": {"name": "Frau Yılmaz", "phone": "+49 30 1234-117", "email": "a.yilmaz@jobcenter-musterstadt.example"},
                 "answer_by": "2026-11-16",
             },
@@ -185,7 +215,7 @@ def samples(fmt: str, fresh: bool = False, case_id: str = "F-7Q2K9M4X1B") -> dic
                 "invoice_number": "BWN-2026-12-0042",
                 "participant_days_total": 37,
                 "lines": [
-                    {**({"customer_number": "123D456789"} if fmt == "agency-xml" else {"case_id": case_id}), "participant_days": 19, "amount": "142.50"},
+                    {**({"customer_number": client.customer_number} if fmt == "agency-xml" else {"case_id": case_id}), "participant_days": 19, "amount": "142.50"},
                     {**({"customer_number": "123D456790"} if fmt == "agency-xml" else {"case_id": "F-3H8J2N5P7R"}), "participant_days": 18, "amount": "135.00"},
                 ],
                 "total_amount": "277.50",
