@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub.db import utcnow
+from hub.db import aware, utcnow
 from hub.ids import new_case_ref, new_id
 from hub.tables import case_measures, case_members, cases
 
@@ -132,3 +132,17 @@ _MEASURES_OF = sa.select(case_measures.c.case_id, case_measures.c.partner_id, ca
 def measures_of(conn: Connection, case_ids: list[str]) -> set[tuple[str, str, str]]:
     """(case, partner, measure) of every measure run for `case_ids`, in one statement."""
     return {(r.case_id, r.partner_id, r.measure_number) for r in conn.execute(_MEASURES_OF, {"case_ids": case_ids})} if case_ids else set()
+
+
+def listing(conn: Connection, partner_id: str | None = None, limit: int = 50) -> list[dict]:
+    """The newest cases first, each with every member's own reference (or, with `partner_id`, only
+    the cases that partner belongs to): what an operator or a newcomer looks a case up by."""
+    query = sa.select(cases.c.id, cases.c.owner, cases.c.created_at).order_by(cases.c.created_at.desc(), cases.c.id.desc()).limit(limit)
+    if partner_id is not None:
+        query = query.where(cases.c.id.in_(sa.select(case_members.c.case_id).where(case_members.c.partner_id == partner_id)))
+    rows = conn.execute(query).all()
+    refs: dict[str, dict[str, str]] = {r.id: {} for r in rows}
+    if rows:
+        for m in conn.execute(sa.select(case_members.c.case_id, case_members.c.partner_id, case_members.c.local_ref).where(case_members.c.case_id.in_(list(refs)))):
+            refs[m.case_id][m.partner_id] = m.local_ref
+    return [{"id": r.id, "owner": r.owner, "opened_at": aware(r.created_at).isoformat(), "references": refs[r.id]} for r in rows]

@@ -20,11 +20,13 @@ partners_app = typer.Typer(help="Partners and their credentials.", no_args_is_he
 messages_app = typer.Typer(help="Message history, replay and dead letters.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 dedup_app = typer.Typer(help="Person matching: batch linkage and the master person index's review queue.", no_args_is_help=True)
+cases_app = typer.Typer(help="Case chains: the cases and each partner's own reference for them.", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(partners_app, name="partners")
 app.add_typer(messages_app, name="messages")
 app.add_typer(db_app, name="db")
 app.add_typer(dedup_app, name="dedup")
+app.add_typer(cases_app, name="cases")
 
 
 def _mount_batch_linkage() -> None:
@@ -405,6 +407,35 @@ def messages_dead(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
     with db.read(hub.engine) as conn:
         rows = message_store.dead_list(conn)
     _print(rows, as_json, "\n".join(f"{r['at']}  {r['message_id']}  {r['queue']}  {r['reason']}" for r in rows) or "no dead letters")
+
+
+# -- cases ---------------------------------------------------------------------------------------------
+@cases_app.command("list")
+def cases_list(
+    partner: Annotated[Optional[str], typer.Option(help="Only the cases this partner belongs to, under its own reference.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the references (of --partner), newest first.")] = False,
+    limit: Annotated[int, typer.Option(help="How many cases, newest first.", min=1, max=10_000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
+) -> None:
+    """The newest cases, with every member's own reference for each (a provider's is its pseudonymous case id)."""
+    from hub import chain, db
+
+    hub = _hub()
+    if partner is not None and partner not in hub.partners:
+        fail(f"no partner {partner!r}; see `hub partners list`", 2)
+    if quiet and partner is None:
+        fail("--quiet prints one partner's references: name it with --partner", 2)
+    with db.read(hub.engine) as conn:
+        rows = chain.listing(conn, partner, limit)
+    if quiet:
+        typer.echo("\n".join(r["references"][partner] for r in rows))
+        return
+    lines = [
+        f"{r['id']}  opened {r['opened_at'][:16].replace('T', ' ')}  owner {r['owner']}  "
+        + ", ".join(f"{p}: {ref}" for p, ref in sorted(r["references"].items()) if partner in (None, p))
+        for r in rows
+    ]
+    _print(rows, as_json, "\n".join(lines) or "no cases")
 
 
 # -- dedup: the master person index (operators) -------------------------------------------------------

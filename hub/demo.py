@@ -176,4 +176,6 @@ def run_demo(hub: Hub) -> None:
             say(f"  {event['stage']:>10}.{event['event']}")
         receipts = sum(len(_drain(client, tokens[p])) for p in (JOBCENTER, PROVIDER, MUNICIPAL))
         say(f"\n{receipts} quittungen went back to the HTTP senders; the file partner's arrive as files in {drop.outbox(hub.partners[FILE_PARTNER])}.")
+        say(f"The client's case: Kundennummer {newcomer.customer_number} at {JOBCENTER}, case id {case_id} at {PROVIDER}; "
+            f"`hub cases list --partner {PROVIDER}` shows it again, newest first.")
         say("Tokens for trying it yourself: `hub partners token PARTNER`; interface documentation at /docs/interfaces/.")
