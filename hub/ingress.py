@@ -250,7 +250,7 @@ class Pending:
             "status": "received",
             "correlation_id": correlation_id or head.get("reference_uuid") or message_uuid,
             "reference_uuid": head.get("reference_uuid"),
-            "test": False,
+            "test": bool(head.get("test")),
             "content_hash": hashlib.sha256(data).hexdigest(),
             "raw": data,
             "created_at": now,

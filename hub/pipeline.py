@@ -455,7 +455,7 @@ def _quittung(hub: Hub, conn: Connection, ctx: Context) -> None:
         "message_uuid": uuid.uuid4(), "created_at": utcnow(), "reference_uuid": uuid.UUID(row.message_uuid),
         "received_at": aware(row.created_at), "hub_id": row.id,
     }
-    data = hub.receipts.encode(sender, version, values)
+    data = hub.receipts.encode(sender, version, values, test=bool(row.test))
     store_delivery(conn, ctx, sender, message_type, version, hub.adapter(sender.format).media_type, data, "administration")
 
 
@@ -464,7 +464,7 @@ def _answer(hub: Hub, conn: Connection, ctx: Context, message_type: str, body: d
     in the sender's format and version."""
     sender = ctx.sender
     version = sender.version_for(message_type, hub.registry.versions(message_type, sender.format))
-    header = receipt.answer_header(sender, message_type, version, uuid.uuid4(), utcnow(), ctx.row.message_uuid)
+    header = receipt.answer_header(sender, message_type, version, uuid.uuid4(), utcnow(), ctx.row.message_uuid, bool(ctx.row.test))
     write_delivery(hub, conn, ctx, sender, Message.build(header, body), "administration")
 
 

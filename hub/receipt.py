@@ -51,9 +51,13 @@ def _sentinels(n: int, microsecond: int) -> dict[str, Any]:
     }
 
 
-def answer_header(sender: Partner, message_type: str, version: str, message_uuid: Any, created_at: dt.datetime, reference_uuid: Any) -> dict[str, Any]:
-    """The header of an answer from the hub to a sender (quittung, rueckweisung)."""
+def answer_header(
+    sender: Partner, message_type: str, version: str, message_uuid: Any, created_at: dt.datetime, reference_uuid: Any, test: bool = False
+) -> dict[str, Any]:
+    """The header of an answer from the hub to a sender (quittung, rueckweisung); the answer to a test
+    message is a test message too."""
     return {
+        "test": bool(test),
         "message_uuid": str(message_uuid),
         "message_type": message_type,
         "created_at": created_at.isoformat(),
@@ -68,7 +72,7 @@ def answer_header(sender: Partner, message_type: str, version: str, message_uuid
 
 def message(sender: Partner, version: str, values: dict[str, Any]) -> Message:
     """The quittung as a canonical message (the full path)."""
-    header = answer_header(sender, MESSAGE_TYPE, version, values["message_uuid"], values["created_at"], values["reference_uuid"])
+    header = answer_header(sender, MESSAGE_TYPE, version, values["message_uuid"], values["created_at"], values["reference_uuid"], values.get("test", False))
     return Message.build(header, {"received_at": values["received_at"].isoformat(), "hub_id": values["hub_id"]})
 
 
@@ -92,11 +96,11 @@ def encode_full(hub: Hub, sender: Partner, version: str, values: dict[str, Any])
     return hub.adapter(sender.format).encode_checked(message(sender, version, values), version, sender.id)[0]
 
 
-def build(hub: Hub, sender: Partner, version: str) -> Template | None:
+def build(hub: Hub, sender: Partner, version: str, test: bool = False) -> Template | None:
     """The sender's template, or None where substitution would not give the full path's bytes
     (checked on a second quittung whose times have no fraction of a second: some renderings drop it)."""
     first, second = _sentinels(1, 700001), _sentinels(2, 0)
-    data = encode_full(hub, sender, version, first)
+    data = encode_full(hub, sender, version, {**first, "test": test})
     located: list[tuple[int, str, Callable[[Any], str], bytes]] = []
     for field, value in first.items():
         for render in _RENDERINGS[_KINDS[field]]:
@@ -115,7 +119,7 @@ def build(hub: Hub, sender: Partner, version: str) -> Template | None:
         at = start + len(token)
     parts.append(data[at:])
     template = Template(tuple(parts), tuple((field, render) for _, field, render, _ in located))
-    if template.fill(second) != encode_full(hub, sender, version, second):
+    if template.fill(second) != encode_full(hub, sender, version, {**second, "test": test}):
         return None
     return template
 
@@ -125,11 +129,11 @@ class Receipts:
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self._templates: dict[tuple[str, str, str, str], Template | None] = {}
+        self._templates: dict[tuple[str, str, str, str, bool], Template | None] = {}
 
-    def encode(self, sender: Partner, version: str, values: dict[str, Any]) -> bytes:
-        key = (sender.id, sender.name, sender.format, version)
+    def encode(self, sender: Partner, version: str, values: dict[str, Any], test: bool = False) -> bytes:
+        key = (sender.id, sender.name, sender.format, version, bool(test))
         if key not in self._templates:
-            self._templates[key] = build(self.hub, sender, version)
+            self._templates[key] = build(self.hub, sender, version, bool(test))
         template = self._templates[key]
-        return template.fill(values) if template is not None else encode_full(self.hub, sender, version, values)
+        return template.fill(values) if template is not None else encode_full(self.hub, sender, version, {**values, "test": bool(test)})

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hub.runtime import Hub
 from tests.conftest import ROOT, LiveHub
 
 README = ROOT / "README.md"
@@ -22,11 +23,22 @@ def quick_tour() -> str:
     return found.group(1)
 
 
-def test_the_readme_quick_tour_sends_follows_picks_up_and_acknowledges_a_report(live_hub: LiveHub, tmp_path: Path) -> None:
-    env = {**os.environ, **live_hub.env, "HUB_DROP_DIR": str(tmp_path / "drop"), "HUB_LOG_LEVEL": "warning"}
+def test_the_readme_quick_tour_sends_follows_picks_up_and_acknowledges_a_report(hub_env: dict[str, str], hub: Hub, tokens: dict[str, str], tmp_path: Path) -> None:
+    hub_env = {**hub_env, "HUB_DROP_DIR": str(tmp_path / "drop")}
+    env = {**os.environ, **hub_env, "HUB_LOG_LEVEL": "warning"}
+    # first the demo, then `hub serve` (as the README's first command does): a running hub's file
+    # worker would take the demo's file deliveries
     demo = subprocess.run([sys.executable, "-m", "hub.cli", "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert demo.returncode == 0, demo.stdout + demo.stderr
+    live_hub = LiveHub(hub_env, hub, tokens)
+    live_hub.start()
+    try:
+        _run_tour(live_hub, env, tmp_path)
+    finally:
+        live_hub.stop()
 
+
+def _run_tour(live_hub: LiveHub, env: dict[str, str], tmp_path: Path) -> None:
     workdir = tmp_path / "newcomer"
     workdir.mkdir()
     (workdir / ".venv").symlink_to(Path(sys.prefix))  # the README speaks of .venv/bin/hub beside the checkout

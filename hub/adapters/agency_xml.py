@@ -69,6 +69,7 @@ class AgencyXmlAdapter(Adapter):
             "sender": text(kopf, "{{{ns}}}autor/{{{ns}}}kennung"),
             "message_uuid": text(ident, "{{{ns}}}nachrichtenUUID"),
             "reference_uuid": text(kopf, "{{{ns}}}referenzUUID"),
+            "test": root.get("test", "false") in ("true", "1"),
         }
 
     def read(self, data: bytes, root: etree._Element, contract: Contract) -> tuple[dict[str, Any], dict[str, Any]]:

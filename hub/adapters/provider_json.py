@@ -123,6 +123,7 @@ class ProviderJsonAdapter(Adapter):
             "sender": author.get("id") if isinstance(author, dict) else None,
             "message_uuid": header.get("messageUuid"),
             "reference_uuid": header.get("referenceUuid"),
+            "test": header.get("test") is True,
         }
 
     def read(self, data: bytes, doc: Any, contract: Contract) -> tuple[dict[str, Any], dict[str, Any]]:
