@@ -162,11 +162,11 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         findings = [Finding(e["msg"], pointer="/" + "/".join(map(str, e["loc"]))) for e in exc.errors()]
-        return problem_response(Refusal("malformed", "The request is not valid", findings), request)
+        return problem_response(Refusal("invalid-request", "The request is not valid", findings), request)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = {404: "not-found", 401: "unauthenticated", 403: "forbidden", 405: "malformed", 413: "too-large", 415: "unsupported-media-type"}.get(exc.status_code, "malformed")
+        kind = {404: "not-found", 401: "unauthenticated", 403: "forbidden", 405: "method-not-allowed", 413: "too-large", 415: "unsupported-media-type"}.get(exc.status_code, "malformed")
         refusal = Refusal(kind, str(exc.detail))
         response = problem_response(refusal, request)
         response.status_code = exc.status_code

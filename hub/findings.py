@@ -116,6 +116,8 @@ class Report:
 # problem kinds: slug -> (HTTP status, title). The slug is the stable part partners can switch on.
 PROBLEMS: dict[str, tuple[int, str]] = {
     "malformed": (400, "Malformed message"),
+    "invalid-request": (400, "Invalid request"),
+    "method-not-allowed": (405, "Method not allowed"),
     "forbidden-construct": (400, "Forbidden XML construct"),
     "bad-encoding": (400, "Wrong character encoding"),
     "missing-header": (400, "Message header incomplete"),

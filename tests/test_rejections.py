@@ -279,3 +279,11 @@ def test_a_request_id_that_is_no_plain_token_is_replaced_not_logged(hub: Hub) ->
     replaced = client.get("/healthz", headers={"X-Request-ID": "x" * 3000})
     assert kept.headers["x-request-id"] == "abc-123", "a plain request id is kept"
     assert len(replaced.headers["x-request-id"]) == 32, "an oversized request id is replaced by the hub's own"
+
+
+def test_a_wrong_method_is_405_and_a_bad_query_parameter_is_an_invalid_request_not_a_malformed_message(live_hub: LiveHub, jc) -> None:
+    r = jc.delete("/v1/messages/x")
+    problem = assert_problem(r, 405, "method-not-allowed")
+    assert "Malformed" not in problem["title"], problem
+    problem = assert_problem(jc.get("/v1/inbox", params={"limit": "many"}), 400, "invalid-request")
+    assert problem["findings"][0]["pointer"] == "/query/limit", problem
