@@ -4,38 +4,17 @@ message that can never be passed on is answered with a rueckweisung at once, nev
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from hub import db, pipeline
-from hub.api import create_app
-from hub.partners import issue_token
 from hub.runtime import Hub
 from hub.tables import deliveries, message_events, messages
 from tests.conftest import JOBCENTER, PROVIDER, agency_sample, drain, encode, provider_sample, send
-from tests.test_adapter_edges import csv_file
+from tests.test_adapter_edges import client, csv_file, post_as, stored  # noqa: F401 - client is a fixture
 from tests.test_file_drop import PARTNER, record
-
-
-@pytest.fixture
-def client(hub: Hub) -> Iterator[TestClient]:
-    with TestClient(create_app(hub, role="api"), raise_server_exceptions=False) as c:
-        yield c
-
-
-def post_as(hub: Hub, client: TestClient, partner: str, body: bytes, media: str) -> dict:
-    with db.write(hub.engine) as conn:
-        token = issue_token(conn, partner)
-    r = client.post("/v1/messages", content=body, headers={"Authorization": f"Bearer {token}", "Content-Type": media})
-    return {"status": r.status_code, **r.json()}
-
-
-def stored(hub: Hub) -> int:
-    with db.read(hub.engine) as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar_one()
 
 
 def case_of_provider(hub: Hub) -> str:
