@@ -15,7 +15,7 @@ import pytest
 from hub.schemas.registry import Registry
 from tests.conftest import CONTRACTS, ROOT
 
-XWASSER = ROOT.parent / "shared" / "xoev" / "xwasser_1.0.0"
+XWASSER = ROOT / "contracts" / "standards" / "xwasser-1.0.0"
 
 
 def run_cli(*args: str, contracts: Path | None = None) -> subprocess.CompletedProcess:
@@ -67,10 +67,10 @@ def test_check_accepts_an_additive_version(contracts_copy: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_the_published_xoev_standard_is_beside_the_checkout() -> None:
-    """The XWasser tests below read the standard from ../shared (not vendored: it is published
-    material); without it they would collect nothing and pass silently."""
-    assert (XWASSER / "examples" / "valid").is_dir(), f"the XWasser 1.0.0 standard is expected at {XWASSER} (clone the repository beside shared/)"
+def test_the_published_xoev_standard_ships_with_the_contracts() -> None:
+    """The XWasser tests below read the standard shipped in contracts/standards/; without it they
+    would collect nothing and pass silently."""
+    assert sorted(p.name for p in (XWASSER / "examples" / "valid").glob("*.xml")), f"no XWasser 1.0.0 examples at {XWASSER}"
 
 
 @pytest.mark.parametrize("example", sorted((XWASSER / "examples" / "valid").glob("*.xml")), ids=lambda p: p.name)

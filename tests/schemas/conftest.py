@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-XWASSER_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "xoev" / "xwasser_1.0.0"
+XWASSER_DIR = Path(__file__).resolve().parents[2] / "contracts" / "standards" / "xwasser-1.0.0"
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +30,5 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def xwasser_dir() -> Path:
-    if not (XWASSER_DIR / "xwasser.xsd").is_file():
-        pytest.skip(f"XWasser 1.0.0 not found at {XWASSER_DIR}")
+    assert (XWASSER_DIR / "xwasser.xsd").is_file(), f"XWasser 1.0.0 is shipped at {XWASSER_DIR}"
     return XWASSER_DIR.resolve()
