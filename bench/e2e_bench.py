@@ -56,13 +56,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hub import db  # noqa: E402
+from hub.store import db  # noqa: E402
 from hub.canonical import Message  # noqa: E402
 from hub.config import Settings  # noqa: E402
 from hub.partners import issue_token  # noqa: E402
 from hub.runtime import Hub  # noqa: E402
 from hub.samples import samples  # noqa: E402
-from hub.tables import deliveries, messages  # noqa: E402
+from hub.store.tables import deliveries, messages  # noqa: E402
 
 PG_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 AMQP_URL = os.environ.get("HUB_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")

@@ -40,11 +40,12 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub import db, migrate  # noqa: E402
+from hub.store import db  # noqa: E402
+from hub.store import migrate  # noqa: E402
 from hub.dedup.person_index import FIELDS, PersonIndex  # noqa: E402
 from hub.dedup.synthetic import GermanPopulation, corrupt  # noqa: E402
 from hub.ids import new_id  # noqa: E402
-from hub.tables import person_keys, person_records, persons  # noqa: E402
+from hub.store.tables import person_keys, person_records, persons  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

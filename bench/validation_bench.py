@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub import ingress  # noqa: E402
+from hub.endpoints import ingress  # noqa: E402
 from hub.canonical import Message  # noqa: E402
 from hub.config import Settings  # noqa: E402
 from hub.findings import Refusal  # noqa: E402

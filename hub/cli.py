@@ -85,7 +85,7 @@ def serve(
 
     import uvicorn
 
-    from hub.api import create_app
+    from hub.api.app import create_app
 
     if role not in ("all", "api"):
         fail("--role must be 'all' or 'api' (use `hub worker` for worker-only processes)", 2)
@@ -105,7 +105,7 @@ def asgi_app():  # type: ignore[no-untyped-def]
     """App factory for `hub serve --workers N` (one call per uvicorn worker process)."""
     import os
 
-    from hub.api import create_app
+    from hub.api.app import create_app
 
     reset_settings()
     hub = _hub(migrate=False)
@@ -167,7 +167,7 @@ def contracts_validate(
 ) -> None:
     """Validate a message file against its contract; findings at line/column or JSON pointer."""
     from hub.findings import Findings, Refusal
-    from hub.validate import validate_file
+    from hub.schemas.validate import validate_file
 
     hub = _hub(migrate=False)
     if not file.is_file():
@@ -196,7 +196,7 @@ def contracts_validate(
 @contracts_app.command("check")
 def contracts_check() -> None:
     """Check every contract: examples validate and round-trip; versions keep their compatibility level."""
-    from hub.validate import check_contracts
+    from hub.schemas.validate import check_contracts
 
     problems = check_contracts(_hub(migrate=False))
     for p in problems:
@@ -294,7 +294,7 @@ def partners_token(
     revoke: Annotated[bool, typer.Option("--revoke", help="Revoke all of the partner's tokens instead.")] = False,
 ) -> None:
     """Issue a new bearer token for a partner (printed once; only its hash is stored)."""
-    from hub import db
+    from hub.store import db
     from hub.partners import issue_token, revoke_tokens
 
     hub = _hub()
@@ -364,7 +364,8 @@ def partners_amqp_setup(
 @messages_app.command("show")
 def messages_show(message_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """A message's status and full history."""
-    from hub import db, message_store
+    from hub.store import db
+    from hub.store import message_store
     from hub.findings import Refusal
 
     hub = _hub()
@@ -383,7 +384,8 @@ def messages_show(message_id: str, as_json: Annotated[bool, typer.Option("--json
 @messages_app.command("replay")
 def messages_replay(message_id: str) -> None:
     """Run a dead (or rejected) message through the pipeline again, or push its dead deliveries again."""
-    from hub import db, message_store
+    from hub.store import db
+    from hub.store import message_store
     from hub.findings import Refusal
 
     hub = _hub()
@@ -401,7 +403,8 @@ def messages_replay(message_id: str) -> None:
 @messages_app.command("dead")
 def messages_dead(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List dead letters waiting for an operator."""
-    from hub import db, message_store
+    from hub.store import db
+    from hub.store import message_store
 
     hub = _hub()
     with db.read(hub.engine) as conn:
@@ -418,7 +421,8 @@ def cases_list(
     as_json: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
 ) -> None:
     """The newest cases, with every member's own reference for each (a provider's is its pseudonymous case id)."""
-    from hub import chain, db
+    from hub.chain import membership as chain
+    from hub.store import db
 
     hub = _hub()
     if partner is not None and partner not in hub.partners:
@@ -446,9 +450,9 @@ def _person_index(hub):  # type: ignore[no-untyped-def]
 
 
 def _operator_call(action, *args) -> Any:  # type: ignore[no-untyped-def]
-    from hub import db
+    from hub.store import db
     from hub.findings import Refusal
-    from hub.history import audit
+    from hub.store.history import audit
 
     hub = _hub()
     index = _person_index(hub)

@@ -19,10 +19,10 @@ import httpx
 import typer
 import uvicorn
 
-from hub import db
-from hub.api import create_app
+from hub.store import db
+from hub.api.app import create_app
 from hub.canonical import Message
-from hub.file_drop import FileDrop, atomic_write
+from hub.endpoints.file_drop import FileDrop, atomic_write
 from hub.partners import issue_token
 from hub.runtime import Hub
 from hub.samples import Client, samples

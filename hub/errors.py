@@ -18,7 +18,7 @@ import re
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.unit_of_work import NeedsWriter
+from hub.store.unit_of_work import NeedsWriter
 
 #: quoted text in an exception message: usually a value of the message being processed
 _QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Connection
 
-from hub.db import utcnow
+from hub.store.db import utcnow
 from hub.ids import new_token
-from hub.tables import partner_tokens
+from hub.store.tables import partner_tokens
 
 ROLES = ("jobcenter", "municipal", "provider", "operator")
 

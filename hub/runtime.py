@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any, TypeVar
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import yaml
 from sqlalchemy.engine import Engine
 
-from hub import db, migrate
+from hub.store import db
+from hub.store import migrate
 from hub.adapters import get_adapter
 from hub.adapters.base import Adapter
 from hub.config import Settings
-from hub.group_commit import GroupCommit
+from hub.store.group_commit import GroupCommit
 from hub.dedup.person_index import PersonIndex, person_index_for
-from hub.receipt import Receipts
 from hub.partners import Partner, load_partners
 from hub.routing.purposes import PurposeProfiles
 from hub.routing.rules import RouteTable
 from hub.schemas.registry import Registry, registry_for
 from hub.transport import Transport, create_transport
 
+T = TypeVar("T")
+
 
 @dataclass
 class Hub:
     settings: Settings
+    _parts: dict[Callable[..., Any], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @cached_property
     def contracts_dir(self) -> Path:
@@ -65,10 +70,13 @@ class Hub:
         path = self.contracts_dir / "dedup" / "policy.yaml"
         return yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
 
-    @cached_property
-    def receipts(self) -> Receipts:
-        """Quittung templates per sender (hub.receipt)."""
-        return Receipts(self)
+    def part(self, build: Callable[[Hub], T]) -> T:
+        """The component `build` makes for this hub, made once. Higher layers keep their per-hub
+        state here (the pipeline's quittung templates), so this composition root never imports them."""
+        try:
+            return self._parts[build]
+        except KeyError:
+            return self._parts.setdefault(build, build(self))
 
     def adapter(self, fmt: str) -> Adapter:
         return get_adapter(self.contracts_dir, fmt)

@@ -57,7 +57,7 @@ class Workers:
             for n in range(self.threads):
                 self._spawn(f"pipeline-{n}", self._pipeline)
         if self.role in ("all", "delivery") and any(p.delivery == "file" for p in self.hub.partners.values()):
-            from hub.file_drop import FileDrop
+            from hub.endpoints.file_drop import FileDrop
 
             drop = FileDrop(self.hub)
             self._spawn("file-drop", lambda: drop.run(self.stop_event))

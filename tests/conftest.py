@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hub import db
+from hub.store import db
 from hub.canonical import Message
 from hub.config import Settings
 from hub.partners import issue_token
@@ -234,7 +234,7 @@ def drain(hub: Hub) -> None:
 
 def send(hub: Hub, sender: str, fmt: str, data: dict[str, Any]) -> str:
     """Accept one message from `sender` as ingress does, then drain the pipeline; returns its id."""
-    from hub import ingress
+    from hub.endpoints import ingress
 
     media = {"agency-xml": "application/xml", "provider-json": "application/json"}[fmt]
     accepted = ingress.accept(hub, hub.partners[sender], encode(hub, fmt, data), media)

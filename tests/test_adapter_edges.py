@@ -14,17 +14,17 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from hub import db
+from hub.store import db
 from hub.adapters import get_adapter
 from hub.adapters.municipal_csv import MunicipalCsvAdapter
 from hub.adapters.provider_json import MAX_DEPTH, parse_json
-from hub.api import create_app
+from hub.api.app import create_app
 from hub.canonical import Message
 from hub.findings import Refusal
 from hub.partners import issue_token
 from hub.runtime import Hub
 from hub.schemas.registry import Registry
-from hub.tables import messages
+from hub.store.tables import messages
 from tests.conftest import CONTRACTS, PROVIDER, agency_sample, encode, provider_sample
 from tests.test_file_drop import COLUMNS, PARTNER, record
 

@@ -12,7 +12,8 @@ import yaml
 from lxml import etree
 from pydantic import ValidationError
 
-from hub import db, ingress
+from hub.store import db
+from hub.endpoints import ingress
 from hub.adapters import get_adapter
 from hub.canonical import BODY_TYPES, Message
 from hub.findings import Refusal
@@ -20,7 +21,7 @@ from hub.runtime import Hub
 from hub.samples import samples
 from hub.schemas.generate import fields_of
 from hub.schemas.registry import Registry
-from hub.tables import deliveries, messages
+from hub.store.tables import deliveries, messages
 from tests.conftest import CONTRACTS, JOBCENTER, OTHER_PROVIDER, PROVIDER, agency_sample, drain, encode, provider_sample, send
 
 REGISTRY = Registry(CONTRACTS)

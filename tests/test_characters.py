@@ -9,9 +9,10 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from hub import db, pipeline
+from hub import pipeline
+from hub.store import db
 from hub.runtime import Hub
-from hub.tables import deliveries, message_events, messages
+from hub.store.tables import deliveries, message_events, messages
 from tests.conftest import JOBCENTER, PROVIDER, agency_sample, drain, encode, provider_sample, send
 from tests.test_adapter_edges import client, csv_file, post_as, stored  # noqa: F401 - client is a fixture
 from tests.test_file_drop import PARTNER, record

@@ -13,8 +13,8 @@ from collections import Counter
 import httpx
 import sqlalchemy as sa
 
-from hub import db
-from hub.tables import deliveries, messages
+from hub.store import db
+from hub.store.tables import deliveries, messages
 from tests.conftest import JOBCENTER, PROVIDER, LiveHub, encode, provider_sample
 from tests.test_end_to_end import assign_case
 

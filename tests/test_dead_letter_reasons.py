@@ -10,17 +10,18 @@ import sys
 import sqlalchemy as sa
 from structlog.testing import capture_logs
 
-from hub import db, pipeline
+from hub import pipeline
+from hub.store import db
 from hub.errors import describe
 from hub.runtime import Hub
-from hub.tables import dead_letters, message_events
+from hub.store.tables import dead_letters, message_events
 from hub.transport import PIPELINE
 from hub.transport.embedded import EmbeddedTransport
 from tests.conftest import JOBCENTER, ROOT, agency_sample, encode
 
 
 def accept_one(hub: Hub) -> str:
-    from hub import ingress
+    from hub.endpoints import ingress
 
     return ingress.accept(hub, hub.partners[JOBCENTER], encode(hub, "agency-xml", agency_sample("zuweisung.anmeldung.1020")), "application/xml").id
 

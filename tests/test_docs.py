@@ -18,8 +18,8 @@ import yaml
 from fastapi.testclient import TestClient
 from markupsafe import escape
 
-from hub.api import create_app
-from hub.codelists import load_codelists
+from hub.api.app import create_app
+from hub.schemas.codelists import load_codelists
 from hub.partners import load_partners
 from hub.runtime import Hub
 from hub.schemas.docs import json_field_table, render_docs, xsd_field_table

@@ -10,9 +10,9 @@ import json
 
 import sqlalchemy as sa
 
-from hub import db
+from hub.store import db
 from hub.runtime import Hub
-from hub.tables import deliveries, messages
+from hub.store.tables import deliveries, messages
 from tests.conftest import JOBCENTER, OTHER_PROVIDER, PROVIDER, agency_sample, new_uuid, provider_sample, send
 
 AENDERUNG = {"measure_number": "962-AGH-2026-0042", "change_kind": "verlaengerung", "effective_date": "2027-06-01", "new_period_end": "2027-08-31"}
@@ -124,7 +124,7 @@ def test_an_invoice_for_other_cases_is_another_invoice(hub: Hub) -> None:
 def test_a_sender_learns_from_its_history_that_a_report_was_a_duplicate_but_not_of_whose(hub: Hub, tokens: dict[str, str]) -> None:
     from fastapi.testclient import TestClient
 
-    from hub.api import create_app
+    from hub.api.app import create_app
 
     ours = assign(hub, "123D456789")
     report = provider_sample("teilnahme.mitwirkung.2040", ours)

@@ -9,9 +9,9 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from hub import db
+from hub.store import db
 from hub.runtime import Hub
-from hub.tables import dead_letters, outbox
+from hub.store.tables import dead_letters, outbox
 from hub.transport.embedded import EmbeddedTransport
 
 
@@ -117,8 +117,8 @@ def test_competing_consumers_process_each_item_once(hub: Hub) -> None:
 def test_a_failing_item_in_a_batch_leaves_nothing_and_the_others_commit(hub: Hub, transport: EmbeddedTransport) -> None:
     """Items of a claimed batch share one transaction; the one that fails is rolled back to its
     savepoint -- its immediate AND its collected (unit of work) writes -- and the rest commit."""
-    from hub.history import record
-    from hub.tables import message_events
+    from hub.store.history import record
+    from hub.store.tables import message_events
 
     with db.write(hub.engine) as conn:
         for n in range(5):

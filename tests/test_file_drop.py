@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from hub import db
-from hub.file_drop import FileDrop, atomic_write
+from hub.store import db
+from hub.endpoints.file_drop import FileDrop, atomic_write
 from hub.runtime import Hub
-from hub.tables import deliveries, messages
+from hub.store.tables import deliveries, messages
 from tests.conftest import JOBCENTER, agency_sample, drain, encode
 
 PARTNER = "sozialamt-altstadt"
@@ -85,7 +85,7 @@ def test_the_same_file_dropped_twice_creates_nothing_twice(hub: Hub, drop: FileD
 
 
 def test_deliveries_leave_as_one_iso_8859_15_batch_file_written_atomically(hub: Hub, drop: FileDrop, tokens: dict[str, str]) -> None:
-    from hub import ingress
+    from hub.endpoints import ingress
 
     for given in ("Jürgen", "Ayşe"):
         data = agency_sample("person.stammdaten.0100")

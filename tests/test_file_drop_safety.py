@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from hub import db, ingress
-from hub.file_drop import FILE_MESSAGES, FileDrop, atomic_write
+from hub.store import db
+from hub.endpoints import ingress
+from hub.endpoints.file_drop import FILE_MESSAGES, FileDrop, atomic_write
 from hub.runtime import Hub
-from hub.tables import deliveries, messages
+from hub.store.tables import deliveries, messages
 from tests.conftest import JOBCENTER, agency_sample, drain, encode
 from tests.test_file_drop import COLUMNS, PARTNER, record
 

@@ -9,10 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
-from hub import db, ingress
+from hub.store import db
+from hub.endpoints import ingress
 from hub.runtime import Hub
 from hub.samples import samples
-from hub.tables import messages, outbox
+from hub.store.tables import messages, outbox
 from tests.conftest import JOBCENTER, encode
 
 
@@ -66,7 +67,7 @@ def test_the_stored_message_is_logged_with_the_requests_id_and_partner(hub: Hub,
     import structlog
     from fastapi.testclient import TestClient
 
-    from hub.api import create_app
+    from hub.api.app import create_app
 
     capture = structlog.testing.LogCapture()
     before = structlog.get_config()

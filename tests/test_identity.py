@@ -8,10 +8,11 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from hub import db, pipeline
-from hub.api import create_app
+from hub import pipeline
+from hub.store import db
+from hub.api.app import create_app
 from hub.runtime import Hub
-from hub.tables import deliveries, message_events, messages, person_records, persons
+from hub.store.tables import deliveries, message_events, messages, person_records, persons
 from tests.conftest import JOBCENTER, MUNICIPAL, OPERATOR, PROVIDER, agency_sample, provider_sample, send
 
 
@@ -269,7 +270,7 @@ def test_a_pseudonym_the_hub_issued_is_no_evidence_about_the_person(hub: Hub) ->
     """The hub's pseudonym record for a recipient is a copy of what it was given: a correction by the
     sender is not scored against that stale copy of itself (it would split the person off), and a
     re-filing of the index gives the copy no blocking keys."""
-    from hub.tables import person_keys
+    from hub.store.tables import person_keys
 
     first = send(hub, MUNICIPAL, "agency-xml", master_data(MUNICIPAL, JOBCENTER, "777K000077", given_name="Lukas", family_name="Schneider", birth_date="2004-11-20"))
     issued = delivered_id(hub, first, JOBCENTER)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from hub import db
-from hub.api import create_app
+from hub.store import db
+from hub.api.app import create_app
 from hub.runtime import Hub
 from tests.conftest import JOBCENTER, MUNICIPAL, OPERATOR, agency_sample, send
 from tests.test_identity import master_data

@@ -97,7 +97,7 @@ def test_every_finding_in_one_element_is_reported_not_just_the_first() -> None:
     xml = xml.replace("<fk:beginn>2026-12-01</fk:beginn>", "<fk:beginn>morgen</fk:beginn>")
     xml = xml.replace("<fk:zeitplan>Mo-Fr 8:00-13:00</fk:zeitplan>\n", "")
     xml = xml.replace("<fk:wochenstunden>25.0</fk:wochenstunden>", "<fk:wochenstunden>x</fk:wochenstunden>")
-    from hub import safe_xml
+    from hub.schemas import safe_xml
 
     findings = registry.validate(contract, safe_xml.parse(xml.encode()))
     lines = {f.line for f in findings}

@@ -9,9 +9,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from hub import db
+from hub.store import db
 from hub.runtime import Hub
-from hub.tables import messages
+from hub.store.tables import messages
 from tests.conftest import JOBCENTER, PROVIDER, LiveHub, agency_sample, encode, new_uuid, post, provider_sample
 
 XXE = b"""<?xml version="1.0"?>
@@ -157,8 +157,8 @@ def test_a_revoked_token_is_refused_within_the_token_cache_time(hub) -> None:  #
 
     from fastapi.testclient import TestClient
 
-    from hub import db
-    from hub.api import create_app
+    from hub.store import db
+    from hub.api.app import create_app
     from hub.partners import issue_token, revoke_tokens
 
     hub.settings.token_cache_seconds = 0.5
@@ -180,8 +180,8 @@ def test_message_submission_answers_like_every_other_endpoint(hub, tokens, monke
     problem+json on every error, and a 500 that says nothing internal."""
     from fastapi.testclient import TestClient
 
-    from hub import ingress
-    from hub.api import create_app
+    from hub.endpoints import ingress
+    from hub.api.app import create_app
     from tests.conftest import agency_sample, encode
 
     client = TestClient(create_app(hub, role="api"), raise_server_exceptions=False)
@@ -223,7 +223,7 @@ def test_a_bad_correlation_id_header_is_refused_400_naming_the_header(hub, token
     would store it, PostgreSQL would refuse the insert)."""
     from fastapi.testclient import TestClient
 
-    from hub.api import create_app
+    from hub.api.app import create_app
 
     client = TestClient(create_app(hub, role="api"), raise_server_exceptions=False)
     body = encode(hub, "agency-xml", agency_sample("zuweisung.anmeldung.1020"))
@@ -238,7 +238,7 @@ def test_a_bad_correlation_id_header_is_refused_400_naming_the_header(hub, token
 def test_a_correlation_id_of_64_characters_is_taken_and_kept(hub, tokens) -> None:  # noqa: ANN001
     from fastapi.testclient import TestClient
 
-    from hub.api import create_app
+    from hub.api.app import create_app
 
     client = TestClient(create_app(hub, role="api"), raise_server_exceptions=False)
     body = encode(hub, "agency-xml", agency_sample("zuweisung.anmeldung.1020"))
@@ -255,7 +255,7 @@ def test_a_message_uuid_that_is_not_a_uuid_is_refused_422_and_not_stored(hub, to
     "format: uuid" lets through loosely (here 32 hex digits in 38 characters) is still no UUID."""
     from fastapi.testclient import TestClient
 
-    from hub.api import create_app
+    from hub.api.app import create_app
 
     client = TestClient(create_app(hub, role="api"), raise_server_exceptions=False)
     data = json.loads(encode(hub, "provider-json", provider_sample("teilnahme.mitwirkung.2040", "F-AAAABBBBCCCC")))
@@ -272,7 +272,7 @@ def test_a_request_id_that_is_no_plain_token_is_replaced_not_logged(hub: Hub) ->
     line breaks there."""
     from fastapi.testclient import TestClient
 
-    from hub.api import create_app
+    from hub.api.app import create_app
 
     client = TestClient(create_app(hub, role="api"))
     kept = client.get("/healthz", headers={"X-Request-ID": "abc-123"})

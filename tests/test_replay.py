@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from hub import db, message_store
+from hub.store import db
+from hub.store import message_store
 from hub.findings import Refusal
 from hub.runtime import Hub
-from hub.tables import dead_letters, deliveries, message_events, outbox
+from hub.store.tables import dead_letters, deliveries, message_events, outbox
 from hub.transport.base import PARTNER
 from tests.conftest import JOBCENTER, PROVIDER, agency_sample, send
 

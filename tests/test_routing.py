@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from hub import db
+from hub.store import db
 from hub.runtime import Hub
-from hub.tables import deliveries
+from hub.store.tables import deliveries
 from tests.conftest import JOBCENTER, OTHER_PROVIDER, PROVIDER, agency_sample, send
 
 MEASURE_A, MEASURE_B = "962-AGH-2026-0042", "962-BVB-2026-0007"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub import safe_xml
+from hub.schemas import safe_xml
 from hub.findings import Refusal
 
 

@@ -11,9 +11,12 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from hub import db, ingress, pipeline, unit_of_work
+from hub import pipeline
+from hub.store import db
+from hub.endpoints import ingress
+from hub.store import unit_of_work
 from hub.runtime import Hub
-from hub.tables import deliveries, message_events, messages
+from hub.store.tables import deliveries, message_events, messages
 from hub.transport import Item
 from hub.transport.embedded import EmbeddedTransport
 from tests.conftest import JOBCENTER, PROVIDER, agency_sample, encode, provider_sample, send

@@ -7,9 +7,9 @@ import json
 
 import sqlalchemy as sa
 
-from hub import db
+from hub.store import db
 from hub.runtime import Hub
-from hub.tables import deliveries, messages
+from hub.store.tables import deliveries, messages
 from tests.conftest import JOBCENTER, PROVIDER, agency_sample, provider_sample, send
 
 

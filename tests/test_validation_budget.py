@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from hub import db, safe_xml
-from hub.api import create_app
+from hub.store import db
+from hub.schemas import safe_xml
+from hub.api.app import create_app
 from hub.findings import MAX_FINDINGS, Findings
 from hub.partners import issue_token
 from hub.runtime import Hub

@@ -7,7 +7,7 @@ import copy
 
 from lxml import etree
 
-from hub.translator import VersionMap, from_canonical, to_canonical
+from hub.schemas.translator import VersionMap, from_canonical, to_canonical
 from tests.conftest import JOBCENTER, MUNICIPAL, OTHER_PROVIDER, LiveHub, agency_sample, encode, post, provider_sample, wait_for
 
 NS = {"fk": "urn:xoev-de:casechain:standard:fallkette"}

@@ -15,10 +15,10 @@ from typing import Any
 
 from lxml import etree
 
-from hub import safe_xml
+from hub.schemas import safe_xml
 from hub.adapters.base import Adapter
 from hub.canonical import Header
-from hub.codelists import load_codelists
+from hub.schemas.codelists import load_codelists
 from hub.findings import Finding, Refusal
 from hub.schemas.registry import Contract
 from hub.schemas.shape import Node, xml_paths, xsd_shape

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
-from hub import translator
+from hub.schemas import translator
 from hub.canonical import Header, Message
 
 if TYPE_CHECKING:

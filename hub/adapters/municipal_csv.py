@@ -30,7 +30,7 @@ from hub.adapters.base import Adapter
 from hub.canonical import Header
 from hub.findings import Finding, Refusal
 from hub.schemas.registry import Contract
-from hub.translator import get_path, put_path
+from hub.schemas.translator import get_path, put_path
 
 BOM = b"\xef\xbb\xbf"
 

@@ -33,13 +33,13 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.engine import Connection
 
-from hub.db import aware, utcnow
+from hub.store.db import aware, utcnow
 from hub.dedup import fastcompare
 from hub.dedup.linkage import MATCH, NON_MATCH, REVIEW, Candidate, Linker
 from hub.dedup.records import PersonRecord
 from hub.findings import Refusal
 from hub.ids import new_id
-from hub.tables import match_reviews, person_events, person_keys, person_records, persons
+from hub.store.tables import match_reviews, person_events, person_keys, person_records, persons
 
 log = logging.getLogger(__name__)
 
@@ -469,7 +469,7 @@ class PersonIndex:
         passes changed): new blocking keys and form. Lookups stay correct without this (stale
         forms are recomputed from the data), but records filed under other passes are not found
         by the new ones until they are re-filed. Returns the number of records re-filed."""
-        from hub import db
+        from hub.store import db
 
         done, after = 0, ""
         prefix = fastcompare.version() + self.keys_tag + "\x1f"

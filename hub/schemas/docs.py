@@ -28,7 +28,7 @@ import jinja2
 import xmlschema
 import yaml
 
-from hub.codelists import CodeList, load_codelists
+from hub.schemas.codelists import CodeList, load_codelists
 from hub.partners import Partner, load_partners
 from hub.routing.purposes import PurposeProfiles
 from hub.schemas.registry import Contract, Registry

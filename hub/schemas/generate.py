@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from hub.adapters.base import load_format
 from hub.canonical import BODY_TYPES, Header
-from hub.codelists import load_codelists
+from hub.schemas.codelists import load_codelists
 
 XS = "http://www.w3.org/2001/XMLSchema"
 

@@ -22,7 +22,7 @@ from lxml import etree
 
 from hub.findings import Finding, Refusal, Report
 from hub.schemas.characters import CharacterRules
-from hub.translator import VersionMap
+from hub.schemas.translator import VersionMap
 
 #: format name -> schema file name inside contracts/messages/<type>/<version>/
 SCHEMA_FILES = {

@@ -68,8 +68,10 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from sqlalchemy.engine import Engine
 from tenacity import Retrying, retry_if_exception_type, wait_exponential, wait_random
 
-from hub import db, errors, unit_of_work
-from hub.tables import dead_letters
+from hub import errors
+from hub.store import db
+from hub.store import unit_of_work
+from hub.store.tables import dead_letters
 from hub.transport.base import PIPELINE, DeadHandler, Handler, Item, Transport, dead_reason, prefetch
 
 log = structlog.get_logger("hub.transport.amqp")

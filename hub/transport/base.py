@@ -22,9 +22,9 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
-from hub import unit_of_work
-from hub.db import utcnow
-from hub.tables import outbox
+from hub.store import unit_of_work
+from hub.store.db import utcnow
+from hub.store.tables import outbox
 
 _INSERT_OUTBOX = outbox.insert()
 

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 import structlog
 
-from hub import db, errors, unit_of_work
+from hub import errors
+from hub.store import db
+from hub.store import unit_of_work
 from hub.transport.base import DeadHandler, Handler, Item, Transport, backoff, dead_reason, prefetch
-from hub.tables import dead_letters, messages, outbox
+from hub.store.tables import dead_letters, messages, outbox
 
 log = structlog.get_logger("hub.transport.embedded")
 

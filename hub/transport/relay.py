@@ -38,9 +38,10 @@ import sqlalchemy as sa
 import structlog
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
-from hub import db, unit_of_work
-from hub.history import record
-from hub.tables import dead_letters, deliveries, outbox
+from hub.store import db
+from hub.store import unit_of_work
+from hub.store.history import record
+from hub.store.tables import dead_letters, deliveries, outbox
 from hub.transport.base import PARTNER, backoff
 
 log = structlog.get_logger("hub.transport.relay")

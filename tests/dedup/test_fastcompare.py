@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from hub import db, migrate
+from hub.store import db
+from hub.store import migrate
 from hub.dedup import fastcompare
 from hub.dedup.compare import compare_pairs
 from hub.dedup.linkage import Linker
@@ -20,7 +21,7 @@ from hub.dedup.person_index import FIELDS, PersonIndex
 from hub.dedup.records import PersonRecord
 from hub.dedup.synthetic import GermanPopulation, corrupt
 from hub.ids import new_id
-from hub.tables import person_keys, person_records, persons
+from hub.store.tables import person_keys, person_records, persons
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from hub import db, migrate
+from hub.store import db
+from hub.store import migrate
 from hub.dedup.person_index import PersonIndex, Resolution
 from hub.findings import Refusal
-from hub.tables import match_reviews, person_events, person_records, persons
+from hub.store.tables import match_reviews, person_events, person_records, persons
 from tests.conftest import CONTRACTS
 
 JOBCENTER, MUNICIPAL, THIRD = "jobcenter", "municipal", "sozialamt"

@@ -108,7 +108,7 @@ def postgres_database() -> Iterator[str]:
     try:
         yield url
     finally:
-        from hub import db
+        from hub.store import db
 
         db.dispose_all()
         drop_database(url)

@@ -28,11 +28,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub import db, pipeline
-from hub.history import record
-from hub.message_store import dead_list
+from hub import pipeline
+from hub.store import db
+from hub.store.history import record
+from hub.store.message_store import dead_list
 from hub.runtime import Hub
-from hub.tables import dead_letters, deliveries, message_events, outbox
+from hub.store.tables import dead_letters, deliveries, message_events, outbox
 from hub.transport.amqp import AmqpTransport
 from hub.transport.base import PARTNER, Item
 from hub.transport.relay import ConfirmWindow, OutboxRelay

@@ -15,8 +15,8 @@ import pika.exceptions
 import pytest
 import sqlalchemy as sa
 
-from hub import db
-from hub.tables import dead_letters, deliveries, outbox
+from hub.store import db
+from hub.store.tables import dead_letters, deliveries, outbox
 from hub.transport.amqp import AmqpTransport
 from hub.transport.relay import OutboxRelay
 from tests.conftest import JOBCENTER, OTHER_PROVIDER, PROVIDER, ROOT, LiveHub, agency_sample, encode, hub_for, issue_tokens, post

@@ -19,8 +19,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from hub import db
-from hub.tables import dead_letters, deliveries, messages, outbox
+from hub.store import db
+from hub.store.tables import dead_letters, deliveries, messages, outbox
 from tests.conftest import JOBCENTER, PROVIDER, LiveHub, encode, free_port, hub_for, issue_tokens, provider_sample
 from tests.integration.conftest import WorkerProcess
 from tests.test_end_to_end import assign_case

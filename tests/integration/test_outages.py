@@ -26,10 +26,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from hub import db
-from hub.api import create_app, error_answer
+from hub.store import db
+from hub.api.app import create_app, error_answer
 from hub.runtime import Hub
-from hub.tables import messages
+from hub.store.tables import messages
 from tests.conftest import JOBCENTER, PROVIDER, LiveHub, agency_sample, embedded_env, encode, free_port, hub_for, issue_tokens, provider_sample
 
 #: deadlines for these tests (HUB_DB_CONNECT_TIMEOUT, HUB_DB_REQUEST_TIMEOUT): short, so they run fast

@@ -18,10 +18,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub import db, migrate
+from hub.store import db
+from hub.store import migrate
 from hub.dedup.person_index import PersonIndex
 from hub.findings import Refusal
-from hub.tables import match_reviews, person_events, person_records, persons
+from hub.store.tables import match_reviews, person_events, person_records, persons
 from tests.conftest import CONTRACTS
 from tests.dedup.test_person_index import ANNA, BERND, JUERGEN, JUERGEN_ELSEWHERE, MOELLER
 

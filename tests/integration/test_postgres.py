@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from hub import db, migrate
-from hub.tables import message_events, metadata, outbox
+from hub.store import db
+from hub.store import migrate
+from hub.store.tables import message_events, metadata, outbox
 from hub.transport.embedded import EmbeddedTransport
 
 pytestmark = pytest.mark.postgres
@@ -73,8 +74,8 @@ def test_collected_rows_are_copied_on_postgres_exactly_as_an_insert_would_write_
     """The unit of work writes a batch's rows with COPY on PostgreSQL (hub.unit_of_work._copy): the
     stored rows equal what an executemany INSERT stores -- JSON, time zones, bytes, NULLs, column
     defaults -- and a unique violation is SQLAlchemy's IntegrityError, as the resend path expects."""
-    from hub import unit_of_work
-    from hub.tables import messages
+    from hub.store import unit_of_work
+    from hub.store.tables import messages
 
     migrate.upgrade(pg_url)
     engine = db.get_engine(pg_url)

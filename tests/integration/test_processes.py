@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from hub import db
-from hub.tables import deliveries
+from hub.store import db
+from hub.store.tables import deliveries
 from tests.conftest import JOBCENTER, PROVIDER, LiveHub, agency_sample, embedded_env, encode, hub_for, issue_tokens, post
 from tests.integration.conftest import WorkerProcess, contracts_with
 from tests.integration.test_amqp_transport import drain

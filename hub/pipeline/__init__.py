@@ -28,17 +28,20 @@ from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 from sqlalchemy.engine import Connection
 
-from hub import chain, errors, receipt, unit_of_work
+from hub import errors
+from hub.chain import membership as chain
+from hub.pipeline import receipt
+from hub.store import unit_of_work
 from hub.canonical import Message, Party
-from hub.db import aware, utcnow
+from hub.store.db import aware, utcnow
 from hub.findings import Finding, Refusal
-from hub.history import audit, record
+from hub.store.history import audit, record
 from hub.ids import new_id
 from hub.metrics import DELIVERIES, PIPELINE_SECONDS
 from hub.partners import Partner
 from hub.routing.rules import Route
 from hub.runtime import Hub
-from hub.tables import deliveries, messages, report_fingerprints
+from hub.store.tables import deliveries, messages, report_fingerprints
 from hub.transport import Item
 
 log = structlog.get_logger("hub.pipeline")
@@ -455,7 +458,7 @@ def _quittung(hub: Hub, conn: Connection, ctx: Context) -> None:
         "message_uuid": uuid.uuid4(), "created_at": utcnow(), "reference_uuid": uuid.UUID(row.message_uuid),
         "received_at": aware(row.created_at), "hub_id": row.id,
     }
-    data = hub.receipts.encode(sender, version, values, test=bool(row.test))
+    data = hub.part(receipt.Receipts).encode(sender, version, values, test=bool(row.test))
     store_delivery(conn, ctx, sender, message_type, version, hub.adapter(sender.format).media_type, data, "administration")
 
 

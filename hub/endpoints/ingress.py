@@ -23,15 +23,16 @@ import structlog
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from hub import db, unit_of_work
+from hub.store import db
+from hub.store import unit_of_work
 from hub.findings import Finding, Refusal
-from hub.history import audit, record
+from hub.store.history import audit, record
 from hub.ids import new_id
 from hub.metrics import MESSAGES_RECEIVED
 from hub.partners import Partner
 from hub.runtime import Hub
-from hub.validate import contract_problem
-from hub.tables import messages
+from hub.schemas.validate import contract_problem
+from hub.store.tables import messages
 from hub.transport import PIPELINE
 
 log = structlog.get_logger("hub.ingress")

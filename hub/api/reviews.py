@@ -10,16 +10,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from hub import db
+from hub.store import db
 from hub.findings import Refusal
-from hub.history import audit
+from hub.store.history import audit
 from hub.partners import Partner
 
 router = APIRouter(prefix="/v1/persons", tags=["persons (operators)"])
 
 
 async def operator(request: Request) -> Partner:
-    from hub.api import caller
+    from hub.api.app import caller
 
     partner = await caller(request)
     if not partner.is_operator:

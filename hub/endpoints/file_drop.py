@@ -36,13 +36,15 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 
-from hub import db, ingress, message_store
+from hub.store import db
+from hub.endpoints import ingress
+from hub.store import message_store
 from hub.canonical import Message
 from hub.findings import Finding, Refusal
-from hub.history import audit
+from hub.store.history import audit
 from hub.partners import Partner
 from hub.runtime import Hub
-from hub.tables import deliveries
+from hub.store.tables import deliveries
 
 log = structlog.get_logger("hub.file_drop")
 

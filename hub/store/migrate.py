@@ -12,7 +12,7 @@ _lock = threading.Lock()
 
 def alembic_config(url: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", "hub:migrations")
+    cfg.set_main_option("script_location", "hub.store:migrations")
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 

@@ -31,7 +31,8 @@ import structlog
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from hub import db, unit_of_work
+from hub.store import db
+from hub.store import unit_of_work
 
 log = structlog.get_logger("hub.group_commit")
 

@@ -2,8 +2,8 @@
 
 from alembic import context
 
-from hub.db import get_engine
-from hub.tables import metadata
+from hub.store.db import get_engine
+from hub.store.tables import metadata
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")

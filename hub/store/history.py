@@ -12,10 +12,10 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Connection
 
-from hub import unit_of_work
-from hub.db import utcnow
+from hub.store import unit_of_work
+from hub.store.db import utcnow
 from hub.metrics import STAGE_EVENTS
-from hub.tables import audit_log, message_events
+from hub.store.tables import audit_log, message_events
 
 log = structlog.get_logger("hub")
 

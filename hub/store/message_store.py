@@ -14,11 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub.db import aware, utcnow
+from hub.store.db import aware, utcnow
 from hub.findings import Refusal
-from hub.history import audit, record
+from hub.store.history import audit, record
 from hub.partners import Partner
-from hub.tables import dead_letters, deliveries, message_events, messages
+from hub.store.tables import dead_letters, deliveries, message_events, messages
 
 CONTENT_TYPES = ("administration.quittung.0020", "administration.rueckweisung.0010")
 

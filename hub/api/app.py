@@ -26,11 +26,14 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hub import __version__, db, ingress, message_store
-from hub.docs_site import mount_interface_docs
-from hub.review_api import router as review_router
+from hub import __version__
+from hub.store import db
+from hub.endpoints import ingress
+from hub.store import message_store
+from hub.api.docs_site import mount_interface_docs
+from hub.api.reviews import router as review_router
 from hub.findings import Finding, Refusal
-from hub.history import audit
+from hub.store.history import audit
 from hub.partners import Partner, partner_for_token, token_hash
 from hub.runtime import Hub
 from hub.workers import Workers

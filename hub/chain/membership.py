@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub.db import aware, utcnow
+from hub.store.db import aware, utcnow
 from hub.ids import new_case_ref, new_id
-from hub.tables import case_measures, case_members, cases
+from hub.store.tables import case_measures, case_members, cases
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The case chain: who belongs to a client's case, under which local reference (`membership`)."""
