@@ -26,6 +26,7 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from hub import pipeline
+from hub.pipeline import faults
 from hub.runtime import Hub
 from hub.transport import PIPELINE, Item
 from hub.transport.base import PARTNER
@@ -78,10 +79,8 @@ class Workers:
     def _pipeline(self) -> None:
         hub = self.hub
 
-        def handler(conn: Connection, item: Item) -> None:
-            handle_pipeline(hub, conn, item)
-
-        handler.prefetch = lambda conn, items: pipeline.prefetch(hub, conn, items)  # type: ignore[attr-defined]
+        handler = pipeline.consumer(hub, lambda conn, item: handle_pipeline(hub, conn, item))
+        faults.install(pipeline.STAGES, hub.settings.fault_pipeline_delay)
         hub.transport.consume(PIPELINE, handler, lambda conn, item, reason: pipeline.dead(hub, conn, item, reason), self.stop_event)
 
     def alive(self) -> bool:

@@ -147,13 +147,14 @@ def test_claiming_and_checking_look_up_their_items_without_walking_the_backlog(h
     """A worker claims and (under the write lock) re-checks a batch many times a second while
     thousands of items wait: neither may read or sort the whole backlog. SQLite's plan shows it --
     a temporary B-tree for ORDER BY, or a search by status alone, means every waiting row is read."""
+    from hub.pipeline import read_ahead
     from hub.transport import embedded
 
     if statement == "claim":
         stmt, params = embedded._CLAIM, {"queue": "pipeline", "now": time.time(), "batch": 32}
         wanted = "USING INDEX ix_outbox_queue_id (queue=?)"
     else:
-        stmt, params = embedded._RECEIVED, {"ids": ["01A", "01B", "01C"]}
+        stmt, params = read_ahead._RECEIVED, {"ids": ["01A", "01B", "01C"]}
         wanted = "USING COVERING INDEX ix_messages_status_id (status=? AND id=?)"
     with db.read(hub.engine) as conn:
         state = stmt.compile(conn).construct_expanded_state(params)

@@ -23,11 +23,7 @@ from tests.conftest import JOBCENTER, PROVIDER, agency_sample, encode, provider_
 
 
 def handler_for(hub: Hub):  # noqa: ANN201
-    def handler(conn: sa.Connection, item: Item) -> None:
-        pipeline.handle(hub, conn, item)
-
-    handler.prefetch = lambda conn, items: pipeline.prefetch(hub, conn, items)  # type: ignore[attr-defined]
-    return handler
+    return pipeline.consumer(hub)
 
 
 def a_case(hub: Hub) -> str:

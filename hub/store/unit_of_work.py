@@ -10,7 +10,8 @@ with all its rows. Writers outside a unit of work execute at once, as before.
 
 Rows that later statements of the same transaction must *read* (cases, case members, the person
 index) are written at once; where a check would read a collected row (a report's fingerprint, a
-message already handled in this batch) the unit's `memo` answers instead.
+message already handled in this batch) the caller's own state on the unit answers instead: a typed
+object per concern (`extension`), e.g. the pipeline's read-ahead, rewound with the item's savepoint.
 
 A failed item must leave nothing behind: `savepoint()` drops the rows the item added to the unit of
 work when it raises, and rolls the database back to a savepoint -- issued lazily, only if the item
@@ -22,7 +23,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Insert, Table, event
 from sqlalchemy.engine import Connection, Engine
@@ -34,13 +35,23 @@ from sqlalchemy.sql import Executable
 _units: weakref.WeakKeyDictionary[Connection, UnitOfWork] = weakref.WeakKeyDictionary()
 
 
+class Extension(Protocol):
+    """State a caller keeps on the unit (one object per type): what its batch read ahead and what it
+    already did. A failed item's savepoint rewinds it to the snapshot taken before the item."""
+
+    def snapshot(self) -> Any: ...
+
+    def restore(self, snapshot: Any) -> None: ...
+
+
+E = TypeVar("E", bound=Extension)
+Mark = tuple[dict[Executable, int], dict[type, Any]]
+
+
 class UnitOfWork:
     def __init__(self) -> None:
         self._rows: dict[Executable, list[dict[str, Any]]] = {}
-        #: what this unit already did, for the checks that would otherwise read rows still waiting
-        #: here (e.g. ("pipeline", message id) -> True, ("fingerprint", digest) -> message id), and
-        #: what a batch read ahead for its items (see `reads_current`)
-        self.memo: dict[Any, Any] = {}
+        self._extensions: dict[type, Extension] = {}
         #: a statement other than SELECT ran at once on the connection since the unit opened
         self.wrote_at_once = False
 
@@ -52,14 +63,25 @@ class UnitOfWork:
     def add(self, statement: Executable, params: dict[str, Any]) -> None:
         self._rows.setdefault(statement, []).append(params)
 
-    def mark(self) -> tuple[dict[Executable, int], dict[Any, Any]]:
-        return {s: len(rows) for s, rows in self._rows.items()}, dict(self.memo)
+    def extension(self, kind: type[E]) -> E:
+        """The caller's state of type `kind` on this unit, made on first use."""
+        found = self._extensions.get(kind)
+        if found is None:
+            found = self._extensions[kind] = kind()
+        return found  # type: ignore[return-value]
 
-    def rollback_to(self, mark: tuple[dict[Executable, int], dict[Any, Any]]) -> None:
-        lengths, memo = mark
+    def mark(self) -> Mark:
+        return {s: len(rows) for s, rows in self._rows.items()}, {k: e.snapshot() for k, e in self._extensions.items()}
+
+    def rollback_to(self, mark: Mark) -> None:
+        lengths, snapshots = mark
         for statement, rows in self._rows.items():
             del rows[lengths.get(statement, 0) :]
-        self.memo = memo
+        for kind in list(self._extensions):
+            if kind in snapshots:
+                self._extensions[kind].restore(snapshots[kind])
+            else:  # made after the mark
+                del self._extensions[kind]
 
     def flush(self, conn: Connection) -> None:
         """One executemany per statement (on PostgreSQL a COPY per table where it can), in the

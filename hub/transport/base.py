@@ -45,10 +45,20 @@ class Item:
 
 #: handler(conn, item): process inside the open transaction; raise to have the item redelivered.
 #: A handler may carry `handler.prefetch(conn, items)`: called once per batch, in the batch's
-#: transaction before its items, to read in one statement what each item would read alone.
+#: transaction before its items, to read in one statement what each item would read alone; and
+#: `handler.still_current(conn)`: after a speculative pass in a reading transaction (embedded queue on
+#: SQLite), whether what the pass did still holds under the write lock. The transport knows nothing else
+#: of what a handler does.
 Handler = Callable[[Connection, Item], None]
 #: dead_handler(conn, item, reason): record that an item gave up after its last attempt
 DeadHandler = Callable[[Connection, Item, str], None]
+
+
+def still_current(handler: Handler, conn: Connection) -> bool:
+    """Ask the handler's speculation hook, if it has one (see `Handler`), whether what a pass over a
+    batch in a reading transaction did still holds now that the write lock is taken."""
+    hook = getattr(handler, "still_current", None)
+    return True if hook is None else bool(hook(conn))
 
 
 def prefetch(handler: Handler, conn: Connection, items: list[Item]) -> None:

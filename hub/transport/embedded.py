@@ -18,8 +18,8 @@ import structlog
 from hub import errors
 from hub.store import db
 from hub.store import unit_of_work
-from hub.transport.base import DeadHandler, Handler, Item, Transport, backoff, dead_reason, prefetch
-from hub.store.tables import dead_letters, messages, outbox
+from hub.transport.base import DeadHandler, Handler, Item, Transport, backoff, dead_reason, prefetch, still_current
+from hub.store.tables import dead_letters, outbox
 
 log = structlog.get_logger("hub.transport.embedded")
 
@@ -32,17 +32,9 @@ class _Speculation:
     """What a speculative pass collected: its unit of work, the items done and the items left."""
 
     unit: unit_of_work.UnitOfWork
-    empty: tuple
+    empty: unit_of_work.Mark
     done: list[Item] = field(default_factory=list)
     left: list[Item] = field(default_factory=list)
-
-    def still_current(self, conn: sa.Connection) -> bool:
-        """Under the write lock: every message the pass processed is still unprocessed in the database."""
-        ids = [key[1] for key in self.unit.memo if key[0] == "pipeline"]
-        if not ids:
-            return True
-        found = conn.execute(_RECEIVED, {"ids": ids}).scalar_one()
-        return found == len(ids)
 
 
 #: the next ready items of a queue, oldest first; on (queue, id) a walk that stops at the batch
@@ -53,7 +45,6 @@ _CLAIM = (
     .limit(sa.bindparam("batch", type_=sa.Integer))
     .with_for_update(skip_locked=True)
 )
-_RECEIVED = sa.select(sa.func.count()).select_from(messages).where(messages.c.id.in_(sa.bindparam("ids", expanding=True)), messages.c.status == "received")
 
 
 class EmbeddedTransport(Transport):
@@ -122,7 +113,7 @@ class EmbeddedTransport(Transport):
                 results: dict[int, bool] = {}
                 todo = items
                 if spec is not None:
-                    if spec.still_current(conn):
+                    if still_current(handler, conn):
                         results = {id(item): True for item in spec.done}
                         todo = spec.left
                     else:  # another worker processed one of them meanwhile: do the batch again, under the lock
@@ -190,8 +181,6 @@ class EmbeddedTransport(Transport):
                         spec.done.append(item)
                     except Exception:  # noqa: BLE001 - NeedsWriter, or a failure the write path will handle
                         spec.left.append(item)
-                # the row locks of prefetch mean nothing in a reading transaction: forget the rows
-                unit.memo = {k: v for k, v in unit.memo.items() if k[0] != "row"}
             return spec
         except Exception as exc:  # noqa: BLE001 - e.g. the database is away: the write path decides
             log.info("speculative pass failed; processing under the write lock", error=repr(exc))
