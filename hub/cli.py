@@ -167,7 +167,7 @@ def contracts_validate(
 ) -> None:
     """Validate a message file against its contract; findings at line/column or JSON pointer."""
     from hub.findings import Findings, Refusal
-    from hub.schemas.validate import validate_file
+    from hub.endpoints.validate import validate_file
 
     hub = _hub(migrate=False)
     if not file.is_file():
@@ -196,7 +196,7 @@ def contracts_validate(
 @contracts_app.command("check")
 def contracts_check() -> None:
     """Check every contract: examples validate and round-trip; versions keep their compatibility level."""
-    from hub.schemas.validate import check_contracts
+    from hub.endpoints.validate import check_contracts
 
     problems = check_contracts(_hub(migrate=False))
     for p in problems:
@@ -209,7 +209,7 @@ def contracts_check() -> None:
 @contracts_app.command("docs")
 def contracts_docs(out: Annotated[Path, typer.Option("--out", help="Directory for the HTML pages (created if missing).")]) -> None:
     """Render the interface documentation (Schnittstellendokumentation) as static HTML."""
-    from hub.schemas.docs import render_docs
+    from hub.interface.docs import render_docs
 
     if out.exists() and not out.is_dir():
         fail(f"{out} exists and is not a directory", 2)

@@ -18,13 +18,17 @@ import re
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.store.unit_of_work import NeedsWriter
 
 #: quoted text in an exception message: usually a value of the message being processed
 _QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
 #: what SQLAlchemy appends to a driver's message
 _SQLA_TAIL = re.compile(r"\s*\((Background on this error|sqlite3|psycopg)[^)]*\).*$|\s*\[SQL:.*$", re.DOTALL)
 MAX_LENGTH = 300
+
+
+class NeedsWriter(Exception):
+    """A read-only pass met a statement that writes at once: do this item under the write lock
+    (raised by `hub.store.unit_of_work.read_only`)."""
 
 
 def passing(exc: BaseException) -> bool:

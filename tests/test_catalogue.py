@@ -19,7 +19,7 @@ from hub.canonical import BODY_TYPES, Message
 from hub.findings import Refusal
 from hub.runtime import Hub
 from hub.samples import samples
-from hub.schemas.generate import fields_of
+from hub.interface.generate import fields_of
 from hub.schemas.registry import Registry
 from hub.store.tables import deliveries, messages
 from tests.conftest import CONTRACTS, JOBCENTER, OTHER_PROVIDER, PROVIDER, agency_sample, drain, encode, provider_sample, send

@@ -22,7 +22,7 @@ from hub.api.app import create_app
 from hub.schemas.codelists import load_codelists
 from hub.partners import load_partners
 from hub.runtime import Hub
-from hub.schemas.docs import json_field_table, render_docs, xsd_field_table
+from hub.interface.docs import json_field_table, render_docs, xsd_field_table
 from hub.schemas.registry import Registry
 
 from .conftest import CONTRACTS, PROVIDER, ROOT

@@ -42,7 +42,7 @@ class InterfaceDocs:
         self._dir: tempfile.TemporaryDirectory[str] | None = None  # removed with this object
 
     def render(self) -> StaticFiles:
-        from hub.schemas.docs import render_docs
+        from hub.interface.docs import render_docs
 
         with self._lock:
             if self._static is None:

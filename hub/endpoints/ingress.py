@@ -31,7 +31,7 @@ from hub.ids import new_id
 from hub.metrics import MESSAGES_RECEIVED
 from hub.partners import Partner
 from hub.runtime import Hub
-from hub.schemas.validate import contract_problem
+from hub.endpoints.validate import contract_problem
 from hub.store.tables import messages
 from hub.transport import PIPELINE
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -17,8 +17,10 @@ from sqlalchemy.engine import Connection
 from hub.store.db import aware, utcnow
 from hub.findings import Refusal
 from hub.store.history import audit, record
-from hub.partners import Partner
 from hub.store.tables import dead_letters, deliveries, message_events, messages
+
+if TYPE_CHECKING:  # partner profiles sit above the store: the views only read a partner's attributes
+    from hub.partners import Partner
 
 CONTENT_TYPES = ("administration.quittung.0020", "administration.rueckweisung.0010")
 

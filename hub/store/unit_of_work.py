@@ -30,6 +30,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 
+from hub.errors import NeedsWriter
+
 # per Connection object (not `conn.info`, which lives on the pooled DBAPI connection and cannot be
 # read once the connection is invalidated): the open unit of work
 _units: weakref.WeakKeyDictionary[Connection, UnitOfWork] = weakref.WeakKeyDictionary()
@@ -159,10 +161,6 @@ def collecting(conn: Connection, unit: UnitOfWork | None = None, *, flush: bool 
             unit.flush(conn)
     finally:
         _units.pop(conn, None)
-
-
-class NeedsWriter(Exception):
-    """A read-only pass met a statement that writes at once: do this item under the write lock."""
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """Scaffold contract files (XSD and JSON Schema) for a message type from the canonical model.
 
 Integrators run this once when a message type is introduced
-(`python -c "from pathlib import Path; from hub.schemas.generate import write_contract;
+(`python -c "from pathlib import Path; from hub.interface.generate import write_contract;
 write_contract(Path('contracts'), 'TYPE', '1.0')"`); the files it writes are then the contract: reviewed, committed, versioned and edited as data. Generating
 the first version keeps the schema, the adapters' name tables and the canonical model in step.
 """
