@@ -20,7 +20,6 @@ Two engines, two jobs (see architecture.md, "Contracts are the product"):
 from __future__ import annotations
 
 import re
-import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from xml.etree import ElementTree
@@ -30,6 +29,8 @@ from typing import Any
 
 import xmlschema
 from lxml import etree
+
+from hub.findings import clock
 
 __all__ = [
     "Catalog",
@@ -439,7 +440,7 @@ def iter_xmlschema_findings(
     index them), which made a message with many unexpected elements take time in the square of
     their number. On the copy the cost is linear. xmlschema checks an element's children all at
     once before it reports the first error, so a caller with a time budget passes `deadline`
-    (time.monotonic()): where the copy alone shows that the check would not fit, no error is
+    (on `hub.findings.clock`): where the copy alone shows that the check would not fit, no error is
     reported here at all (:class:`BudgetExceeded`).
     """
     root = tree.getroot() if hasattr(tree, "getroot") else tree
@@ -480,7 +481,7 @@ def indexed_copy(root: etree._Element, deadline: float | None = None) -> Element
     Comments and processing instructions are left out, their tails kept as text. With `deadline`,
     raises BudgetExceeded as soon as it is clear that copying and then checking the copy (about
     `_CHECK_PER_COPY` times the copy's time) would end after it."""
-    started = time.monotonic()
+    started = clock()
     count = 0
 
     def copy(el: etree._Element) -> ElementTree.Element:
@@ -499,13 +500,13 @@ def indexed_copy(root: etree._Element, deadline: float | None = None) -> Element
                     last.tail = (last.tail or "") + child.tail
         count += 1
         if deadline is not None and count % 1024 == 0:
-            now = time.monotonic()
+            now = clock()
             if started + (now - started) * (1 + _CHECK_PER_COPY) > deadline:
                 raise BudgetExceeded
         return new
 
     result = copy(root)
-    if deadline is not None and started + (time.monotonic() - started) * (1 + _CHECK_PER_COPY) > deadline:
+    if deadline is not None and started + (clock() - started) * (1 + _CHECK_PER_COPY) > deadline:
         raise BudgetExceeded
     return result
 
