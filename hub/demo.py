@@ -117,7 +117,7 @@ def run_demo(hub: Hub) -> None:
     with _Server(hub) as url, httpx.Client(base_url=url, timeout=30) as client:
 
         def post(sender: str, fmt: str, data: dict[str, Any]) -> str:
-            media = "application/xml" if fmt == "agency-xml" else "application/json"
+            media = hub.adapter(fmt).media_type
             r = client.post("/v1/messages", content=_encode(hub, fmt, data), headers={"Authorization": f"Bearer {tokens[sender]}", "Content-Type": media})
             if r.status_code not in (200, 202):
                 raise RuntimeError(f"{sender} could not submit {data['header']['message_type']}: {r.json().get('detail')}")

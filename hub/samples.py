@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.adapters import get_adapter
+from hub.adapters.base import load_format
 from hub.canonical import Message
 
 CONTRACTS = Path("contracts")
@@ -84,9 +85,18 @@ class Client:
         return cls(f"{rng.randint(100, 999)}D{rng.randint(0, 999_999):06d}", f"{rng.randint(10_000, 99_999)}BG{rng.randint(0, 9_999_999):07d}", person)
 
 
-def samples(fmt: str, fresh: bool = False, case_id: str = "F-7Q2K9M4X1B", client: Client | None = None) -> dict[str, dict]:
+def agency_side(fmt: str, contracts_dir: Path = CONTRACTS) -> bool:
+    """A format that may carry the agency's Kundennummer (its file does not exclude it) is the
+    Jobcenter's or a municipal office's; a provider's format names a case by the hub's pseudonym."""
+    return "customer_number" not in (load_format(contracts_dir.resolve(), fmt).get("exclude") or ())
+
+
+def samples(
+    fmt: str, fresh: bool = False, case_id: str = "F-7Q2K9M4X1B", client: Client | None = None, contracts_dir: Path = CONTRACTS
+) -> dict[str, dict]:
     """One sample message per type, as its sender in format `fmt` would write it, about `client`."""
-    sender = JOBCENTER if fmt == "agency-xml" else PROVIDER
+    agency = agency_side(fmt, contracts_dir)
+    sender = JOBCENTER if agency else PROVIDER
     client = client or Client()
     person = client.person
 
@@ -94,7 +104,7 @@ def samples(fmt: str, fresh: bool = False, case_id: str = "F-7Q2K9M4X1B", client
         return None if fresh else number
 
     def ids(fmt: str) -> dict:
-        return {"customer_number": client.customer_number, "bg_number": client.bg_number} if fmt == "agency-xml" else {"case_id": case_id}
+        return {"customer_number": client.customer_number, "bg_number": client.bg_number} if agency else {"case_id": case_id}
 
     return {
         "person.stammdaten.0100": {
@@ -215,8 +225,8 @@ def samples(fmt: str, fresh: bool = False, case_id: str = "F-7Q2K9M4X1B", client
                 "invoice_number": "BWN-2026-12-0042",
                 "participant_days_total": 37,
                 "lines": [
-                    {**({"customer_number": client.customer_number} if fmt == "agency-xml" else {"case_id": case_id}), "participant_days": 19, "amount": "142.50"},
-                    {**({"customer_number": "123D456790"} if fmt == "agency-xml" else {"case_id": "F-3H8J2N5P7R"}), "participant_days": 18, "amount": "135.00"},
+                    {**({"customer_number": client.customer_number} if agency else {"case_id": case_id}), "participant_days": 19, "amount": "142.50"},
+                    {**({"customer_number": "123D456790"} if agency else {"case_id": "F-3H8J2N5P7R"}), "participant_days": 18, "amount": "135.00"},
                 ],
                 "total_amount": "277.50",
             },
@@ -242,13 +252,10 @@ def main() -> None:
     """Encode every sample in every version and format its contract has."""
     from hub.schemas.registry import registry_for
 
-    suffixes = {"agency-xml": "xml", "provider-json": "json", "municipal-csv": "csv"}
     for (message_type, version, fmt), contract in sorted(registry_for(CONTRACTS.resolve()).contracts.items()):
-        if fmt not in suffixes:
-            continue
-        data = samples("agency-xml" if fmt == "municipal-csv" else fmt)[message_type]
+        data = samples(fmt)[message_type]
         message = Message.build({**data["header"], "version": version}, data["body"])
-        out = contract.schema_path.parent / "examples" / f"example.{suffixes[fmt]}"
+        out = contract.schema_path.parent / "examples" / f"example.{contract.extension}"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(get_adapter(CONTRACTS.resolve(), fmt).encode(message, version))
         print(out.relative_to(CONTRACTS.resolve().parent))

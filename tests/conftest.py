@@ -236,8 +236,7 @@ def send(hub: Hub, sender: str, fmt: str, data: dict[str, Any]) -> str:
     """Accept one message from `sender` as ingress does, then drain the pipeline; returns its id."""
     from hub.endpoints import ingress
 
-    media = {"agency-xml": "application/xml", "provider-json": "application/json"}[fmt]
-    accepted = ingress.accept(hub, hub.partners[sender], encode(hub, fmt, data), media)
+    accepted = ingress.accept(hub, hub.partners[sender], encode(hub, fmt, data), hub.adapter(fmt).media_type)
     drain(hub)
     return accepted.id
 

@@ -1,25 +1,29 @@
-"""Adapter registry: format name -> adapter class. Add a format by adding a module and a line here."""
+"""Adapter registry: a format's adapter class is named by its file `contracts/formats/<name>.yaml`
+(`adapter: module:Class`), so a new format is one adapter module plus one YAML file."""
 
 from __future__ import annotations
 
+import importlib
 from functools import lru_cache
 from pathlib import Path
 
-from hub.adapters.agency_xml import AgencyXmlAdapter
 from hub.adapters.base import Adapter
-from hub.adapters.municipal_csv import MunicipalCsvAdapter
-from hub.adapters.provider_json import ProviderJsonAdapter
-
-ADAPTERS: dict[str, type[Adapter]] = {
-    AgencyXmlAdapter.format: AgencyXmlAdapter,
-    ProviderJsonAdapter.format: ProviderJsonAdapter,
-    MunicipalCsvAdapter.format: MunicipalCsvAdapter,
-}
+from hub.schemas.formats import formats_in
 
 
 @lru_cache(maxsize=None)
 def get_adapter(contracts_dir: Path, fmt: str) -> Adapter:
+    spec = formats_in(Path(contracts_dir).resolve()).get(fmt)
+    if spec is None:
+        raise LookupError(f"no adapter for format {fmt!r}")
+    module, _, name = spec.adapter.partition(":")
     try:
-        return ADAPTERS[fmt](contracts_dir)
-    except KeyError:
-        raise LookupError(f"no adapter for format {fmt!r}") from None
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise LookupError(f"contracts/formats/{fmt}.yaml: adapter {spec.adapter!r} cannot be imported ({exc})") from None
+    return cls(Path(contracts_dir), fmt)
+
+
+def format_names(contracts_dir: Path) -> list[str]:
+    """The formats a contracts directory defines, by name."""
+    return list(formats_in(Path(contracts_dir).resolve()))

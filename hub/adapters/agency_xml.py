@@ -26,10 +26,13 @@ from hub.schemas.shape import Node, xml_paths, xsd_shape
 
 class AgencyXmlAdapter(Adapter):
     format = "agency-xml"
-    media_type = "application/xml"
 
-    def __init__(self, contracts_dir: Path) -> None:
-        super().__init__(contracts_dir)
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        return head[:1] == b"<"
+
+    def __init__(self, contracts_dir: Path, fmt: str | None = None) -> None:
+        super().__init__(contracts_dir, fmt)
         self.ns: str = self.spec["namespace"]
         self.names: dict[str, str] = self.spec["names"]
         self.names_inv = {v: k for k, v in self.names.items()}

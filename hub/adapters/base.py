@@ -9,36 +9,37 @@ and a new format is one new module, like a kombu transport.
 
 from __future__ import annotations
 
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from hub.schemas import translator
+from hub.schemas.formats import formats_in
 from hub.canonical import Header, Message
 
 if TYPE_CHECKING:
     from hub.schemas.registry import Contract, Registry
 
 
-@lru_cache(maxsize=None)
 def load_format(contracts_dir: Path, name: str) -> dict[str, Any]:
     """The format's data file under contracts/formats/: names, media type, defaults."""
-    with open(contracts_dir / "formats" / f"{name}.yaml", encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    return formats_in(Path(contracts_dir).resolve())[name].spec
 
 
 class Adapter:
     """Base class: decode partner bytes into a canonical message, encode one into partner bytes."""
 
-    format: ClassVar[str]
-    media_type: ClassVar[str]
+    #: the format this class implements by default; `contracts/formats/<name>.yaml` may bind another
+    #: name to the same class (a second format with the same syntax)
+    format: str
+    media_type: str
 
-    def __init__(self, contracts_dir: Path) -> None:
+    def __init__(self, contracts_dir: Path, fmt: str | None = None) -> None:
         self.contracts_dir = contracts_dir
+        self.format = fmt or type(self).format
         self.spec = load_format(contracts_dir, self.format)
+        self.media_type = self.spec["media_type"]
 
     @cached_property
     def registry(self) -> Registry:
@@ -47,6 +48,17 @@ class Adapter:
         return registry_for(self.contracts_dir)
 
     # -- what a format implements --------------------------------------------------------------------
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        """Whether a file starting with `head` (BOM and leading blanks removed) looks like this format
+        (for `hub contracts validate FILE`, which is not told the format)."""
+        return False
+
+    def pointer(self, path: str) -> str | None:
+        """The JSON pointer of a canonical body field (dotted) in this format, for findings; None
+        where the format has no JSON pointers (XML and CSV findings carry line and column)."""
+        return None
+
     def parse(self, data: bytes) -> Any:
         """Bytes -> document (hardened); raises Refusal on malformed input."""
         raise NotImplementedError

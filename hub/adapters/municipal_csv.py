@@ -148,10 +148,13 @@ def _utf8_without_bom(data: bytes) -> tuple[int, str] | None:
 
 class MunicipalCsvAdapter(Adapter):
     format = "municipal-csv"
-    media_type = "text/csv"
 
-    def __init__(self, contracts_dir: Path) -> None:
-        super().__init__(contracts_dir)
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        return head[:1] not in (b"<", b"{", b"[") and b";" in head.split(b"\n", 1)[0]
+
+    def __init__(self, contracts_dir: Path, fmt: str | None = None) -> None:
+        super().__init__(contracts_dir, fmt)
         self.delimiter: str = self.spec["delimiter"]
         self.encoding: str = self.spec["encoding"]
         self.tz = ZoneInfo(self.spec["timezone"])

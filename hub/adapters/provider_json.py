@@ -102,7 +102,13 @@ def _strings(value: Any, pointer: str, field: str) -> Iterator[tuple[str, dict[s
 
 class ProviderJsonAdapter(Adapter):
     format = "provider-json"
-    media_type = "application/json"
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        return head[:1] in (b"{", b"[")
+
+    def pointer(self, path: str) -> str | None:
+        return "/body/" + "/".join(to_camel(part) for part in path.split("."))
 
     def parse(self, data: bytes) -> Any:
         return parse_json(data)

@@ -14,13 +14,16 @@ from hub.runtime import Hub
 from hub.schemas.registry import Contract
 
 
-def sniff_format(data: bytes) -> str:
+def sniff_format(hub: Hub, data: bytes) -> str:
+    """The format a file looks like, asked of each format's adapter (`Adapter.sniff`)."""
     head = data.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if head[:1] == b"<":
-        return "agency-xml"
-    if head[:1] in (b"{", b"["):
-        return "provider-json"
-    return "municipal-csv" if b";" in head.split(b"\n", 1)[0] else "provider-json"
+    for name in hub.registry.format_specs:
+        if type(hub.adapter(name)).sniff(head):
+            return name
+    raise Refusal(
+        "malformed", "The file is in none of the hub's formats",
+        [Finding(f"expected one of: {', '.join(f'{f.name} ({f.media_type})' for f in hub.registry.format_specs.values())}")],
+    )
 
 
 def validate_file(hub: Hub, data: bytes) -> tuple[str, list[Finding]]:
@@ -29,10 +32,10 @@ def validate_file(hub: Hub, data: bytes) -> tuple[str, list[Finding]]:
     Messages of an onboarded external XÖV standard (contracts/standards/) are recognised by their
     root namespace and validated against that standard, imports resolved offline via its catalog.
     """
-    fmt = sniff_format(data)
+    fmt = sniff_format(hub, data)
     adapter = hub.adapter(fmt)
     document = adapter.parse(data)
-    if fmt == "agency-xml":
+    if hub.registry.format_specs[fmt].schema_kind == "xsd":
         namespace = etree.QName(document).namespace
         standard = hub.registry.standards.get(namespace or "")
         if standard is not None:
@@ -70,7 +73,7 @@ def check_compatibility(hub: Hub) -> list[str]:
     """
     problems = []
     for code, mt in sorted(hub.registry.types.items()):
-        for fmt, kind in (("agency-xml", "xsd"), ("provider-json", "json")):
+        for fmt, kind in ((f.name, "xsd" if f.schema_kind == "xsd" else "json") for f in hub.registry.format_specs.values() if not f.per_record):
             versions = hub.registry.versions(code, fmt)
             for major in sorted({_major(v) for v in versions}):
                 line = [v for v in versions if _major(v) == major]

@@ -28,6 +28,7 @@ import jinja2
 import xmlschema
 import yaml
 
+from hub.adapters import get_adapter
 from hub.schemas.codelists import CodeList, load_codelists
 from hub.partners import Partner, load_partners
 from hub.routing.purposes import PurposeProfiles
@@ -36,10 +37,6 @@ from hub.schemas.registry import Contract, Registry
 TEMPLATES = Path(__file__).parent / "templates"
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
 
-FORMAT_LABELS = {
-    "agency-xml": "Agency XML (XÖV-Stil)",
-    "provider-json": "Provider JSON",
-}
 COMPAT_LABELS = {
     "BACKWARD": "Empfänger mit dieser Version lesen auch Nachrichten der vorigen Version.",
     "BACKWARD_TRANSITIVE": "Empfänger mit dieser Version lesen Nachrichten aller früheren Versionen.",
@@ -490,7 +487,7 @@ def _format_names(contracts_dir: Path) -> dict[str, dict[str, str]]:
     return names
 
 
-def field_in_format(fmt: str, path: str, names: dict[str, dict[str, str]]) -> str | None:
+def field_in_format(fmt: str, path: str, names: dict[str, dict[str, str]], pointers: dict[str, Any] | None = None) -> str | None:
     """A canonical field path (participant.given_name) as the partner's format names it, if known."""
     if path == "*":
         return None
@@ -498,9 +495,8 @@ def field_in_format(fmt: str, path: str, names: dict[str, dict[str, str]]) -> st
     if fmt in names:
         table = names[fmt]
         return "/".join(table[p] for p in parts) if all(p in table for p in parts) else None
-    if fmt == "provider-json":
-        return "/body/" + "/".join(_camel(p) for p in parts)
-    return None
+    pointer = (pointers or {}).get(fmt)  # a format without a name table names fields by JSON pointer
+    return pointer(path) if pointer else None
 
 
 def _version_key(version: str) -> tuple[Any, ...]:
@@ -520,7 +516,7 @@ def partner_version(partner: Partner, message_type: str, registry: Registry) -> 
 
 
 # -- rendering ------------------------------------------------------------------------------------------
-def environment() -> jinja2.Environment:
+def environment(titles: dict[str, str] | None = None) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=True,  # every value comes from contract files: escape all of it
@@ -529,7 +525,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["format_label"] = lambda f: FORMAT_LABELS.get(f, f)
+    env.filters["format_label"] = lambda f: (titles or {}).get(f, f)
     env.filters["compat_label"] = lambda c: COMPAT_LABELS.get(str(c).upper(), "")
     env.filters["role_label"] = lambda r: ROLE_LABELS.get(r, r)
     env.filters["is_mapping"] = lambda v: isinstance(v, dict)
@@ -559,7 +555,8 @@ def render_docs(contracts_dir: Path, out: Path) -> list[Path]:
     purposes_file = contracts_dir / "purposes.yaml"
     purposes = PurposeProfiles.load(purposes_file).purposes if purposes_file.exists() else {}
     names = _format_names(contracts_dir)
-    env = environment()
+    pointers = {name: get_adapter(contracts_dir, name).pointer for name in registry.format_specs}
+    env = environment({name: fmt.title for name, fmt in registry.format_specs.items()})
     out.mkdir(parents=True, exist_ok=True)
     pages: list[Path] = []
 
@@ -679,7 +676,7 @@ def render_docs(contracts_dir: Path, out: Path) -> list[Path]:
 
                 def native(path: str, known: set[str] = known) -> str | None:
                     # the name in the partner's format, shown only where its schema really has it
-                    name = field_in_format(partner.format, path, names)
+                    name = field_in_format(partner.format, path, names, pointers)
                     return name if name in known else None
 
                 allowed.append(

@@ -22,7 +22,7 @@ def case_chain(hub: Hub, conn: Connection, ctx: Context) -> None:
         found = ahead.cases.get((ctx.sender.id, ref)) if ahead is not None and ref else None
         ctx.case = found or (membership.case_for_ref(conn, ctx.sender.id, ref) if ref else None)
         if ctx.case is None:
-            pointer = "/body/caseId" if ctx.row.format == "provider-json" else None
+            pointer = hub.adapter(ctx.row.format).pointer("case_id")
             raise Refusal(
                 "business-rule",
                 "The message concerns a case that is not assigned to the sender",
@@ -33,12 +33,12 @@ def case_chain(hub: Hub, conn: Connection, ctx: Context) -> None:
         if customer:
             ctx.case = membership.open_case(conn, ctx.sender.id, customer, getattr(body, "bg_number", None), ctx.person_id)
     if ctx.case is not None and ctx.sender.role == "provider":
-        _check_runs_measure(conn, ctx)
+        _check_runs_measure(hub, conn, ctx)
     if ctx.case is not None:
         record(conn, ctx.row.id, "chain", "case", case=ctx.case.id)
 
 
-def _check_runs_measure(conn: Connection, ctx: Context) -> None:
+def _check_runs_measure(hub: Hub, conn: Connection, ctx: Context) -> None:
     """A provider reports on the measures it runs for the case, not on another provider's: a member
     of the case could otherwise send starts, absences or exits for a measure it has nothing to do with."""
     measure = getattr(ctx.message.body, "measure_number", None)
@@ -49,7 +49,7 @@ def _check_runs_measure(conn: Connection, ctx: Context) -> None:
     if runs is None:
         runs = ctx.sender.id in membership.running(conn, ctx.case.id, measure)
     if not runs:
-        pointer = "/body/measureNumber" if ctx.row.format == "provider-json" else None
+        pointer = hub.adapter(ctx.row.format).pointer("measure_number")
         raise Refusal(
             "business-rule",
             "The message concerns a measure the sender does not run for this case",

@@ -81,7 +81,7 @@ def store_delivery(
 def _translate_ids(hub: Hub, conn: Connection, ctx: Context, partner: Partner, body: dict[str, Any]) -> dict[str, Any]:
     """Each recipient sees the case under its own reference; agency ids only where its purpose allows."""
     for path in (hub.dedup_policy.get("case_refs") or {}).get(ctx.row.message_type, ()):
-        _translate_case_refs(conn, ctx, partner, body, path)
+        _translate_case_refs(hub, conn, ctx, partner, body, path)
     body.pop("case_id", None)
     if ctx.case is not None:
         if partner.role == "provider":
@@ -106,7 +106,7 @@ def _translate_person_id(hub: Hub, conn: Connection, ctx: Context, partner: Part
         body[field_name] = hub.person_index.local_id_for(conn, ctx.person_id, partner.id, ctx.person_data or {})
 
 
-def _translate_case_refs(conn: Connection, ctx: Context, partner: Partner, body: dict[str, Any], path: str) -> None:
+def _translate_case_refs(hub: Hub, conn: Connection, ctx: Context, partner: Partner, body: dict[str, Any], path: str) -> None:
     """The case references inside a body (dedup/policy.yaml case_refs, e.g. an invoice's `lines.case_id`),
     rewritten from the sender's reference to the recipient's own; refused, naming every line, where a
     reference is not a case of the sender or the recipient is not a member of that case."""
@@ -118,7 +118,8 @@ def _translate_case_refs(conn: Connection, ctx: Context, partner: Partner, body:
         own = membership.local_ref(conn, case.id, partner.id) if case else None
         if own is None:
             problem = "is not a case of the sender" if case is None else f"is not a case of the recipient {partner.id}"
-            pointer = f"{at}/{to_camel(field_name)}" if ctx.row.format == "provider-json" else None
+            # `at` spells the lines as JSON does: only for a format whose findings carry JSON pointers
+            pointer = f"{at}/{to_camel(field_name)}" if hub.adapter(ctx.row.format).pointer(field_name) else None
             findings.append(Finding(f"{label}: case reference {ref!r} {problem}", pointer=pointer))
             continue
         node.pop("customer_number", None)

@@ -22,14 +22,9 @@ from lxml import etree
 
 from hub.findings import Finding, Refusal, Report, clock
 from hub.schemas.characters import CharacterRules
+from hub.schemas.formats import formats_in
 from hub.schemas.translator import VersionMap
 
-#: format name -> schema file name inside contracts/messages/<type>/<version>/
-SCHEMA_FILES = {
-    "agency-xml": "agency-xml.xsd",
-    "provider-json": "provider-json.schema.json",
-    "municipal-csv": "municipal-csv.schema.json",
-}
 
 
 #: seconds the report of one failing validation may take (HUB_VALIDATION_SECONDS sets the hub's)
@@ -42,11 +37,14 @@ class Contract:
     version: str
     format: str
     schema_path: Path
+    #: the format's schema kind (xsd | json-schema) and whether the schema is one record's (formats.py)
+    kind: str = "xsd"
+    per_record: bool = False
+    extension: str = "xml"
 
     @property
     def examples(self) -> list[Path]:
-        suffix = {"agency-xml": ".xml", "provider-json": ".json", "municipal-csv": ".csv"}[self.format]
-        return sorted((self.schema_path.parent / "examples").glob(f"*{suffix}"))
+        return sorted((self.schema_path.parent / "examples").glob(f"*.{self.extension}"))
 
 
 @dataclass(frozen=True)
@@ -76,6 +74,7 @@ class Registry:
 
     def __init__(self, contracts_dir: Path) -> None:
         self.dir = Path(contracts_dir)
+        self.format_specs = formats_in(self.dir.resolve())
         self.types: dict[str, MessageType] = {}
         self.contracts: dict[tuple[str, str, str], Contract] = {}
         for meta_path in sorted((self.dir / "messages").glob("*/contract.yaml")):
@@ -90,10 +89,12 @@ class Registry:
             )
             self.types[mt.code] = mt
             for version in mt.versions:
-                for fmt, filename in SCHEMA_FILES.items():
-                    path = (meta_path.parent / version / filename).resolve()
+                for fmt in self.format_specs.values():
+                    path = (meta_path.parent / version / fmt.schema_file).resolve()
                     if path.exists():
-                        self.contracts[(mt.code, version, fmt)] = Contract(mt.code, version, fmt, path)
+                        self.contracts[(mt.code, version, fmt.name)] = Contract(
+                            mt.code, version, fmt.name, path, fmt.schema_kind, fmt.per_record, fmt.extension
+                        )
         self.standards: dict[str, Standard] = {}
         for path in sorted((self.dir / "standards").glob("*.yaml")):
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -117,7 +118,7 @@ class Registry:
 
     @property
     def formats(self) -> frozenset[str]:
-        return frozenset(SCHEMA_FILES)
+        return frozenset(self.format_specs)
 
     def get(self, message_type: str | None, version: str | None, fmt: str) -> Contract:
         """The contract for a message, or a Refusal that says precisely what is missing.
@@ -232,13 +233,13 @@ class Registry:
         in the message. Only a message that fails gets a report: libxml2 stops at the first
         content-model error inside an element, so xmlschema completes its report; jsonschema writes
         the JSON one. Both are slow, so the report has a limit and a time budget (HUB_VALIDATION_SECONDS)."""
-        if contract.format == "agency-xml":
+        if contract.kind == "xsd":
             schema = self.xml_schema(contract.schema_path)
             if schema.validate(document):
                 return []
             return self._complete_xml_findings(contract.schema_path, None, document, _libxml2_findings(schema), Report(seconds))
         verdict = self.json_verdict(contract.schema_path)
-        if contract.format == "municipal-csv":  # one row per record: findings at line and column
+        if contract.per_record:  # one row per record: findings at line and column
             if all(verdict(row) for _, row in document):
                 return []
             return Report(seconds).collect(self._row_findings(contract, document)).findings()
