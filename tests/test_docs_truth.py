@@ -80,7 +80,9 @@ def missing_command(words: list[str]) -> str | None:
     group: Any = typer.main.get_command(cli.app)
     path = ["hub"]
     for word in words:
-        if not hasattr(group, "commands") or word.startswith("-") or not re.fullmatch(r"[a-z][a-z0-9-]*(\|[a-z][a-z0-9-]*)*", word):
+        if word.startswith("-") and hasattr(group, "commands"):
+            continue  # a group's own flag (`hub --debug serve`): the command follows it
+        if not hasattr(group, "commands") or not re.fullmatch(r"[a-z][a-z0-9-]*(\|[a-z][a-z0-9-]*)*", word):
             return None
         names = word.split("|")
         unknown = [name for name in names if name not in group.commands]
