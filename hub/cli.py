@@ -46,12 +46,12 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _hub(migrate: bool = True):  # type: ignore[no-untyped-def]
+def _hub(migrate: bool = True, log_to: Path | None = None):  # type: ignore[no-untyped-def]
     from hub import logs
     from hub.runtime import Hub
 
     settings = get_settings()
-    logs.configure(settings.log_format, settings.log_level)
+    logs.configure(settings.log_format, settings.log_level, to=log_to)
     hub = Hub(settings)
     if migrate and settings.auto_migrate:
         hub.migrate()
@@ -139,11 +139,14 @@ def worker(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show the hub's log lines on stderr instead of writing them to the demo's log file.")] = False,
+) -> None:
     """Set up the demo partners, run one case chain through the running code paths, print what flowed where."""
-    from hub.demo import run_demo
+    from hub.demo import log_file, run_demo
 
-    run_demo(_hub())
+    log_to = None if verbose else log_file(get_settings())
+    run_demo(_hub(log_to=log_to), log_to)
 
 
 # -- contracts ----------------------------------------------------------------------------------------
@@ -421,7 +424,7 @@ def cases_list(
     as_json: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
 ) -> None:
     """The newest cases, with every member's own reference for each (a provider's is its pseudonymous case id)."""
-    from hub.chain import membership as chain
+    from hub.chain.membership import membership as chain
     from hub.store import db
 
     hub = _hub()

@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 import typer
@@ -22,6 +22,7 @@ import uvicorn
 from hub.store import db
 from hub.api.app import create_app
 from hub.canonical import Message
+from hub.config import Settings
 from hub.endpoints.file_drop import FileDrop, atomic_write
 from hub.partners import issue_token
 from hub.runtime import Hub
@@ -40,7 +41,8 @@ def _free_port() -> int:
 class _Server:
     def __init__(self, hub: Hub) -> None:
         self.port = _free_port()
-        config = uvicorn.Config(create_app(hub), host="127.0.0.1", port=self.port, log_level="error", access_log=False)
+        # log_config=None: uvicorn logs through the root logger, i.e. into the demo's log file, not between the story's lines
+        config = uvicorn.Config(create_app(hub), host="127.0.0.1", port=self.port, log_level="error", access_log=False, log_config=None)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -104,78 +106,163 @@ def _drain(client: httpx.Client, token: str) -> list[str]:
     return [i["message_type"] for i in items]
 
 
-def run_demo(hub: Hub) -> None:
-    say = typer.echo
+def log_file(settings: Settings) -> Path:
+    """Where `hub demo` writes the hub's log lines (beside the drop directory, var/demo.log by default),
+    so the story on stdout is not interleaved with them; `--verbose` shows them on stderr instead."""
+    return Path(settings.drop_dir).resolve().parent / "demo.log"
+
+
+class Story:
+    """What `hub demo` prints: a short header, numbered steps with indented details, a closing summary.
+
+    Plain text, no colours: it reads the same on a terminal and in a pipe (tests/test_demo_story.py
+    holds every stdout line to this shape).
+    """
+
+    def __init__(self, say: Callable[[str], None] = typer.echo) -> None:
+        self.say = say
+        self.steps = 0
+
+    def header(self, title: str, *lines: str) -> None:
+        self.say(title)
+        for line in lines:
+            self.say(f"  {line}")
+        self.say("")
+
+    def step(self, text: str, *details: str) -> None:
+        self.steps += 1
+        self.say(f"{self.steps}. {text}")
+        for line in details:
+            self.say(f"   {line}")
+
+    def summary(self, *lines: str) -> None:
+        self.say("")
+        self.say("Summary:")
+        for line in lines:
+            self.say(f"  {line}")
+
+
+def _partner_line(hub: Hub, pid: str) -> str:
+    p = hub.partners[pid]
+    versions = ", ".join(f"{t} {v}" for t, v in p.versions.items())
+    return f"partner {p.id:24} {p.role:10} speaks {p.format} {p.version}{' (' + versions + ')' if versions else ''}, delivery {p.delivery}"
+
+
+def run_demo(hub: Hub, log_path: Path | None = None) -> None:
+    """Play the chain over HTTP and tell it step by step; `log_path` is named at the end (None: on stderr)."""
+    story = Story()
     with db.write(hub.engine) as conn:
         tokens = {p: issue_token(conn, p) for p in (JOBCENTER, MUNICIPAL, PROVIDER, OPERATOR)}
-    say("CaseChain Hub demo: one case chain, Jobcenter -> municipal office and provider -> Jobcenter\n")
-    for pid in (JOBCENTER, MUNICIPAL, FILE_PARTNER, PROVIDER):
-        p = hub.partners[pid]
-        versions = ", ".join(f"{t} {v}" for t, v in p.versions.items())
-        say(f"  partner {p.id:24} {p.role:10} speaks {p.format} {p.version}{' (' + versions + ')' if versions else ''}, delivery {p.delivery}")
-    say("")
+    story.header(
+        "CaseChain Hub demo: one case chain, Jobcenter -> municipal office and provider -> Jobcenter, over the hub's HTTP API",
+        *(_partner_line(hub, pid) for pid in (JOBCENTER, MUNICIPAL, FILE_PARTNER, PROVIDER)),
+    )
     with _Server(hub) as url, httpx.Client(base_url=url, timeout=30) as client:
+
+        def auth(partner: str) -> dict[str, str]:
+            return {"Authorization": f"Bearer {tokens[partner]}"}
 
         def post(sender: str, fmt: str, data: dict[str, Any]) -> str:
             media = hub.adapter(fmt).media_type
-            r = client.post("/v1/messages", content=_encode(hub, fmt, data), headers={"Authorization": f"Bearer {tokens[sender]}", "Content-Type": media})
+            r = client.post("/v1/messages", content=_encode(hub, fmt, data), headers={**auth(sender), "Content-Type": media})
             if r.status_code not in (200, 202):
                 raise RuntimeError(f"{sender} could not submit {data['header']['message_type']}: {r.json().get('detail')}")
             return r.json()["id"]
 
         def pick(recipient: str, message_type: str) -> dict[str, Any]:
             item = _wait_inbox(client, tokens[recipient], message_type)
-            client.post(f"/v1/inbox/{item['id']}/ack", headers={"Authorization": f"Bearer {tokens[recipient]}"})
+            client.post(f"/v1/inbox/{item['id']}/ack", headers=auth(recipient))
             return item
+
+        def status(sender: str, mid: str) -> dict[str, Any]:
+            """The message as its sender sees it now (GET /v1/messages/{id})."""
+            return client.get(f"/v1/messages/{mid}", headers=auth(sender)).json()
 
         # a new client every run: the demo can run again on a used database (a second run with the
         # same client would send the same reports again, which the hub answers as duplicates)
         newcomer = Client.fresh()
         agency = samples("agency-xml", fresh=True, client=newcomer)
-        step = 1
-        mid = post(JOBCENTER, "agency-xml", agency["person.stammdaten.0100"])
+        kdnr = newcomer.customer_number
+
+        master = agency["person.stammdaten.0100"]
+        mid = post(JOBCENTER, "agency-xml", master)
         item = pick(MUNICIPAL, "person.stammdaten.0100")
-        say(f"{step}. {JOBCENTER} --person.stammdaten.0100 1.0 (agency XML)--> hub --(agency XML {item['version']}, restructured, purpose kommunale_leistung)--> {MUNICIPAL}   [{mid}]")
-        step += 1
+        story.step(
+            f"The Jobcenter {JOBCENTER} sends the master data of client {kdnr} (person.stammdaten.0100 {master['header']['version']}, agency XML) "
+            f"to the municipal office {MUNICIPAL}, which picks it up from its inbox and acknowledges it.",
+            f"route: {JOBCENTER} --person.stammdaten.0100 {master['header']['version']} (agency XML)--> hub "
+            f"--(agency XML {item['version']}, restructured, purpose kommunale_leistung)--> {MUNICIPAL}",
+            f"message {mid}, delivery {item['id']}; status read back from the hub: {status(JOBCENTER, mid)['status']}",
+        )
 
         drop = FileDrop(hub)
         to_file = samples("agency-xml", fresh=True, client=newcomer)["person.stammdaten.0100"]
         to_file["header"]["reader"] = {"id": FILE_PARTNER}
         mid = post(JOBCENTER, "agency-xml", to_file)
         written = _wait_file(drop.outbox(hub.partners[FILE_PARTNER]), "person.stammdaten.0100_*.csv")
-        say(f"{step}. {JOBCENTER} --person.stammdaten.0100 (agency XML)--> hub --(ISO-8859-15 CSV batch file {written.name})--> {FILE_PARTNER}   [{mid}]")
-        step += 1
+        story.step(
+            f"The Jobcenter sends the same master data to {FILE_PARTNER}, a partner that exchanges files: "
+            f"the hub writes it into the partner's outbox directory.",
+            f"route: {JOBCENTER} --person.stammdaten.0100 (agency XML)--> hub --(ISO-8859-15 CSV batch file {written.name})--> {FILE_PARTNER}",
+            f"message {mid}, status read back from the hub: {status(JOBCENTER, mid)['status']}; the file: {written}",
+        )
 
         batch = _csv_batch(hub, drop.inbox(hub.partners[FILE_PARTNER]))
         _wait_inbox(client, tokens[JOBCENTER], "person.stammdaten.0100", count=2, timeout=30)
-        for delivery in client.get("/v1/inbox", headers={"Authorization": f"Bearer {tokens[JOBCENTER]}"}).json()["deliveries"]:
-            if delivery["message_type"] == "person.stammdaten.0100":
-                client.post(f"/v1/inbox/{delivery['id']}/ack", headers={"Authorization": f"Bearer {tokens[JOBCENTER]}"})
-        say(f"{step}. {FILE_PARTNER} --batch file {batch.name} with 2 records (CSV)--> hub --(2 x agency XML)--> {JOBCENTER}")
-        step += 1
+        picked = [d for d in client.get("/v1/inbox", headers=auth(JOBCENTER)).json()["deliveries"] if d["message_type"] == "person.stammdaten.0100"]
+        for delivery in picked:
+            client.post(f"/v1/inbox/{delivery['id']}/ack", headers=auth(JOBCENTER))
+        story.step(
+            f"{FILE_PARTNER} drops a batch file with 2 master data records into its inbox directory; the hub reads it, "
+            f"and the Jobcenter picks up {len(picked)} messages and acknowledges them.",
+            f"route: {FILE_PARTNER} --batch file {batch.name} with 2 records (CSV)--> hub --(2 x agency XML)--> {JOBCENTER}",
+        )
 
-        mid = post(JOBCENTER, "agency-xml", agency["zuweisung.anmeldung.1020"])  # a new case
+        assignment = agency["zuweisung.anmeldung.1020"]  # a new case
+        mid = post(JOBCENTER, "agency-xml", assignment)
         item = pick(PROVIDER, "zuweisung.anmeldung.1020")
         case_id = item["body"]["body"]["caseId"]
         leaked = [k for k in ("customerNumber", "bgNumber") if k in json.dumps(item["body"])]
-        say(f"{step}. {JOBCENTER} --zuweisung.anmeldung.1020 (agency XML, Kundennummer)--> hub --(provider JSON, pseudonymous case id {case_id})--> {PROVIDER}   [{mid}]")
-        say(f"   the provider sees {len(item['body']['body'])} fields; agency ids in its copy: {leaked or 'none'}")
-        step += 1
+        story.step(
+            f"The Jobcenter {JOBCENTER} assigns client {kdnr} to measure {assignment['body']['measure_number']} "
+            f"(zuweisung.anmeldung.1020, agency XML) at the provider {PROVIDER}.",
+            f"route: {JOBCENTER} --zuweisung.anmeldung.1020 (agency XML, Kundennummer)--> hub --(provider JSON, pseudonymous case id {case_id})--> {PROVIDER}",
+            f"message {mid}; status read back from the hub: {status(JOBCENTER, mid)['status']}",
+        )
+        story.step(
+            f"The hub routed it to {PROVIDER} as provider JSON under the pseudonym {case_id}: the provider never learns the Kundennummer.",
+            f"the provider sees {len(item['body']['body'])} fields; agency ids in its copy: {leaked or 'none'}",
+        )
 
         provider = samples("provider-json", fresh=True, case_id=case_id, client=newcomer)
-        for message_type in ("teilnahme.anwesenheit.2030", "teilnahme.mitwirkung.2040"):
+        reports = {"teilnahme.anwesenheit.2030": "attendance", "teilnahme.mitwirkung.2040": "cooperation"}
+        for message_type, what in reports.items():
             mid = post(PROVIDER, "provider-json", provider[message_type])
             item = pick(JOBCENTER, message_type)
-            kundennummer = newcomer.customer_number in item["body"]
-            say(f"{step}. {PROVIDER} --{message_type} (provider JSON, case id {case_id})--> hub --(agency XML, Kundennummer {'restored' if kundennummer else 'MISSING'})--> {JOBCENTER}   [{mid}]")
-            step += 1
+            restored = kdnr in item["body"]
+            story.step(
+                f"The provider {PROVIDER} reports the client's {what} ({message_type}, provider JSON) under case id {case_id}; "
+                f"the Jobcenter receives it as agency XML {'with its own Kundennummer ' + kdnr if restored else 'WITHOUT its Kundennummer'}.",
+                f"route: {PROVIDER} --{message_type} (provider JSON, case id {case_id})--> hub "
+                f"--(agency XML, Kundennummer {'restored' if restored else 'MISSING'})--> {JOBCENTER}",
+                f"message {mid}, delivery {item['id']}",
+            )
 
-        status = client.get(f"/v1/messages/{mid}", headers={"Authorization": f"Bearer {tokens[PROVIDER]}"}).json()
-        say(f"\nhistory of the last message ({status['status']}):")
-        for event in status["history"]:
-            say(f"  {event['stage']:>10}.{event['event']}")
+        last = status(PROVIDER, mid)
+        story.step(
+            f"The history of the last message ({last['status']}), as the hub recorded it:",
+            *(f"  {event['stage']:>10}.{event['event']}" for event in last["history"]),
+        )
         receipts = sum(len(_drain(client, tokens[p])) for p in (JOBCENTER, PROVIDER, MUNICIPAL))
-        say(f"\n{receipts} quittungen went back to the HTTP senders; the file partner's arrive as files in {drop.outbox(hub.partners[FILE_PARTNER])}.")
-        say(f"The client's case: Kundennummer {newcomer.customer_number} at {JOBCENTER}, case id {case_id} at {PROVIDER}; "
-            f"`hub cases list --partner {PROVIDER}` shows it again, newest first.")
-        say("Tokens for trying it yourself: `hub partners token PARTNER`; interface documentation at /docs/interfaces/.")
+        file_outbox = drop.outbox(hub.partners[FILE_PARTNER])
+        story.step(
+            f"{receipts} quittungen (receipts) went back to the HTTP senders, who picked them up and acknowledged them; "
+            f"the file partner's arrive as files in {file_outbox}.",
+        )
+    story.summary(
+        f"{story.steps} steps: one client's case chain across {JOBCENTER}, {MUNICIPAL}, {FILE_PARTNER} and {PROVIDER}.",
+        f"The client's case: Kundennummer {kdnr} at {JOBCENTER}, case id {case_id} at {PROVIDER}; "
+        f"`hub cases list --partner {PROVIDER}` shows it again, newest first.",
+        "Tokens for trying it yourself: `hub partners token PARTNER`; interface documentation at /docs/interfaces/.",
+        f"The hub's log lines of this run: {log_path}" if log_path else "The hub's log lines of this run went to stderr (--verbose).",
+    )

@@ -8,24 +8,39 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
+from typing import TextIO
 
 import structlog
 
 
-def configure(fmt: str = "console", level: str = "info") -> None:
+#: the log file `configure(to=...)` opened; kept open for the life of the process
+_log_file: TextIO | None = None
+
+
+def configure(fmt: str = "console", level: str = "info", to: Path | None = None) -> None:
+    """Log to stderr, or with `to` into that file (truncated), so that a command's own output on
+    stdout/stderr (the `hub demo` story) is not interleaved with log lines."""
+    global _log_file
+    stream: TextIO = sys.stderr
+    if to is not None:
+        to.parent.mkdir(parents=True, exist_ok=True)
+        _log_file = stream = open(to, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives as long as the process
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO), stream=stream, format="%(levelname)s %(name)s: %(message)s", force=to is not None
+    )
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations speak only when something is wrong
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo's own requests are not news

@@ -9,10 +9,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -23,6 +23,9 @@ from hub.config import Settings
 from hub.partners import issue_token
 from hub.runtime import Hub
 from hub.samples import samples
+from hub.store.tables import outbox
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ROOT / "contracts"
@@ -34,6 +37,48 @@ JOBCENTER, MUNICIPAL, PROVIDER, OTHER_PROVIDER, OPERATOR = (
     "betrieb",
 )
 PARTNERS = (JOBCENTER, MUNICIPAL, PROVIDER, OTHER_PROVIDER, OPERATOR)
+
+
+def wait_until(predicate: Callable[[], T], timeout: float, message: str | Callable[[], str], interval: float = 0.05) -> T:
+    """Poll `predicate` until it returns something truthy, and return that; or fail saying what was awaited.
+
+    The one way tests wait: on a condition that proves the work in question is done (a drained outbox,
+    a status reached, a later sentinel processed), never on a fixed sleep. `message` names what was
+    awaited (a callable: evaluated at the timeout, to report the state found).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            what = message() if callable(message) else message
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def outbox_rows(hub: Hub, queue: str | None = None) -> int:
+    """Items still in the hub's outbox (of `queue`): queued, claimed and not yet acked, or not yet relayed."""
+    import sqlalchemy as sa
+
+    query = sa.select(sa.func.count()).select_from(outbox)
+    if queue is not None:
+        query = query.where(outbox.c.queue == queue)
+    with db.read(hub.engine) as conn:
+        return conn.execute(query).scalar_one()
+
+
+class FakeClock:
+    """An injected clock for time-based behaviour (token cache, visibility timeout): time passes when the test says."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def free_port() -> int:
@@ -213,14 +258,13 @@ def post(client: httpx.Client, body: bytes, fmt: str) -> httpx.Response:
 
 def wait_for(client: httpx.Client, message_type: str, timeout: float = 20.0, count: int = 1) -> list[dict[str, Any]]:
     """Poll the caller's inbox until `count` deliveries of `message_type` are waiting."""
-    deadline = time.time() + timeout
     found: list[dict[str, Any]] = []
-    while time.time() < deadline:
-        found = [d for d in client.get("/v1/inbox", params={"limit": 500}).json()["deliveries"] if d["message_type"] == message_type]
-        if len(found) >= count:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"expected {count} {message_type} in the inbox within {timeout} s, found {len(found)}")
+
+    def arrived() -> list[dict[str, Any]]:
+        found[:] = [d for d in client.get("/v1/inbox", params={"limit": 500}).json()["deliveries"] if d["message_type"] == message_type]
+        return found if len(found) >= count else []
+
+    return wait_until(arrived, timeout, lambda: f"{count} {message_type} in the inbox (found {len(found)})", interval=0.1)
 
 
 def drain(hub: Hub) -> None:

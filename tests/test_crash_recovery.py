@@ -7,7 +7,6 @@ sent again (same message UUID). After the restart every report reaches the Jobce
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 
 import httpx
@@ -15,7 +14,7 @@ import sqlalchemy as sa
 
 from hub.store import db
 from hub.store.tables import deliveries, messages
-from tests.conftest import JOBCENTER, PROVIDER, LiveHub, encode, provider_sample
+from tests.conftest import JOBCENTER, PROVIDER, LiveHub, encode, outbox_rows, provider_sample, wait_until
 from tests.test_end_to_end import assign_case
 
 N = 300
@@ -45,8 +44,7 @@ def test_kill_9_mid_flow_loses_nothing_and_duplicates_nothing(live_hub: LiveHub)
     senders = [threading.Thread(target=send, args=(list(range(k, N, 4)),)) for k in range(4)]
     for t in senders:
         t.start()
-    while len(accepted) < N // 2:
-        time.sleep(0.01)
+    wait_until(lambda: len(accepted) >= N // 2, 60, lambda: f"half of the {N} messages accepted ({len(accepted)} are)", interval=0.01)
     live_hub.kill9()
     for t in senders:
         t.join()
@@ -62,14 +60,14 @@ def test_kill_9_mid_flow_loses_nothing_and_duplicates_nothing(live_hub: LiveHub)
     send([i for i in range(N) if i not in accepted])  # at-least-once from the partner's side
     assert len(accepted) == N, f"{N - len(accepted)} messages were never accepted"
 
-    deadline = time.time() + 60
-    while time.time() < deadline:
+    def routed() -> int:
         with db.read(live_hub.hub.engine) as conn:
-            routed = conn.execute(sa.select(sa.func.count()).select_from(messages).where(messages.c.status == "routed")).scalar_one()
-        if routed >= N:
-            break
-        time.sleep(0.25)
-    time.sleep(live_hub.hub.settings.visibility_timeout + 1)  # let any stale claim come back, to catch duplicates
+            return conn.execute(sa.select(sa.func.count()).select_from(messages).where(messages.c.status == "routed")).scalar_one()
+
+    wait_until(lambda: routed() >= N, 60, lambda: f"all {N} messages routed ({routed()} are)", interval=0.25)
+    # a claim the kill left stale comes back after the visibility timeout and is processed again: only
+    # when the outbox is empty has every claim been processed and acked, so a duplicate would show now
+    wait_until(lambda: outbox_rows(live_hub.hub) == 0, 60, lambda: f"the outbox to drain ({outbox_rows(live_hub.hub)} items left)", interval=0.25)
 
     with db.read(live_hub.hub.engine) as conn:
         ids = list(set(accepted.values()))

@@ -18,7 +18,7 @@ import typer.main
 from fastapi.testclient import TestClient
 
 from hub import cli
-from hub.api import create_app
+from hub.api.app import create_app
 from hub.runtime import Hub
 from tests.conftest import ROOT
 

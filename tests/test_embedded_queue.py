@@ -13,6 +13,7 @@ from hub.store import db
 from hub.runtime import Hub
 from hub.store.tables import dead_letters, outbox
 from hub.transport.embedded import EmbeddedTransport
+from tests.conftest import FakeClock, wait_until
 
 
 @pytest.fixture
@@ -45,12 +46,16 @@ def test_handled_item_is_acked_with_the_handlers_transaction(hub: Hub, transport
 
 
 def test_claimed_item_comes_back_after_visibility_timeout(hub: Hub, transport: EmbeddedTransport) -> None:
-    """A consumer that dies after claiming must not lose the item."""
+    """A consumer that dies after claiming must not lose the item. The transport's clock is injected:
+    the visibility timeout (0.5 s) passes when the test says, not by waiting for it."""
     with db.write(hub.engine) as conn:
         transport.publish(conn, "q", {"n": 1})
+    clock = transport.clock = FakeClock()  # from now on: the item is available
     assert len(transport.claim("q", lambda *a: None)) == 1
     assert transport.claim("q", lambda *a: None) == [], "a claimed item must be invisible to other consumers"
-    time.sleep(0.6)
+    clock.advance(0.4)
+    assert transport.claim("q", lambda *a: None) == [], "a claimed item stays invisible until its visibility timeout passes"
+    clock.advance(0.2)
     (again,) = transport.claim("q", lambda *a: None)
     assert again.payload == {"n": 1} and again.attempts == 2
 
@@ -104,13 +109,13 @@ def test_competing_consumers_process_each_item_once(hub: Hub) -> None:
     consumers = [threading.Thread(target=transport.consume, args=("q", handler, lambda *a: None, stop)) for _ in range(3)]
     for c in consumers:
         c.start()
-    deadline = time.time() + 30
-    while queued(hub) and time.time() < deadline:
-        time.sleep(0.05)
-    stop.set()
-    transport.notify()
-    for c in consumers:
-        c.join(5)
+    try:
+        wait_until(lambda: queued(hub) == 0, 30, lambda: f"the consumers to drain the queue ({queued(hub)} items left)")
+    finally:
+        stop.set()
+        transport.notify()
+        for c in consumers:
+            c.join(5)
     assert sorted(seen) == list(range(200)), "an item was lost or handled twice"
 
 

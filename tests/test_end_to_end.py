@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import JOBCENTER, OTHER_PROVIDER, PROVIDER, LiveHub, agency_sample, encode, post, provider_sample, wait_for
+from tests.conftest import (
+    JOBCENTER,
+    OTHER_PROVIDER,
+    PROVIDER,
+    LiveHub,
+    agency_sample,
+    encode,
+    outbox_rows,
+    post,
+    provider_sample,
+    wait_for,
+    wait_until,
+)
 
 
 def assign_case(live: LiveHub) -> str:
@@ -60,9 +72,12 @@ def test_resend_returns_first_id_and_is_not_processed_twice(live_hub: LiveHub) -
         assert first.status_code == 202 and second.status_code == 200, (first.status_code, second.status_code)
         assert first.json()["id"] == second.json()["id"], "a resend must answer with the first message's id"
         wait_for(jc, "teilnahme.anwesenheit.2030")
-        import time
-
-        time.sleep(1.0)
+        # proof that the hub has finished with the resend, before counting: a sentinel sent after it has
+        # come through (one pipeline consumer takes the queue in order), and nothing is left in the outbox
+        sentinel = post(pr, encode(live_hub.hub, "provider-json", provider_sample("teilnahme.mitwirkung.2040", case_id)), "provider-json")
+        assert sentinel.status_code == 202, f"the sentinel report was not accepted: {sentinel.text}"
+        wait_for(jc, "teilnahme.mitwirkung.2040")
+        wait_until(lambda: outbox_rows(live_hub.hub) == 0, 20, lambda: f"the outbox to drain ({outbox_rows(live_hub.hub)} items left)")
         deliveries = [d for d in jc.get("/v1/inbox").json()["deliveries"] if d["message_type"] == "teilnahme.anwesenheit.2030"]
         assert len(deliveries) == 1, f"the resend was delivered again: {len(deliveries)} deliveries"
 

@@ -152,23 +152,24 @@ def test_uuid_reuse_by_another_partner_is_a_different_message(live_hub: LiveHub)
 
 def test_a_revoked_token_is_refused_within_the_token_cache_time(hub) -> None:  # noqa: ANN001
     """Verified tokens are remembered per process for `token_cache_seconds`; a revocation takes
-    effect within that time, never later."""
-    import time
-
+    effect within that time, never later. The cache's clock is injected: time passes when the test says."""
     from fastapi.testclient import TestClient
 
     from hub.store import db
     from hub.api.app import create_app
     from hub.partners import issue_token, revoke_tokens
+    from tests.conftest import FakeClock
 
     hub.settings.token_cache_seconds = 0.5
     with db.write(hub.engine) as conn:
         token = issue_token(conn, "traeger-bildungswerk")
-    client = TestClient(create_app(hub, role="api"), headers={"Authorization": f"Bearer {token}"})
+    app = create_app(hub, role="api")
+    clock = app.state.tokens.clock = FakeClock()
+    client = TestClient(app, headers={"Authorization": f"Bearer {token}"})
     assert client.get("/v1/inbox").status_code == 200
     with db.write(hub.engine) as conn:
         revoke_tokens(conn, "traeger-bildungswerk")
-    time.sleep(0.6)
+    clock.advance(0.6)
     r = client.get("/v1/inbox")
     assert r.status_code == 401, f"a revoked token still worked after the cache time: {r.status_code}"
     assert r.headers["x-request-id"], "every answer carries its request id"

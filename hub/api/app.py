@@ -83,13 +83,15 @@ class TokenCache:
     TTL in every process (`hub partners token --revoke` says so).
     """
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
+        #: seconds, monotonic; injectable so a test lets the TTL pass without waiting for it
+        self.clock = clock
         self._known: dict[str, tuple[str | None, float]] = {}
 
     def get(self, token: str) -> tuple[bool, str | None]:
         hit = self._known.get(token_hash(token)) if self.ttl > 0 else None
-        if hit is None or hit[1] < time.monotonic():
+        if hit is None or hit[1] < self.clock():
             return False, None
         return True, hit[0]
 
@@ -97,7 +99,7 @@ class TokenCache:
         if self.ttl > 0:
             if len(self._known) > 10_000:  # unknown tokens must not grow it without bound
                 self._known.clear()
-            self._known[token_hash(token)] = (partner_id, time.monotonic() + self.ttl)
+            self._known[token_hash(token)] = (partner_id, self.clock() + self.ttl)
 
 
 def _lookup_token(hub: Hub, token: str) -> str | None:

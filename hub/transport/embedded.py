@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -54,9 +55,12 @@ class EmbeddedTransport(Transport):
     commit_every = 16
     #: on SQLite, process outside the write lock first (HUB_EMBEDDED_SPECULATE)
     speculate = True
+    #: wall-clock seconds deciding when an item is due (visibility timeout, backoff); injectable so a
+    #: test lets a timeout pass without waiting for it
+    clock: Callable[[], float] = staticmethod(time.time)
 
     def claim(self, queue: str, dead_handler: DeadHandler) -> list[Item]:
-        now = time.time()
+        now = self.clock()
         with db.write(self.engine) as conn:
             rows = conn.execute(_CLAIM, {"queue": queue, "now": now, "batch": self.batch_size}).all()
             items, dead = [], []
@@ -130,7 +134,7 @@ class EmbeddedTransport(Transport):
             try:
                 with db.write(self.engine) as conn:  # nack with backoff
                     for item in items:
-                        conn.execute(_NACK, {"b_id": item.id, "b_at": time.time() + backoff(item.attempts), "b_error": error})
+                        conn.execute(_NACK, {"b_id": item.id, "b_at": self.clock() + backoff(item.attempts), "b_error": error})
             except Exception:  # noqa: BLE001 - the visibility timeout brings them back anyway
                 pass
             return [False] * len(items)
@@ -149,7 +153,7 @@ class EmbeddedTransport(Transport):
                     raise
                 error = errors.describe(exc)
                 self._log_failure(item, error)
-                conn.execute(_NACK, {"b_id": item.id, "b_at": time.time() + backoff(item.attempts), "b_error": error})
+                conn.execute(_NACK, {"b_id": item.id, "b_at": self.clock() + backoff(item.attempts), "b_error": error})
                 results[id(item)] = False
 
     def _log_failure(self, item: Item, error: str) -> None:

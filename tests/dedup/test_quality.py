@@ -43,6 +43,7 @@ def test_febrl3_duplicates_within_one_register_are_found():
     _check(quality(pairs, truth, unordered=True), "FEBRL3 dedup", precision=0.999, recall=0.98)
 
 
+@pytest.mark.slow  # a 210,000-record benchmark (1-4 min); households as behaviour: tests/test_identity.py, tests/dedup/test_fastcompare.py
 def test_febrl4_household_members_at_the_same_address_are_not_linked():
     """Each side padded 20x with relatives: same family name and the same real address, their
     own given name and birth date. 210,000 records; the relatives share most of the evidence

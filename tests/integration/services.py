@@ -182,3 +182,30 @@ def rabbitmq_vhost() -> Iterator[str]:
         yield url
     finally:
         delete_vhost(url)
+
+
+def broker_queue_settled(amqp_url: str, queue: str) -> bool:
+    """True when `queue` in the vhost of `amqp_url` holds nothing: no message ready, none delivered and
+    still unacknowledged. The proof that a redelivered copy (after a kill, a broker restart, an outage)
+    has been processed and acked, so that a test may count deliveries for duplicates now.
+
+    Ready messages are counted by the broker itself (passive declare); unacknowledged ones only the
+    management API knows (where it is not enabled, only the ready count is checked).
+    """
+    from urllib.parse import unquote
+
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        ready = connection.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        connection.close()
+    if ready or not management_api_available():
+        return ready == 0
+    vhost = unquote(urlsplit(amqp_url).path[1:])
+    r = httpx.get(f"{RABBITMQ_API}/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}", auth=_credentials(), timeout=10)
+    r.raise_for_status()
+    info = r.json()
+    # the statistics appear a moment after the queue does: absent, they prove nothing yet
+    return "messages_unacknowledged" in info and info["messages_unacknowledged"] == 0 and info.get("messages_ready", 0) == 0

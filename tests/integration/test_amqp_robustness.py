@@ -38,7 +38,7 @@ from hub.transport.amqp import AmqpTransport
 from hub.transport.base import PARTNER, Item
 from hub.transport.relay import ConfirmWindow, OutboxRelay
 from hub.workers import handle_pipeline
-from tests.conftest import CONTRACTS, PROVIDER, ROOT, free_port, hub_for
+from tests.conftest import CONTRACTS, PROVIDER, ROOT, free_port, hub_for, wait_until
 from tests.integration.services import RABBITMQ_API
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -85,18 +85,27 @@ def return_unacked(amqp_url: str, expect: int, times: int) -> None:
 
 
 def consume_until(transport: AmqpTransport, handler: Callable, dead_handler: Callable, done: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Run one pipeline consumer until `done()` or `timeout`, then stop it (gracefully)."""
+    """Run one pipeline consumer until `done()` or `timeout`, then stop it (gracefully).
+
+    A graceful stop lets the consumer finish and settle (ack) the batch in hand; what it had not taken
+    yet goes back to the queue. So once `done()`, the queue must be empty after the stop: a message
+    left there would be handled again -- the proof that nothing more was coming, instead of waiting
+    a while to see. A timeout leaves the verdict to the caller's assertions.
+    """
     stop = threading.Event()
     thread = threading.Thread(target=transport.consume, args=("pipeline", handler, dead_handler, stop), daemon=True)
     thread.start()
     try:
-        deadline = time.time() + timeout
-        while not done() and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)  # let the acks of the last batch go out
+        finished = wait_until(done, timeout, "the consumer to finish")
+    except AssertionError:
+        finished = False
     finally:
         stop.set()
         thread.join(15)
+    queue = transport.topology.queue("pipeline")
+    if finished:
+        left = queue_depth(transport.url, queue)
+        assert left == 0, f"{left} message(s) still in {queue} after the consumer finished: they would be handled again"
 
 
 def queue_depth(amqp_url: str, queue: str) -> int:

@@ -19,7 +19,7 @@ from hub.store import db
 from hub.store.tables import dead_letters, deliveries, outbox
 from hub.transport.amqp import AmqpTransport
 from hub.transport.relay import OutboxRelay
-from tests.conftest import JOBCENTER, OTHER_PROVIDER, PROVIDER, ROOT, LiveHub, agency_sample, encode, hub_for, issue_tokens, post
+from tests.conftest import JOBCENTER, OTHER_PROVIDER, PROVIDER, ROOT, LiveHub, agency_sample, encode, hub_for, issue_tokens, outbox_rows, post, wait_until
 from tests.integration.conftest import contracts_with
 from tests.integration.services import RABBITMQ_API
 
@@ -137,15 +137,20 @@ def test_failing_handler_is_retried_with_delay_then_dead_lettered(amqp_pg_env: d
             for i in range(20):
                 transport.publish(conn, "pipeline", {"n": i, "message_id": None})
         transport.notify()
-        deadline = time.time() + 20
-        while not dead and time.time() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.5)
+        wait_until(
+            lambda: dead and all(calls[i] for i in range(1, 20)) and outbox_rows(hub) == 0,
+            30,
+            lambda: f"the poison message to die and the good ones to be handled (dead: {dead}, handled: {dict(calls)}, outbox: {outbox_rows(hub)})",
+            interval=0.1,
+        )
     finally:
         stop.set()
         transport.notify()
         for t in threads:
             t.join(10)
+    # stopped gracefully, the consumer settled what it had taken and returned the rest: an empty queue
+    # proves that nothing was left to be handled again, so "handled once" can be counted now
+    assert message_count(amqp_pg_env["HUB_BROKER_URL"], "hub.pipeline") == 0, "messages were left in the pipeline queue, to be handled again"
     assert [d[0]["n"] for d in dead] == [0], f"only the poison message dies: {dead}"
     assert calls["garbage"] == 0
     assert calls[0] == 2, f"the poison message must be tried max_attempts=2 times, was {calls[0]}"
@@ -174,14 +179,12 @@ def test_partner_with_amqp_delivery_gets_its_deliveries_in_its_own_queue_and_onl
             assert b'"caseId"' in body and b"123D456789" not in body, "the provider gets its own format, without agency ids"
             # the relay marks the delivery published once the broker confirmed it -- which may be just
             # after the partner could already read it from its queue
-            deadline = time.time() + 10
-            while True:
+            def delivery() -> sa.Row:
                 with db.read(hub.engine) as conn:
-                    row = conn.execute(sa.select(deliveries).where(deliveries.c.id == props.message_id)).one()
-                if row.status == "published" or time.time() > deadline:
-                    break
-                time.sleep(0.05)
-            assert row.status == "published" and row.recipient == PROVIDER, f"confirmed by the broker, the delivery must be marked published: {row.status}"
+                    return conn.execute(sa.select(deliveries).where(deliveries.c.id == props.message_id)).one()
+
+            wait_until(lambda: delivery().status == "published", 10, lambda: f"the delivery confirmed by the broker to be marked published (is {delivery().status})")
+            assert delivery().recipient == PROVIDER
             assert pr.get("/v1/inbox").json()["count"] == 0, "a pushed delivery must not also wait in the HTTP inbox"
             events = [f"{e['stage']}.{e['event']}" for e in jc.get(f"/v1/messages/{message_id}").json()["history"]]
             assert "delivery.published" in events, events

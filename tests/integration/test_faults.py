@@ -12,7 +12,6 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -21,8 +20,9 @@ import sqlalchemy as sa
 
 from hub.store import db
 from hub.store.tables import dead_letters, deliveries, messages, outbox
-from tests.conftest import JOBCENTER, PROVIDER, LiveHub, encode, free_port, hub_for, issue_tokens, provider_sample
+from tests.conftest import JOBCENTER, PROVIDER, LiveHub, encode, free_port, hub_for, issue_tokens, outbox_rows, provider_sample, wait_until
 from tests.integration.conftest import WorkerProcess
+from tests.integration.services import broker_queue_settled
 from tests.test_end_to_end import assign_case
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
@@ -75,15 +75,6 @@ class Sender:
         self.stop.set()
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def count_status(hub, status: str) -> int:  # type: ignore[no-untyped-def]
     with db.read(hub.engine) as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(messages).where(messages.c.status == status)).scalar_one()
@@ -94,7 +85,16 @@ def assert_exactly_once(hub, accepted: dict[int, str], n: int) -> None:  # type:
     ids = set(accepted.values())
     assert len(ids) == n, "two different messages were given one id"
     wait_until(lambda: count_status(hub, "routed") >= n, 120, f"{n} messages routed")
-    time.sleep(2.0)  # let any duplicate still in flight land, to catch it
+    # a copy the fault made the broker deliver again is processed again, and a duplicate would show
+    # only then: count once nothing is left to deliver -- the outbox relayed, the pipeline queue empty
+    # with nothing unacknowledged
+    pipeline = hub.transport.topology.queue("pipeline")
+    wait_until(
+        lambda: outbox_rows(hub) == 0 and broker_queue_settled(hub.settings.broker_url, pipeline),
+        60,
+        lambda: f"the outbox ({outbox_rows(hub)} rows) and {pipeline} to be drained",
+        interval=0.2,
+    )
     with db.read(hub.engine) as conn:
         statuses = Counter(r.status for r in conn.execute(sa.select(messages.c.status).where(messages.c.id.in_(ids))))
         reports = Counter(
@@ -176,7 +176,7 @@ def test_rabbitmq_stopped_and_restarted_mid_flow_workers_reconnect_and_nothing_i
         try:
             _rabbitmqctl("stop_app")
             during = len(sender.accepted)
-            time.sleep(2.0)
+            wait_until(lambda: len(sender.accepted) - during >= 10, 30, "the API to accept messages (into the outbox) while the broker is away")
             accepted_while_down = len(sender.accepted) - during
             with live.client(None) as anon:
                 ready = anon.get("/readyz")
@@ -274,14 +274,16 @@ def test_postgres_unavailable_api_answers_503_loses_nothing_and_recovers_by_itse
         case_id = assign_case(live)
         sender = Sender(live, reports(live, case_id, n), clients=4, pace=0.02).start()
         wait_until(lambda: len(sender.accepted) >= 60, 60, "the first messages to be accepted")
+        refused_before_cut = sender.statuses[503]
         proxy.cut()
-        time.sleep(0.5)
+        # the senders are told 503 once the API notices the database is gone; from then on it is away for all
+        wait_until(lambda: sender.statuses[503] > refused_before_cut, 30, "the first 503 to a sender after the database went away")
         before = dict(sender.statuses)
         with live.client(PROVIDER) as pr, live.client(None) as anon:
             down = pr.post("/v1/messages", content=reports(live, case_id, 1)[0], headers={"Content-Type": "application/json"})
             inbox = pr.get("/v1/inbox")
             ready = anon.get("/readyz")
-        time.sleep(2.5)
+        wait_until(lambda: sender.statuses[503] > before.get(503, 0), 30, "the senders to be told 503 again while the database is away")
         refused_while_down = sender.statuses[503] - before.get(503, 0)
         proxy.open()
         sender.join()

@@ -248,10 +248,10 @@ def test_a_write_whose_caller_gave_up_is_skipped_and_the_writer_keeps_going(tmp_
     """A caller may cancel its queued write (the accept path does, at its deadline): the writer must
     then never run it -- and must not die of setting the result of a cancelled future."""
     hub = hub_for(embedded_env(tmp_path))
-    release = threading.Event()
+    release, taken = threading.Event(), threading.Event()
     ran: list[str] = []
-    first = hub.group_commit.submit(lambda conn: release.wait(10))
-    time.sleep(0.2)  # the writer has taken `first` and is stuck in it
+    first = hub.group_commit.submit(lambda conn: taken.set() or release.wait(10))
+    assert taken.wait(10), "the writer never took the first write"  # now it is stuck in it
     abandoned = hub.group_commit.submit(lambda conn: ran.append("abandoned"))
     assert abandoned.cancel(), "a write still queued can be cancelled"
     release.set()

@@ -28,8 +28,8 @@ def _schema_diff(url: str) -> list:
 
 def test_the_same_alembic_migrations_build_the_same_schema_on_postgres_and_sqlite(pg_url: str, tmp_path: Path) -> None:
     assert db.get_engine(pg_url).dialect.driver == "psycopg", "PostgreSQL must be reached through psycopg 3"
-    assert _schema_diff(pg_url) == [], "the migrations on PostgreSQL differ from hub/tables.py"
-    assert _schema_diff(f"sqlite:///{tmp_path / 'hub.db'}") == [], "the migrations on SQLite differ from hub/tables.py"
+    assert _schema_diff(pg_url) == [], "the migrations on PostgreSQL differ from hub/store/tables.py"
+    assert _schema_diff(f"sqlite:///{tmp_path / 'hub.db'}") == [], "the migrations on SQLite differ from hub/store/tables.py"
 
 
 def test_embedded_queue_on_postgres_is_shared_by_several_workers_with_skip_locked(pg_url: str) -> None:

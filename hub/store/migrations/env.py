@@ -1,4 +1,4 @@
-"""Alembic environment: the URL comes from the caller (hub.migrate), the schema from hub.tables."""
+"""Alembic environment: the URL comes from the caller (hub.store.migrate), the schema from hub.store.tables."""
 
 from alembic import context
 
