@@ -205,7 +205,7 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
         status_code=202,
         tags=["messages"],
         summary="Submit one message",
-        description=api_docs.submit_description(),
+        description=api_docs.submit_description(hub.settings.max_message_bytes),
         response_model=api_docs.Accepted,
         response_description="Taken: stored and on its way to its recipients.",
         responses={
@@ -220,7 +220,7 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
         partner: Caller,
         x_correlation_id: Annotated[
             str | None,
-            Header(alias="X-Correlation-ID", max_length=64, pattern=ingress.CORRELATION_ID.pattern, description=f"optional, {ingress.CORRELATION_ID_RULE}"),
+            Header(alias="X-Correlation-ID", max_length=64, pattern=ingress.CORRELATION_ID.pattern, description=f"Optional: your own id that ties this message to others of one exchange (default: the header's reference or message UUID); {ingress.CORRELATION_ID_RULE}"),
         ] = None,
     ) -> JSONResponse:
         # requests are answered by MessageIntake (below) with the same functions; this route documents it
@@ -232,7 +232,7 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
         "/v1/validate",
         tags=["messages"],
         summary="Check one message without sending it",
-        description=api_docs.validate_description(),
+        description=api_docs.validate_description(hub.settings.max_message_bytes),
         response_model=api_docs.Verdict,
         response_description="The hub would take the message.",
         responses=problems(400, 401, 403, 413, 415, 422, 503),

@@ -139,29 +139,30 @@ MESSAGE_BODY: dict[str, Any] = {
     }
 }
 
-MESSAGE_RULES = """
-The hub checks the message at once and answers with every finding: the media type must be the one of
-the partner's format, the header's sender must be the caller, the message type must be in the
-partner's contract and the message must satisfy that contract version (schema, code lists,
-characters). Limits: `HUB_MAX_MESSAGE_BYTES` (5 MB by default).
-"""
-
-
-def submit_description() -> str:
+def _rules(max_bytes: int) -> str:
     return (
-        "Submit one message. A message the hub takes is stored and routed to its recipients; the answer is "
-        "`202` with its id and a `Location` to follow it. A resend of the same message UUID is answered `200` "
-        "with the first id and is not processed again, so a partner that did not get an answer sends again safely.\n"
-        + MESSAGE_RULES
-        + "\nTo check a message without sending it, use `POST /v1/validate`."
+        "\n\nThe hub checks the message at once and answers with every finding: the media type must be the one of "
+        "the partner's format, the header's sender must be the caller, the message type must be in the "
+        "partner's contract and the message must satisfy that contract version (schema, code lists, "
+        f"characters). A message may have at most {max_bytes:,} bytes.\n\n"
     )
 
 
-def validate_description() -> str:
+def submit_description(max_bytes: int) -> str:
+    return (
+        "Submit one message. A message the hub takes is stored and routed to its recipients; the answer is "
+        "`202` with its id and a `Location` to follow it. A resend of the same message UUID is answered `200` "
+        "with the first id and is not processed again, so a partner that did not get an answer sends again safely."
+        + _rules(max_bytes)
+        + "To check a message without sending it, use `POST /v1/validate`."
+    )
+
+
+def validate_description(max_bytes: int) -> str:
     return (
         "Check one message exactly as `POST /v1/messages` would, without storing or routing it. A message the hub "
         "would take is answered `200` with a verdict; one it would refuse gets the same problem (status, type and "
-        "findings) as `POST /v1/messages`.\n" + MESSAGE_RULES
+        "findings) as `POST /v1/messages`." + _rules(max_bytes).rstrip()
     )
 
 
