@@ -42,11 +42,12 @@ def client(hub: Hub) -> Iterator[TestClient]:
         yield c
 
 
-def post_as(hub: Hub, client: TestClient, partner: str, body: bytes, media: str) -> dict:
-    """POST /v1/messages as `partner`; returns the problem document of a refusal (or the 202 answer)."""
+def post_as(hub: Hub, client: TestClient, partner: str, body: bytes, media: str, path: str = "/v1/messages") -> dict:
+    """POST to `path` (/v1/messages, or /v1/validate) as `partner`; returns the problem document of a
+    refusal (or the answer, its status under "status")."""
     with db.write(hub.engine) as conn:
         token = issue_token(conn, partner)
-    r = client.post("/v1/messages", content=body, headers={"Authorization": f"Bearer {token}", "Content-Type": media})
+    r = client.post(path, content=body, headers={"Authorization": f"Bearer {token}", "Content-Type": media})
     assert r.status_code != 500, f"the hub answered 500 to partner input: {r.text}"
     return {"status": r.status_code, **r.json()}
 

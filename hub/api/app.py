@@ -17,8 +17,9 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import structlog
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -27,11 +28,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub import __version__
-from hub.store import db
-from hub.endpoints import ingress
-from hub.store import message_store
+from hub.api import openapi
 from hub.api.docs_site import mount_interface_docs
+from hub.api.openapi import problems
 from hub.api.reviews import router as review_router
+from hub.endpoints import ingress
+from hub.store import db, message_store
 from hub.findings import Finding, Refusal
 from hub.store.history import audit
 from hub.partners import Partner, partner_for_token, token_hash
@@ -44,6 +46,14 @@ PROBLEM = "application/problem+json"
 
 #: seconds a 503 asks the caller to wait before sending again
 RETRY_AFTER = "5"
+
+DESCRIPTION = """Data-exchange hub for SGB II case chains. Partners submit messages in their own format and
+pick up deliveries addressed to them.
+
+Every request carries the partner's bearer token (`Authorization: Bearer <token>`; in this page:
+*Authorize*). Errors are `application/problem+json` (RFC 9457) with a list of findings, each with
+its location. The contracts (schemas, code lists, partner profiles) are documented at
+[/docs/interfaces/](/docs/interfaces/)."""
 
 
 def error_answer(exc: Exception, path: str) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -107,8 +117,9 @@ def _lookup_token(hub: Hub, token: str) -> str | None:
         return partner_for_token(conn, token)
 
 
-async def caller(request: Request) -> Partner:
-    """The authenticated partner: bearer token -> partner, or 401."""
+async def caller(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(openapi.BEARER)] = None) -> Partner:
+    """The authenticated partner: bearer token -> partner, or 401. The bearer dependency only declares
+    the scheme in the OpenAPI document (Swagger UI's Authorize); `authenticate` reads the header."""
     return await authenticate(request.app.state.hub, request.app.state.tokens, request.headers.get("authorization", ""))
 
 
@@ -146,13 +157,16 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
     app = FastAPI(
         title="CaseChain Hub",
         version=__version__,
-        description="Data-exchange hub for SGB II case chains. Partners submit messages and pick up deliveries.",
+        description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load from a CDN: hub.api.openapi serves /docs from the package
+        redoc_url=None,
     )
     app.state.hub = hub
     app.state.tokens = TokenCache(hub.settings.token_cache_seconds)
     mount_interface_docs(app, hub.contracts_dir)  # /docs/interfaces, no token: contracts only, no personal data
     app.include_router(review_router)  # /v1/persons: operators only
+    openapi.install(app)  # /docs without internet, errors documented as problem+json
 
     # -- errors ------------------------------------------------------------------------------------
     @app.exception_handler(Refusal)
@@ -191,43 +205,73 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
         return b"".join(chunks)
 
     # -- partner API -------------------------------------------------------------------------------
-    @app.post("/v1/messages", status_code=202, tags=["messages"], summary="Submit one message")
+    @app.post(
+        "/v1/messages",
+        status_code=202,
+        tags=["messages"],
+        summary="Submit one message",
+        description=openapi.submit_description(hub.settings.max_message_bytes),
+        response_model=openapi.Accepted,
+        response_description="Taken: stored and on its way to its recipients.",
+        responses={
+            202: {"headers": {"Location": {"description": "The message's status URL.", "schema": {"type": "string"}}}},
+            200: {"model": openapi.Accepted, "description": "A resend of a message UUID already taken: the first message's id; not processed again."},
+            **problems(400, 401, 403, 413, 415, 422, 503),
+        },
+        openapi_extra=openapi.MESSAGE_BODY,
+    )
     async def submit(
         request: Request,
         partner: Caller,
         x_correlation_id: Annotated[
             str | None,
-            Header(alias="X-Correlation-ID", max_length=64, pattern=ingress.CORRELATION_ID.pattern, description=f"optional, {ingress.CORRELATION_ID_RULE}"),
+            Header(alias="X-Correlation-ID", max_length=64, pattern=ingress.CORRELATION_ID.pattern, description=f"Optional: your own id that ties this message to others of one exchange (default: the header's reference or message UUID); {ingress.CORRELATION_ID_RULE}"),
         ] = None,
     ) -> JSONResponse:
-        """Served by `MessageIntake` in front of the router; declared here for the OpenAPI document."""
+        # requests are answered by MessageIntake (below) with the same functions; this route documents it
         data = await read_body(request)
         status, body, headers = await take_message(hub, partner, data, request.headers.get("content-type"), x_correlation_id)
         return JSONResponse(body, status_code=status, headers=headers)
 
-    @app.get("/v1/messages/{message_id}", tags=["messages"], summary="Status and history of a message")
+    @app.post(
+        "/v1/validate",
+        tags=["messages"],
+        summary="Check one message without sending it",
+        description=openapi.validate_description(hub.settings.max_message_bytes),
+        response_model=openapi.Verdict,
+        response_description="The hub would take the message.",
+        responses=problems(400, 401, 403, 413, 415, 422, 503),
+        openapi_extra=openapi.MESSAGE_BODY,
+    )
+    async def validate(request: Request, partner: Caller) -> JSONResponse:
+        data = await read_body(request)
+        head = await ingress.check_async(hub, partner, data, request.headers.get("content-type"))
+        verdict = {"valid": True, "message_type": head["message_type"], "version": head["version"], "format": partner.format, "findings": []}
+        return JSONResponse(verdict)
+
+    @app.get("/v1/messages/{message_id}", tags=["messages"], summary="Status and history of a message", responses=problems(401, 404, 503))
     def get_message(message_id: str, partner: Caller) -> dict[str, Any]:
         with db.request_deadline(), db.write(hub.engine) as conn:
             view = message_store.message_view(conn, message_id, partner)
             audit(conn, partner.id, "message-read", message_id=message_id)
         return view
 
-    @app.get("/v1/inbox", tags=["inbox"], summary="Deliveries waiting for the caller, oldest first")
+    @app.get("/v1/inbox", tags=["inbox"], summary="Deliveries waiting for the caller, oldest first", responses=problems(400, 401, 503))
     def get_inbox(partner: Caller, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
         with db.request_deadline(), db.write(hub.engine) as conn:
             items = message_store.inbox(conn, partner, limit, lambda fmt: hub.adapter(fmt).spec.get("encoding", "utf-8"))
         return {"deliveries": items, "count": len(items)}
 
-    @app.post("/v1/inbox/{delivery_id}/ack", tags=["inbox"], summary="Acknowledge a delivery (idempotent)")
+    @app.post("/v1/inbox/{delivery_id}/ack", tags=["inbox"], summary="Acknowledge a delivery (idempotent)", responses=problems(401, 404, 503))
     def ack(delivery_id: str, partner: Caller) -> dict[str, Any]:
         with db.request_deadline(), db.write(hub.engine) as conn:
             return message_store.acknowledge(conn, partner, delivery_id)
 
-    @app.get("/v1/contracts", tags=["contracts"], summary="The contract catalogue")
+    @app.get("/v1/contracts", tags=["contracts"], summary="The contract catalogue", responses=problems(401, 503))
     def contracts(partner: Caller) -> dict[str, Any]:
         return {"contracts": hub.registry.catalogue}
 
-    @app.get("/v1/contracts/{message_type}/{version}", tags=["contracts"], summary="One contract and its schema files")
+    @app.get("/v1/contracts/{message_type}/{version}", tags=["contracts"], summary="One contract and its schema files", responses=problems(401, 404, 503))
     def contract(message_type: str, version: str, partner: Caller, format: str | None = None) -> Response:
         if message_type not in hub.registry.types or version not in hub.registry.types[message_type].versions:
             raise Refusal("not-found", f"No contract {message_type} {version}")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials
 
+from hub.api.openapi import BEARER, problems
 from hub.store import db
 from hub.findings import Refusal
 from hub.store.history import audit
@@ -18,7 +20,8 @@ from hub.partners import Partner
 router = APIRouter(prefix="/v1/persons", tags=["persons (operators)"])
 
 
-async def operator(request: Request) -> Partner:
+async def operator(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None) -> Partner:
+    """The authenticated operator, or 401/403 (the bearer dependency documents the scheme)."""
     from hub.api.app import caller
 
     partner = await caller(request)
@@ -37,7 +40,7 @@ def _index(request: Request):  # type: ignore[no-untyped-def]
     return index
 
 
-@router.get("/reviews", summary="Matches waiting for an operator's decision")
+@router.get("/reviews", summary="Matches waiting for an operator's decision", responses=problems(400, 401, 403, 404, 503))
 def reviews(request: Request, who: Operator, status: Annotated[str, Query(pattern="^(open|confirmed|rejected)$")] = "open") -> dict[str, Any]:
     hub = request.app.state.hub
     with db.write(hub.engine) as conn:
@@ -54,17 +57,17 @@ def _decide(request: Request, review_id: str, who: Partner, confirm: bool) -> di
     return result
 
 
-@router.post("/reviews/{review_id}/confirm", summary="Same person: merge the record's person into the candidate")
+@router.post("/reviews/{review_id}/confirm", summary="Same person: merge the record's person into the candidate", responses=problems(401, 403, 404, 409, 503))
 def confirm(review_id: str, request: Request, who: Operator) -> dict[str, Any]:
     return _decide(request, review_id, who, True)
 
 
-@router.post("/reviews/{review_id}/reject", summary="Different persons: keep them apart")
+@router.post("/reviews/{review_id}/reject", summary="Different persons: keep them apart", responses=problems(401, 403, 404, 409, 503))
 def reject(review_id: str, request: Request, who: Operator) -> dict[str, Any]:
     return _decide(request, review_id, who, False)
 
 
-@router.get("/{person_id}", summary="A person: records, id cross-reference and history")
+@router.get("/{person_id}", summary="A person: records, id cross-reference and history", responses=problems(401, 403, 404, 503))
 def person(person_id: str, request: Request, who: Operator) -> dict[str, Any]:
     hub = request.app.state.hub
     with db.write(hub.engine) as conn:
@@ -73,7 +76,7 @@ def person(person_id: str, request: Request, who: Operator) -> dict[str, Any]:
     return view
 
 
-@router.post("/{person_id}/unmerge", summary="Undo the merge of this person into another")
+@router.post("/{person_id}/unmerge", summary="Undo the merge of this person into another", responses=problems(401, 403, 404, 409, 503))
 def unmerge(person_id: str, request: Request, who: Operator) -> dict[str, Any]:
     hub = request.app.state.hub
     with db.write(hub.engine) as conn:

@@ -97,10 +97,7 @@ async def accept_async(hub: Hub, partner: Partner, data: bytes, content_type: st
     Small bodies are checked on the event loop (the GIL serialises the work anyway; a thread hop and
     the wake-up cost more than checking a few kilobytes); large ones in the thread pool, so one big
     message never stalls the loop. The group commit is awaited, not waited for in a thread."""
-    if len(data) <= INLINE_BYTES:
-        head = check(hub, partner, data, content_type)
-    else:
-        head = await asyncio.to_thread(check, hub, partner, data, content_type)
+    head = await check_async(hub, partner, data, content_type)
     pending = Pending.of(hub, partner, data, head, correlation_id)
     seconds = db.limits().request_timeout
     commit = hub.group_commit.submit(pending.write)
@@ -114,6 +111,14 @@ async def accept_async(hub: Hub, partner: Partner, data: bytes, content_type: st
     except TimeoutError:
         raise _late(stored=_stored_or_unknown(commit), seconds=seconds) from None
     return pending.accepted()
+
+
+async def check_async(hub: Hub, partner: Partner, data: bytes, content_type: str | None) -> dict:
+    """`check` for the HTTP API (accept_async, POST /v1/validate): small bodies on the event loop,
+    large ones in the thread pool."""
+    if len(data) <= INLINE_BYTES:
+        return check(hub, partner, data, content_type)
+    return await asyncio.to_thread(check, hub, partner, data, content_type)
 
 
 async def _within(waiter: asyncio.Future, seconds: float) -> object:
