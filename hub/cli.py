@@ -80,35 +80,53 @@ def serve(
     threads: Annotated[int, typer.Option(help="Pipeline worker threads in this process.")] = 1,
     workers: Annotated[int, typer.Option("--workers", help="API processes (uvicorn workers) sharing the port; each runs its own relay/workers per --role.")] = 1,
 ) -> None:
-    """Run the API (and, with --role all, the pipeline and delivery workers)."""
+    """Run the API (and, with --role all, the pipeline and delivery workers).
+
+    Stops within HUB_SHUTDOWN_TIMEOUT seconds of SIGTERM or Ctrl-C (hub.shutdown)."""
     import os
 
     import uvicorn
 
+    from hub import shutdown
     from hub.api import create_app
 
     if role not in ("all", "api"):
         fail("--role must be 'all' or 'api' (use `hub worker` for worker-only processes)", 2)
     if workers < 1:
         fail("--workers must be at least 1", 2)
+    try:
+        shutdown.check_port(host, port)  # before anything starts: no banner, migrations or workers for nothing
+    except shutdown.PortUnavailable as exc:
+        fail(str(exc))
     hub = _hub()
+    bound = hub.settings.shutdown_timeout
     typer.echo(f"CaseChain Hub on http://{host}:{port}  (database {hub.engine.url.render_as_string(hide_password=True)}, broker {hub.transport.name}, role {role}, processes {workers})", err=True)
+    options: dict[str, Any] = {"log_level": "warning", "access_log": False}
     if workers == 1:
-        uvicorn.run(create_app(hub, role=role, worker_threads=threads), host=host, port=port, log_level="warning", access_log=False)
+        served = shutdown.serve(create_app(hub, role=role, worker_threads=threads), host, port, bound, **options)
+        hub.close()  # the group commit finishes what it has taken
+        if not served:
+            fail(f"could not listen on port {port} on {host} (see the log above)")
+        shutdown.exit_without_waiting_for_abandoned_work()
         return
     # several processes: uvicorn imports the app factory in each of them (migrations ran above, once)
     os.environ["HUB_SERVE_ROLE"], os.environ["HUB_SERVE_THREADS"] = role, str(threads)
-    uvicorn.run("hub.cli:asgi_app", factory=True, workers=workers, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        "hub.cli:asgi_app", factory=True, workers=workers, host=host, port=port,
+        timeout_graceful_shutdown=shutdown.graceful_seconds(bound), **options,
+    )
 
 
 def asgi_app():  # type: ignore[no-untyped-def]
     """App factory for `hub serve --workers N` (one call per uvicorn worker process)."""
     import os
 
+    from hub import shutdown
     from hub.api import create_app
 
     reset_settings()
     hub = _hub(migrate=False)
+    shutdown.arm_on_shutdown_signals(hub.settings.shutdown_timeout)
     return create_app(hub, role=os.environ.get("HUB_SERVE_ROLE", "all"), worker_threads=int(os.environ.get("HUB_SERVE_THREADS", "1")))
 
 
@@ -135,7 +153,7 @@ def worker(
     while not done.wait(5.0):
         if heartbeat_file is not None and workers.alive():
             heartbeat_file.touch()
-    workers.stop()
+    workers.stop(hub.settings.shutdown_timeout)
 
 
 @app.command()
