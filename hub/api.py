@@ -31,7 +31,7 @@ from hub.docs_site import mount_interface_docs
 from hub.review_api import router as review_router
 from hub.findings import Finding, Refusal
 from hub.history import audit
-from hub.partners import Partner, partner_for_token, token_hash
+from hub.partners import Grant, Partner, grant_for_token, token_hash
 from hub.runtime import Hub
 from hub.workers import Workers
 
@@ -73,33 +73,34 @@ def problem_response(refusal: Refusal, request: Request | None = None, headers: 
 
 
 class TokenCache:
-    """Bearer token -> partner id, remembered for `token_cache_seconds` (0: ask the database every time).
+    """Bearer token -> its Grant, remembered for `token_cache_seconds` (0: ask the database every time).
 
     Every request is authenticated; asking the database each time cost a reading transaction and a
     thread hop per request. Only the token's hash is kept, and a revocation takes effect within the
-    TTL in every process (`hub partners token --revoke` says so).
+    TTL in every process (`hub partners tokens --revoke` says so); an expiry at once, as the grant's
+    expiry is checked on every request (`authenticate`).
     """
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
-        self._known: dict[str, tuple[str | None, float]] = {}
+        self._known: dict[str, tuple[Grant | None, float]] = {}
 
-    def get(self, token: str) -> tuple[bool, str | None]:
+    def get(self, token: str) -> tuple[bool, Grant | None]:
         hit = self._known.get(token_hash(token)) if self.ttl > 0 else None
         if hit is None or hit[1] < time.monotonic():
             return False, None
         return True, hit[0]
 
-    def put(self, token: str, partner_id: str | None) -> None:
+    def put(self, token: str, grant: Grant | None) -> None:
         if self.ttl > 0:
             if len(self._known) > 10_000:  # unknown tokens must not grow it without bound
                 self._known.clear()
-            self._known[token_hash(token)] = (partner_id, time.monotonic() + self.ttl)
+            self._known[token_hash(token)] = (grant, time.monotonic() + self.ttl)
 
 
-def _lookup_token(hub: Hub, token: str) -> str | None:
+def _lookup_token(hub: Hub, token: str) -> Grant | None:
     with db.request_deadline(), db.read(hub.engine) as conn:
-        return partner_for_token(conn, token)
+        return grant_for_token(conn, token)
 
 
 async def caller(request: Request) -> Partner:
@@ -113,11 +114,13 @@ async def authenticate(hub: Hub, cache: TokenCache, header: str) -> Partner:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Refusal("unauthenticated", "A bearer token is required (Authorization: Bearer <token>)")
-    known, partner_id = cache.get(token)
+    known, grant = cache.get(token)
     if not known:
-        partner_id = await run_in_threadpool(_lookup_token, hub, token)
-        cache.put(token, partner_id)
-    partner = hub.partners.get(partner_id) if partner_id else None
+        grant = await run_in_threadpool(_lookup_token, hub, token)
+        cache.put(token, grant)
+    if grant is not None and grant.expired():
+        raise Refusal("unauthenticated", "The bearer token has expired; ask the hub's operator for a new one")
+    partner = hub.partners.get(grant.partner_id) if grant else None
     if partner is None:
         raise Refusal("unauthenticated", "The bearer token is not valid")
     structlog.contextvars.bind_contextvars(partner=partner.id)
