@@ -80,35 +80,53 @@ def serve(
     threads: Annotated[int, typer.Option(help="Pipeline worker threads in this process.")] = 1,
     workers: Annotated[int, typer.Option("--workers", help="API processes (uvicorn workers) sharing the port; each runs its own relay/workers per --role.")] = 1,
 ) -> None:
-    """Run the API (and, with --role all, the pipeline and delivery workers)."""
+    """Run the API (and, with --role all, the pipeline and delivery workers).
+
+    Stops within HUB_SHUTDOWN_TIMEOUT seconds of SIGTERM or Ctrl-C (hub.shutdown)."""
     import os
 
     import uvicorn
 
+    from hub import shutdown
     from hub.api.app import create_app
 
     if role not in ("all", "api"):
         fail("--role must be 'all' or 'api' (use `hub worker` for worker-only processes)", 2)
     if workers < 1:
         fail("--workers must be at least 1", 2)
+    try:
+        shutdown.check_port(host, port)  # before anything starts: no banner, migrations or workers for nothing
+    except shutdown.PortUnavailable as exc:
+        fail(str(exc))
     hub = _hub()
+    bound = hub.settings.shutdown_timeout
     typer.echo(f"CaseChain Hub on http://{host}:{port}  (database {hub.engine.url.render_as_string(hide_password=True)}, broker {hub.transport.name}, role {role}, processes {workers})", err=True)
+    options: dict[str, Any] = {"log_level": "warning", "access_log": False}
     if workers == 1:
-        uvicorn.run(create_app(hub, role=role, worker_threads=threads), host=host, port=port, log_level="warning", access_log=False)
+        served = shutdown.serve(create_app(hub, role=role, worker_threads=threads), host, port, bound, **options)
+        hub.close()  # the group commit finishes what it has taken
+        if not served:
+            fail(f"could not listen on port {port} on {host} (see the log above)")
+        shutdown.exit_without_waiting_for_abandoned_work()
         return
     # several processes: uvicorn imports the app factory in each of them (migrations ran above, once)
     os.environ["HUB_SERVE_ROLE"], os.environ["HUB_SERVE_THREADS"] = role, str(threads)
-    uvicorn.run("hub.cli:asgi_app", factory=True, workers=workers, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        "hub.cli:asgi_app", factory=True, workers=workers, host=host, port=port,
+        timeout_graceful_shutdown=shutdown.graceful_seconds(bound), **options,
+    )
 
 
 def asgi_app():  # type: ignore[no-untyped-def]
     """App factory for `hub serve --workers N` (one call per uvicorn worker process)."""
     import os
 
+    from hub import shutdown
     from hub.api.app import create_app
 
     reset_settings()
     hub = _hub(migrate=False)
+    shutdown.arm_on_shutdown_signals(hub.settings.shutdown_timeout)
     return create_app(hub, role=os.environ.get("HUB_SERVE_ROLE", "all"), worker_threads=int(os.environ.get("HUB_SERVE_THREADS", "1")))
 
 
@@ -135,7 +153,7 @@ def worker(
     while not done.wait(5.0):
         if heartbeat_file is not None and workers.alive():
             heartbeat_file.touch()
-    workers.stop()
+    workers.stop(hub.settings.shutdown_timeout)
 
 
 @app.command()
@@ -225,7 +243,7 @@ def contracts_docs(out: Annotated[Path, typer.Option("--out", help="Directory fo
 
 # -- partners ----------------------------------------------------------------------------------------
 @partners_app.command("list")
-def partners_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def partners_list(as_json: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False) -> None:
     """List registered partners."""
     hub = _hub(migrate=False)
     rows = [
@@ -235,22 +253,32 @@ def partners_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> N
     _print(rows, as_json, "\n".join(f"{r['id']:26} {r['role']:10} {r['format']:14} {r['version']:5} {r['name']}" for r in rows))
 
 
+def _formats() -> str:
+    """The formats of the contracts directory (contracts/formats/*.yaml), for help and errors."""
+    from hub.adapters import format_names
+
+    return ", ".join(sorted(format_names(get_settings().contracts_dir)))
+
+
 @partners_app.command("add")
 def partners_add(
     partner_id: Annotated[str, typer.Argument(help="Partner id (Kennung).")],
     name: Annotated[str, typer.Option(help="Display name.")],
     role: Annotated[str, typer.Option(help="jobcenter, municipal, provider or operator.")],
-    format: Annotated[str, typer.Option(help="agency-xml or provider-json.")] = "provider-json",
+    format: Annotated[str, typer.Option(help=f"The partner's message format: {_formats()}.")] = "provider-json",
     version: Annotated[str, typer.Option(help="Contract version the partner speaks.")] = "1.0",
 ) -> None:
     """Add a partner profile under contracts/partners/ (review and commit it like any contract)."""
     import re
 
+    from hub.adapters import format_names
     from hub.partners import ROLES, write_profile
 
     hub = _hub(migrate=False)
     if role not in ROLES:
         fail(f"--role must be one of {', '.join(ROLES)}", 2)
+    if role != "operator" and format not in format_names(hub.contracts_dir):
+        fail(f"--format must be one of {_formats()}", 2)
     if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{1,39}", partner_id):
         fail("the partner id must be 2-40 characters of a-z, 0-9, '.', '_' or '-'", 2)
     purposes, sends, receives = _role_defaults(hub, role)
@@ -294,21 +322,75 @@ def _role_defaults(hub, role: str) -> tuple[list[str], list[str], list[str]]:  #
 @partners_app.command("token")
 def partners_token(
     partner_id: Annotated[str, typer.Argument(help="Partner id.")],
-    revoke: Annotated[bool, typer.Option("--revoke", help="Revoke all of the partner's tokens instead.")] = False,
+    expires_in: Annotated[int, typer.Option("--expires-in", metavar="DAYS", min=1, max=3650, help="Days until the new token expires (default: a year, one planned rotation a year).")] = 365,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Revoke all of the partner's tokens instead (one: `hub partners tokens --revoke ID`).")] = False,
 ) -> None:
-    """Issue a new bearer token for a partner (printed once; only its hash is stored)."""
+    """Issue a new bearer token for a partner (printed once; only its hash is stored).
+
+    It expires after --expires-in days; `hub partners tokens PARTNER` lists a partner's tokens."""
+    import datetime as dt
+
     from hub.store import db
-    from hub.partners import issue_token, revoke_tokens
+    from hub.store.history import audit
+    from hub.partners import TOKEN_ID_LENGTH, issue_token, revoke_tokens, token_hash
 
     hub = _hub()
     if partner_id not in hub.partners:
         fail(f"no partner {partner_id!r}; see `hub partners list`")
     with db.write(hub.engine) as conn:
         if revoke:
-            typer.echo(f"revoked {revoke_tokens(conn, partner_id)} token(s) of {partner_id} (running hubs refuse them within {get_settings().token_cache_seconds:g} s)")
+            count = revoke_tokens(conn, partner_id)
+            audit(conn, "cli", "tokens-revoked", partner=partner_id, count=count)
+            typer.echo(f"revoked {count} token(s) of {partner_id} ({_refused_within()})")
             return
-        token = issue_token(conn, partner_id)
+        token = issue_token(conn, partner_id, dt.timedelta(days=expires_in))
+        token_id = token_hash(token)[:TOKEN_ID_LENGTH]
+        audit(conn, "cli", "token-issued", partner=partner_id, token=token_id, days=expires_in)
     typer.echo(token)
+    expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=expires_in)).strftime("%Y-%m-%d")
+    typer.echo(f"token {token_id} of {partner_id} expires {expires} ({expires_in} days); list or revoke: hub partners tokens {partner_id}", err=True)
+
+
+def _refused_within() -> str:
+    """How soon running hubs refuse a revoked token (they remember verified tokens that long)."""
+    seconds = get_settings().token_cache_seconds
+    return f"running hubs refuse it within {seconds:g} s (HUB_TOKEN_CACHE_SECONDS)" if seconds > 0 else "running hubs refuse it at once"
+
+
+@partners_app.command("tokens")
+def partners_tokens(
+    partner_id: Annotated[str, typer.Argument(help="Partner id.")],
+    revoke: Annotated[Optional[str], typer.Option("--revoke", metavar="ID", help="Revoke the token with this id (from the listing) instead of listing.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
+) -> None:
+    """List a partner's tokens (id, created, expires, revoked; never the token), or revoke one.
+
+    The id is the start of the token's stored SHA-256, so it names a token without revealing it."""
+    from hub.store import db
+    from hub.store.history import audit
+    from hub.partners import list_tokens, revoke_token
+
+    hub = _hub()
+    if partner_id not in hub.partners:
+        fail(f"no partner {partner_id!r}; see `hub partners list`")
+    if revoke is not None:
+        with db.write(hub.engine) as conn:
+            if not revoke_token(conn, partner_id, revoke):
+                fail(f"no token {revoke} of partner {partner_id}; see `hub partners tokens {partner_id}`")
+            audit(conn, "cli", "token-revoked", partner=partner_id, token=revoke)
+        _print({"partner": partner_id, "id": revoke, "revoked": True}, as_json, f"revoked token {revoke} of {partner_id}; {_refused_within()}")
+        return
+    with db.read(hub.engine) as conn:
+        rows = list_tokens(conn, partner_id)
+
+    def when(value: str | None, none: str) -> str:
+        return value[:16].replace("T", " ") if value else none
+
+    lines = [f"{'ID':12}  {'CREATED':16}  {'EXPIRES':16}  STATUS"] + [
+        f"{r['id']:12}  {when(r['created'], '')}  {when(r['expires'], 'never'):16}  {r['status']}" + (f" {when(r['revoked'], '')}" if r["revoked"] else "")
+        for r in rows
+    ]
+    _print(rows, as_json, "\n".join(lines) if rows else f"{partner_id} has no tokens; issue one with: hub partners token {partner_id}")
 
 
 @partners_app.command("amqp-setup")
@@ -317,7 +399,7 @@ def partners_amqp_setup(
     user: Annotated[Optional[str], typer.Option(help="RabbitMQ user name (default: hub-partner-<id>).")] = None,
     password: Annotated[Optional[str], typer.Option(help="Password (default: a new random one, printed once).")] = None,
     management_url: Annotated[Optional[str], typer.Option(help="RabbitMQ management API (default: HUB_AMQP_MANAGEMENT_URL or the broker's host, port 15672).")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Output the user, queue and permissions (and a new password) as JSON.")] = False,
 ) -> None:
     """Give a partner its own RabbitMQ queue and a broker user that can only read that queue.
 
@@ -365,7 +447,10 @@ def partners_amqp_setup(
 
 # -- messages ----------------------------------------------------------------------------------------
 @messages_app.command("show")
-def messages_show(message_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def messages_show(
+    message_id: Annotated[str, typer.Argument(help="The message's id (as answered by POST /v1/messages).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Output status and history as JSON.")] = False,
+) -> None:
     """A message's status and full history."""
     from hub.store import db
     from hub.store import message_store
@@ -385,7 +470,7 @@ def messages_show(message_id: str, as_json: Annotated[bool, typer.Option("--json
 
 
 @messages_app.command("replay")
-def messages_replay(message_id: str) -> None:
+def messages_replay(message_id: Annotated[str, typer.Argument(help="The id of the dead or rejected message.")]) -> None:
     """Run a dead (or rejected) message through the pipeline again, or push its dead deliveries again."""
     from hub.store import db
     from hub.store import message_store
@@ -404,7 +489,7 @@ def messages_replay(message_id: str) -> None:
 
 
 @messages_app.command("dead")
-def messages_dead(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def messages_dead(as_json: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False) -> None:
     """List dead letters waiting for an operator."""
     from hub.store import db
     from hub.store import message_store
@@ -424,7 +509,7 @@ def cases_list(
     as_json: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
 ) -> None:
     """The newest cases, with every member's own reference for each (a provider's is its pseudonymous case id)."""
-    from hub.chain.membership import membership as chain
+    from hub.chain import membership as chain
     from hub.store import db
 
     hub = _hub()
@@ -471,7 +556,7 @@ def _operator_call(action, *args) -> Any:  # type: ignore[no-untyped-def]
 @dedup_app.command("reviews")
 def dedup_reviews(
     status: Annotated[str, typer.Option(help="open, confirmed or rejected.")] = "open",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
 ) -> None:
     """Uncertain matches waiting for an operator."""
 
@@ -489,7 +574,7 @@ def dedup_reviews(
 
 
 @dedup_app.command("confirm")
-def dedup_confirm(review_id: str) -> None:
+def dedup_confirm(review_id: Annotated[str, typer.Argument(help="The review's id (see `hub dedup reviews`).")]) -> None:
     """Same person: merge the record's person into the candidate."""
 
     def confirm(index, conn, rid):  # type: ignore[no-untyped-def]
@@ -500,7 +585,7 @@ def dedup_confirm(review_id: str) -> None:
 
 
 @dedup_app.command("reject")
-def dedup_reject(review_id: str) -> None:
+def dedup_reject(review_id: Annotated[str, typer.Argument(help="The review's id (see `hub dedup reviews`).")]) -> None:
     """Different persons: keep them apart."""
 
     def reject(index, conn, rid):  # type: ignore[no-untyped-def]
@@ -511,7 +596,10 @@ def dedup_reject(review_id: str) -> None:
 
 
 @dedup_app.command("person")
-def dedup_person(person_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def dedup_person(
+    person_id: Annotated[str, typer.Argument(help="The person's id in the master person index.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
+) -> None:
     """A person: records, id cross-reference and history of merges."""
 
     def person(index, conn, pid):  # type: ignore[no-untyped-def]
@@ -525,7 +613,7 @@ def dedup_person(person_id: str, as_json: Annotated[bool, typer.Option("--json")
 
 
 @dedup_app.command("unmerge")
-def dedup_unmerge(person_id: str) -> None:
+def dedup_unmerge(person_id: Annotated[str, typer.Argument(help="The id of the person that was merged into another.")]) -> None:
     """Undo the merge of PERSON_ID into another person: its records go back to it."""
 
     def unmerge(index, conn, pid):  # type: ignore[no-untyped-def]

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     token_cache_seconds: float = 2.0
     #: run `db upgrade` when a process starts (the embedded default wants it; production may not)
     auto_migrate: bool = True
+    #: seconds `hub serve` and `hub worker` may take to stop after SIGTERM/SIGINT: in-flight requests
+    #: get most of it to finish, worker threads the rest; past it the process exits anyway (logged)
+    shutdown_timeout: float = 30.0
 
 
 @lru_cache(maxsize=1)

@@ -18,11 +18,25 @@ import structlog
 _log_file: TextIO | None = None
 
 
+class _Stderr:
+    """Whatever `sys.stderr` is when a line is written: a process that swaps it (a test runner
+    capturing a command's output, then closing the capture) keeps logging instead of failing."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure(fmt: str = "console", level: str = "info", to: Path | None = None) -> None:
     """Log to stderr, or with `to` into that file (truncated), so that a command's own output on
     stdout/stderr (the `hub demo` story) is not interleaved with log lines."""
     global _log_file
-    stream: TextIO = sys.stderr
+    stream: TextIO = _Stderr()  # type: ignore[assignment]
     if to is not None:
         to.parent.mkdir(parents=True, exist_ok=True)
         _log_file = stream = open(to, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives as long as the process

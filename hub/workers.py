@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 
 import structlog
 
@@ -87,11 +88,23 @@ class Workers:
         """True while every worker thread runs (they never return unless stopped)."""
         return all(thread.is_alive() for thread in self._threads)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop every thread within `timeout` seconds in all: each finishes its current batch (one
+        transaction). Default: what is left of a `hub serve` shutdown's bound (hub.shutdown), else
+        HUB_SHUTDOWN_TIMEOUT. A thread still busy then is a daemon: it does not hold up the exit."""
+        from hub.shutdown import WATCHDOG
+
+        if timeout is None:
+            left = WATCHDOG.remaining()
+            timeout = self.hub.settings.shutdown_timeout if left is None else max(0.0, left - 0.5)
+        deadline = time.monotonic() + timeout
         self.stop_event.set()
         self.hub.transport.notify()
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in self._threads if t.is_alive()]
+        if stuck:
+            log.warning("workers.stop: threads still busy after the shutdown bound", threads=stuck, seconds=timeout)
         self._threads.clear()
 
 

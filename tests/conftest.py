@@ -235,6 +235,7 @@ class LiveHub(ManagedProcess):
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        self.stop()  # a hub that never became healthy must not outlive the test
         raise RuntimeError("hub serve did not become healthy within 30 s")
 
 

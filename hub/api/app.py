@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -17,9 +16,8 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import structlog
-from fastapi import Depends, FastAPI, Header, Query, Request, Security
+from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -29,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub import __version__
 from hub.api import openapi
+from hub.api.auth import Caller, TokenCache, authenticate
 from hub.api.docs_site import mount_interface_docs
 from hub.api.openapi import problems
 from hub.api.reviews import router as review_router
@@ -36,7 +35,7 @@ from hub.endpoints import ingress
 from hub.store import db, message_store
 from hub.findings import Finding, Refusal
 from hub.store.history import audit
-from hub.partners import Partner, partner_for_token, token_hash
+from hub.partners import Partner
 from hub.runtime import Hub
 from hub.workers import Workers
 
@@ -83,64 +82,6 @@ def problem_response(refusal: Refusal, request: Request | None = None, headers: 
     return JSONResponse(
         refusal.problem(str(request.url.path) if request else None), status_code=refusal.status, media_type=PROBLEM, headers=headers
     )
-
-
-class TokenCache:
-    """Bearer token -> partner id, remembered for `token_cache_seconds` (0: ask the database every time).
-
-    Every request is authenticated; asking the database each time cost a reading transaction and a
-    thread hop per request. Only the token's hash is kept, and a revocation takes effect within the
-    TTL in every process (`hub partners token --revoke` says so).
-    """
-
-    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl = ttl
-        #: seconds, monotonic; injectable so a test lets the TTL pass without waiting for it
-        self.clock = clock
-        self._known: dict[str, tuple[str | None, float]] = {}
-
-    def get(self, token: str) -> tuple[bool, str | None]:
-        hit = self._known.get(token_hash(token)) if self.ttl > 0 else None
-        if hit is None or hit[1] < self.clock():
-            return False, None
-        return True, hit[0]
-
-    def put(self, token: str, partner_id: str | None) -> None:
-        if self.ttl > 0:
-            if len(self._known) > 10_000:  # unknown tokens must not grow it without bound
-                self._known.clear()
-            self._known[token_hash(token)] = (partner_id, self.clock() + self.ttl)
-
-
-def _lookup_token(hub: Hub, token: str) -> str | None:
-    with db.request_deadline(), db.read(hub.engine) as conn:
-        return partner_for_token(conn, token)
-
-
-async def caller(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(openapi.BEARER)] = None) -> Partner:
-    """The authenticated partner: bearer token -> partner, or 401. The bearer dependency only declares
-    the scheme in the OpenAPI document (Swagger UI's Authorize); `authenticate` reads the header."""
-    return await authenticate(request.app.state.hub, request.app.state.tokens, request.headers.get("authorization", ""))
-
-
-async def authenticate(hub: Hub, cache: TokenCache, header: str) -> Partner:
-    """`Authorization: Bearer <token>` -> the partner, or a 401 Refusal; binds the partner to the log context."""
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise Refusal("unauthenticated", "A bearer token is required (Authorization: Bearer <token>)")
-    known, partner_id = cache.get(token)
-    if not known:
-        partner_id = await run_in_threadpool(_lookup_token, hub, token)
-        cache.put(token, partner_id)
-    partner = hub.partners.get(partner_id) if partner_id else None
-    if partner is None:
-        raise Refusal("unauthenticated", "The bearer token is not valid")
-    structlog.contextvars.bind_contextvars(partner=partner.id)
-    return partner
-
-
-Caller = Annotated[Partner, Depends(caller)]
 
 
 def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials
 
+from hub.api.auth import caller
 from hub.api.openapi import BEARER, problems
 from hub.store import db
 from hub.findings import Refusal
@@ -22,8 +23,6 @@ router = APIRouter(prefix="/v1/persons", tags=["persons (operators)"])
 
 async def operator(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None) -> Partner:
     """The authenticated operator, or 401/403 (the bearer dependency documents the scheme)."""
-    from hub.api.app import caller
-
     partner = await caller(request)
     if not partner.is_operator:
         raise Refusal("forbidden", "Only operators may use the person index")

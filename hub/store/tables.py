@@ -108,6 +108,7 @@ partner_tokens = sa.Table(
     sa.Column("partner_id", sa.String(64), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("revoked_at", Timestamp),
+    sa.Column("expires_at", Timestamp),  # NULL: issued before tokens expired (migration 0009)
     sa.Index(None, "partner_id"),
 )
 
