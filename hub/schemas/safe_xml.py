@@ -2,7 +2,9 @@
 
 No DTD is loaded, no entity is expanded, nothing is fetched from the network, and a document that
 carries a DOCTYPE at all is refused: a legitimate contract message never needs one, while DTDs are the
-vehicle for XXE and billion-laughs attacks. Size is capped before parsing, by the caller.
+vehicle for XXE and billion-laughs attacks. Size is capped before parsing, by the caller; depth by
+libxml2 (256 levels: huge_tree stays off), and a partner is told so in plain words, not libxml2's
+advice to set a parser option.
 
 Comments and processing instructions are dropped while parsing: text split by one
 (`<wochenstunden>2<!-- -->5.0</wochenstunden>`) is then one text node, so the XSD and the adapter see
