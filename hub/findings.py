@@ -163,6 +163,9 @@ class Refusal(Exception):
     kind: str
     detail: str
     findings: list[Finding] = field(default_factory=list)
+    #: the message type the refused message names, where its header was read (ingress.check sets it;
+    #: for metrics, never shown to the partner)
+    message_type: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         super().__init__(self.detail)
