@@ -173,7 +173,7 @@ def run_demo(hub: Hub) -> None:
         status = client.get(f"/v1/messages/{mid}", headers={"Authorization": f"Bearer {tokens[PROVIDER]}"}).json()
         say(f"\nhistory of the last message ({status['status']}):")
         for event in status["history"]:
-            say(f"  {event['stage']:>10}.{event['event']}")
+            say(f"  {event['stage']:>10}.{event['event']:<13} {event['detail']['text']}")
         receipts = sum(len(_drain(client, tokens[p])) for p in (JOBCENTER, PROVIDER, MUNICIPAL))
         say(f"\n{receipts} quittungen went back to the HTTP senders; the file partner's arrive as files in {drop.outbox(hub.partners[FILE_PARTNER])}.")
         say(f"The client's case: Kundennummer {newcomer.customer_number} at {JOBCENTER}, case id {case_id} at {PROVIDER}; "
