@@ -463,9 +463,8 @@ def messages_show(
     except Refusal as refusal:
         fail(refusal.detail)
     lines = [f"{view['id']}  {view['message_type']} {view['version']} from {view['sender']}  status: {view['status']}"]
-    for e in view["history"]:
-        detail = " ".join(f"{k}={v}" for k, v in (e.get("detail") or {}).items())
-        lines.append(f"  {e['at']}  {e['stage']:>10}.{e['event']:<12} {detail}")
+    for e in view["history"]:  # the entry in words; --json has every field
+        lines.append(f"  {e['at']}  {e['stage']:>10}.{e['event']:<12} {e['detail']['text']}")
     _print(view, as_json, "\n".join(lines))
 
 

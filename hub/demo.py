@@ -251,7 +251,7 @@ def run_demo(hub: Hub, log_path: Path | None = None) -> None:
         last = status(PROVIDER, mid)
         story.step(
             f"The history of the last message ({last['status']}), as the hub recorded it:",
-            *(f"  {event['stage']:>10}.{event['event']}" for event in last["history"]),
+            *(f"  {event['stage']:>10}.{event['event']:<13} {event['detail']['text']}" for event in last["history"]),
         )
         receipts = sum(len(_drain(client, tokens[p])) for p in (JOBCENTER, PROVIDER, MUNICIPAL))
         file_outbox = drop.outbox(hub.partners[FILE_PARTNER])

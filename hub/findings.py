@@ -36,6 +36,16 @@ class Finding:
         return data
 
 
+def undecodable(exc: UnicodeDecodeError, encoding: str, data: bytes, offset: int = 0) -> Finding:
+    """The finding for bytes `encoding` cannot read: one sentence naming the byte's offset in the
+    message (`offset`: where the decoded part began, e.g. after a byte order mark) and its line.
+
+    Python's own text ("'utf-8' codec can't decode byte 0xfc in position 8: ...") names the codec,
+    not the partner's problem; its `start` counts from the decoded slice, not from the message."""
+    at = offset + exc.start
+    return Finding(f"not valid {encoding} at byte {at}: {exc.reason}", line=data.count(b"\n", 0, at) + 1)
+
+
 #: findings a report lists; the rest are counted (a partner fixes the first ones and sends again)
 MAX_FINDINGS = 100
 
@@ -153,6 +163,9 @@ class Refusal(Exception):
     kind: str
     detail: str
     findings: list[Finding] = field(default_factory=list)
+    #: the message type the refused message names, where its header was read (ingress.check sets it;
+    #: for metrics, never shown to the partner)
+    message_type: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         super().__init__(self.detail)
@@ -180,6 +193,9 @@ class Refusal(Exception):
         return body
 
     def one_line(self) -> str:
-        first = f" ({self.findings[0].location}: {self.findings[0].message})" if self.findings else ""
+        first = ""
+        if self.findings:
+            where = self.findings[0].location
+            first = f" ({where}: {self.findings[0].message})" if where else f" ({self.findings[0].message})"
         more = f" and {len(self.findings) - 1} more finding(s)" if len(self.findings) > 1 else ""
         return f"{self.detail}{first}{more}"

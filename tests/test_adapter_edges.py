@@ -235,3 +235,44 @@ def test_every_record_keeps_the_header_and_its_own_bytes() -> None:
     first, second = CSV.split(data)
     assert first[0] == 2 and second[0] == 3
     assert first[1].startswith(COLUMNS.encode()) and uid.encode() in first[1] and "Jürgen".encode("iso-8859-15") in first[1]
+
+
+# -- every channel: a byte its encoding cannot read is named in one clean sentence --------------------
+def test_deep_xml_over_http_is_400_in_plain_words(hub: Hub, client: TestClient) -> None:
+    from tests.conftest import JOBCENTER
+
+    depth = 30_000  # as deep as the tests' 256 KiB limit allows (test_safe_xml parses 100,000 levels)
+    problem = post_as(hub, client, JOBCENTER, b"<a>" * depth + b"</a>" * depth, "application/xml")
+    assert problem["status"] == 400 and problem["type"].endswith("malformed"), problem
+    assert "XML_PARSE" not in json.dumps(problem), f"the partner is told to set a parser option of the hub's: {problem}"
+    assert "256 levels" in problem["detail"], problem
+
+
+def test_json_that_is_not_utf8_is_named_at_its_byte_in_one_sentence(hub: Hub, client: TestClient) -> None:
+    body = json.dumps(provider_sample("teilnahme.eintritt.2010", "T-1"), ensure_ascii=False).encode("utf-8")
+    at = body.index(b'"header"') + 1
+    body = body[:at] + b"\xfc" + body[at:]  # a Latin-1 ü in a UTF-8 body
+    with pytest.raises(Refusal) as exc:
+        parse_json(body)
+    (finding,) = exc.value.findings
+    assert finding.message == f"not valid UTF-8 at byte {at}: invalid start byte", finding
+    assert exc.value.one_line() == f"JSON must be encoded as UTF-8 (line 1: not valid UTF-8 at byte {at}: invalid start byte)", exc.value.one_line()
+    problem = post_as(hub, client, PROVIDER, body, "application/json")
+    assert problem["status"] == 400 and problem["findings"][0]["message"] == finding.message, problem
+
+
+def test_csv_with_a_byte_order_mark_but_not_utf8_is_named_at_its_byte_and_line() -> None:
+    data = csv_file(record("Jürgen", "Müller"), bom=b"\xef\xbb\xbf")  # ISO-8859-15 after a UTF-8 mark
+    found = refusal(data)
+    (finding,) = found.findings
+    at = data.index("ü".encode("iso-8859-15"))
+    assert found.kind == "bad-encoding" and finding.message == f"not valid UTF-8 at byte {at}: invalid start byte", finding
+    assert finding.line == 2, f"the finding must name the record's line: {finding}"
+    assert "(:" not in found.one_line() and found.one_line().count("(") == found.one_line().count(")"), found.one_line()
+
+
+def test_a_finding_without_a_location_reads_as_one_clean_sentence() -> None:
+    from hub.findings import Finding
+
+    line = Refusal("malformed", "The message is broken", [Finding("something is wrong")]).one_line()
+    assert line == "The message is broken (something is wrong)", line

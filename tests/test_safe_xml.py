@@ -54,3 +54,20 @@ def test_lines_of_elements_after_a_comment_are_those_of_the_original_bytes() -> 
     root = safe_xml.parse(b"<a>\n<!-- one\ntwo\nthree -->\n<b>x</b><?pi\n?>\n<c/></a>")
     elements = [(e.tag, e.sourceline) for e in root if isinstance(e.tag, str)]
     assert elements == [("b", 5), ("c", 7)], "findings would point at the wrong line"
+
+
+@pytest.mark.parametrize("depth", [300, 100_000])
+def test_xml_nested_too_deep_is_refused_in_plain_words_naming_the_limit(depth: int) -> None:
+    """libxml2 says "Excessive depth in document: 256, use XML_PARSE_HUGE option": a partner cannot
+    set a parser option of the hub's, and the hub keeps refusing such documents (no huge_tree)."""
+    with pytest.raises(Refusal) as exc:
+        safe_xml.parse(b"<a>" * depth + b"</a>" * depth)
+    said = [exc.value.detail, exc.value.one_line(), *(f.message for f in exc.value.findings)]
+    assert exc.value.kind == "malformed" and exc.value.status == 400, exc.value
+    assert not any("XML_PARSE" in s or "option" in s for s in said), f"a parser option of the hub's reached the partner: {said}"
+    assert "256 levels" in exc.value.detail and "nested" in exc.value.detail, f"the answer must say the document nests too deep and name the limit: {said}"
+    assert exc.value.findings and exc.value.findings[0].line == 1, exc.value.findings
+
+
+def test_xml_nested_to_the_limit_is_still_read() -> None:
+    assert safe_xml.parse(b"<a>" * 255 + b"</a>" * 255) is not None

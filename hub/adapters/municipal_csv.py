@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from hub.adapters.base import Adapter
 from hub.canonical import Header
-from hub.findings import Finding, Refusal
+from hub.findings import Finding, Refusal, undecodable
 from hub.schemas.registry import Contract
 from hub.schemas.translator import get_path, put_path
 
@@ -179,7 +179,9 @@ class MunicipalCsvAdapter(Adapter):
             try:
                 text = data[len(BOM) :].decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise Refusal("bad-encoding", "The file has a UTF-8 byte order mark but is not UTF-8", [Finding(exc.reason)]) from None
+                raise Refusal(
+                    "bad-encoding", "The file has a UTF-8 byte order mark but is not UTF-8", [undecodable(exc, "UTF-8", data, offset=len(BOM))]
+                ) from None
         else:
             self._refuse_utf8(data)
             text = data.decode(self.encoding)  # every byte is a character in ISO-8859-15

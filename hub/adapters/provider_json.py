@@ -14,7 +14,7 @@ from pydantic.alias_generators import to_camel
 
 from hub.adapters.base import Adapter
 from hub.canonical import Header
-from hub.findings import Finding, Refusal
+from hub.findings import Finding, Refusal, undecodable
 from hub.schemas.registry import Contract
 from hub.schemas.shape import json_paths, snake
 
@@ -29,9 +29,7 @@ def parse_json(data: bytes) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise Refusal(
-            "bad-encoding", "JSON must be encoded as UTF-8", [Finding(f"byte {exc.start}: {exc.reason}")]
-        ) from None
+        raise Refusal("bad-encoding", "JSON must be encoded as UTF-8", [undecodable(exc, "UTF-8", data)]) from None
     if text.startswith("\ufeff"):
         text = text[1:]
     try:

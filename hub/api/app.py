@@ -35,6 +35,7 @@ from hub.endpoints import ingress
 from hub.store import db, message_store
 from hub.findings import Finding, Refusal
 from hub.store.history import audit
+from hub.metrics import count_refused
 from hub.partners import Partner
 from hub.runtime import Hub
 from hub.workers import Workers
@@ -286,6 +287,7 @@ class MessageIntake:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        partner: Partner | None = None
         try:
             partner = await authenticate(self.hub, self.tokens, headers.get("authorization", ""))
             data = await self._body(headers, receive)
@@ -296,6 +298,8 @@ class MessageIntake:
         except Exception as exc:  # noqa: BLE001 - every failure becomes a problem+json answer
             status, body, extra = error_answer(exc, scope["path"])
             media = PROBLEM
+            if isinstance(exc, Refusal) and 400 <= status < 500:  # the message's fault, not the hub's
+                count_refused(exc.kind, partner.id if partner else None, exc.message_type, self.hub.registry.types)
         payload = json.dumps(body, separators=(",", ":")).encode()
         out = [(b"content-type", media.encode()), (b"content-length", str(len(payload)).encode())]
         out += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]

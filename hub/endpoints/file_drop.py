@@ -42,6 +42,7 @@ from hub.store import message_store
 from hub.canonical import Message
 from hub.findings import Finding, Refusal
 from hub.store.history import audit
+from hub.metrics import count_refused
 from hub.partners import Partner
 from hub.runtime import Hub
 from hub.store.tables import deliveries
@@ -305,6 +306,7 @@ class FileDrop:
         version = partner.version_for("administration.rueckweisung.0010", self.hub.registry.versions("administration.rueckweisung.0010", partner.format))
         records = []
         for line, record, refusal in refused:
+            count_refused(refusal.kind, partner.id, refusal.message_type, self.hub.registry.types)
             try:
                 reference = adapter.peek_header(record).get("message_uuid")
                 uuid.UUID(str(reference))

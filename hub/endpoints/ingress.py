@@ -158,7 +158,18 @@ def _late(stored: bool | None, seconds: float) -> Refusal:
 
 
 def check(hub: Hub, partner: Partner, data: bytes, content_type: str | None) -> dict:
-    """Steps 1-2 and the contract: the message's header, or a Refusal with every finding."""
+    """Steps 1-2 and the contract: the message's header, or a Refusal with every finding and, once
+    the header was read, the message type it names (for the refusal metric)."""
+    read: dict = {}
+    try:
+        return _check(hub, partner, data, content_type, read)
+    except Refusal as refusal:
+        refusal.message_type = read.get("message_type")
+        raise
+
+
+def _check(hub: Hub, partner: Partner, data: bytes, content_type: str | None, read: dict) -> dict:
+    """`check`; the header goes into `read` as soon as it is read."""
     if not partner.sends:
         raise Refusal("forbidden", f"Partner {partner.id} is not registered to send messages")
     if len(data) > hub.settings.max_message_bytes:
@@ -174,6 +185,7 @@ def check(hub: Hub, partner: Partner, data: bytes, content_type: str | None) -> 
         raise Refusal("malformed", "The message body is empty")
     document = adapter.parse(data)
     head = adapter.peek_header(data, document)
+    read.update(head)
     if head["sender"] != partner.id:
         raise Refusal(
             "forbidden",

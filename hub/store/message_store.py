@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from hub.store.db import aware, utcnow
 from hub.findings import Refusal
-from hub.store.history import audit, record
+from hub.store.history import audit, in_words, record
 from hub.store.tables import dead_letters, deliveries, message_events, messages
 
 if TYPE_CHECKING:  # partner profiles sit above the store: the views only read a partner's attributes
@@ -26,8 +26,13 @@ CONTENT_TYPES = ("administration.quittung.0020", "administration.rueckweisung.00
 
 
 def message_view(conn: Connection, message_id: str, viewer: Partner | None) -> dict[str, Any]:
+    """A message's status, history and deliveries as `viewer` may see them (None: the operator's CLI)."""
     row = conn.execute(sa.select(messages).where(messages.c.id == message_id)).first()
-    if row is None or (viewer is not None and not viewer.is_operator and row.sender != viewer.id):
+    sees_all = viewer is None or viewer.is_operator
+    if row is None and sees_all:
+        raise Refusal("not-found", f"There is no message with id {message_id}")
+    if row is None or (not sees_all and row.sender != viewer.id):
+        # a partner is not told whether another partner's message of that id exists
         raise Refusal("not-found", f"No message {message_id} is visible to you")
     events = conn.execute(
         sa.select(message_events).where(message_events.c.message_id == message_id).order_by(message_events.c.id)
@@ -38,6 +43,9 @@ def message_view(conn: Connection, message_id: str, viewer: Partner | None) -> d
             deliveries.c.created_at, deliveries.c.acked_at,
         ).where(deliveries.c.message_id == message_id).order_by(deliveries.c.id)
     ).all()
+    # the sender may know where its own message was delivered; a partner that was only considered
+    # (withheld) is not named to it
+    named = {d.recipient for d in outgoing}
     return {
         "id": row.id,
         "message_uuid": row.message_uuid,
@@ -50,14 +58,14 @@ def message_view(conn: Connection, message_id: str, viewer: Partner | None) -> d
         "received_at": aware(row.created_at).isoformat(),
         "updated_at": aware(row.updated_at).isoformat(),
         "history": [
-            {"at": aware(e.at).isoformat(), "stage": e.stage, "event": e.event, **({"detail": detail} if detail else {})}
+            {"at": aware(e.at).isoformat(), "stage": e.stage, "event": e.event, "detail": {"text": in_words(e.stage, e.event, detail), **detail}}
             for e in events
-            if (detail := _detail_for(conn, e, viewer)) is not _HIDDEN
+            if (detail := _detail_for(conn, e, viewer, named)) is not _HIDDEN
         ],
         "deliveries": [
             {
                 "id": d.id,
-                "recipient": d.recipient if (viewer is None or viewer.is_operator or d.recipient == row.sender) else "partner",
+                "recipient": d.recipient,
                 "message_type": d.message_type,
                 "status": d.status,
                 "created_at": aware(d.created_at).isoformat(),
@@ -70,30 +78,30 @@ def message_view(conn: Connection, message_id: str, viewer: Partner | None) -> d
 
 _HIDDEN: Any = object()
 #: events only operators see: they tell whether the hub (i.e. another partner) already knew the
-#: person, under which hub ids, and which other partners a case has
+#: person, under which hub ids, which other partners a case has, and which were considered and withheld
 _OPERATOR_ONLY = {("identity", "resolved"), ("chain", "case"), ("routing", "withheld")}
 #: detail fields that name another partner, the hub's internal ids, or where a delivery went
 _PARTNER_FIELDS = {"recipient", "recipients", "queue", "route", "routes", "person", "review", "weight", "case"}
 
 
-def _detail_for(conn: Connection, event: Any, viewer: Partner | None) -> Any:
-    """An event's detail as `viewer` may see it; _HIDDEN if not at all.
+def _detail_for(conn: Connection, event: Any, viewer: Partner | None, named: set[str]) -> Any:
+    """An event's detail (a dict, maybe empty) as `viewer` may see it; _HIDDEN if not at all.
 
-    A sender sees what happened to its message, never what the hub knows from other partners: who
-    else received it (another recipient is "partner", as in the deliveries list), whether a person
-    was already in the index, and a duplicate's first message only if that was the sender's own."""
-    detail = event.detail
+    A sender sees what happened to its message, never what the hub knows from other partners: a
+    recipient is named if its message was delivered to it (`named`: the recipients of the message's
+    deliveries, which include the sender's own quittung), else it is "partner"; whether a person was
+    already in the index stays hidden, and a duplicate's first message is shown only if that was the
+    sender's own."""
+    detail = dict(event.detail or {})
     if viewer is None or viewer.is_operator:
         return detail
     if (event.stage, event.event) in _OPERATOR_ONLY:
         return _HIDDEN
-    if not detail:
-        return detail
     shown = {k: v for k, v in detail.items() if k not in _PARTNER_FIELDS}
     if "recipient" in detail:
-        shown["recipient"] = detail["recipient"] if detail["recipient"] == viewer.id else "partner"
+        shown["recipient"] = detail["recipient"] if detail["recipient"] in named else "partner"
     if "recipients" in detail:
-        shown["recipients"] = [r if r == viewer.id else "partner" for r in detail["recipients"]]
+        shown["recipients"] = [r if r in named else "partner" for r in detail["recipients"]]
     if "of" in detail:
         first = conn.execute(sa.select(messages.c.sender).where(messages.c.id == detail["of"])).scalar()
         if first != viewer.id:
@@ -177,7 +185,7 @@ def replay(conn: Connection, message_id: str, operator: str, transport: Any) -> 
     written are not written twice)."""
     row = conn.execute(sa.select(messages.c.id, messages.c.status).where(messages.c.id == message_id)).first()
     if row is None:
-        raise Refusal("not-found", f"No message {message_id}")
+        raise Refusal("not-found", f"There is no message with id {message_id}")
     parked = _dead_deliveries(conn, message_id)
     if parked:
         return _replay_deliveries(conn, row, parked, operator, transport)
