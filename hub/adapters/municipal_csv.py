@@ -237,14 +237,25 @@ class MunicipalCsvAdapter(Adapter):
 
     def peek_header(self, data: bytes, rows: Rows | None = None) -> dict[str, Any]:
         rows = self.parse(data) if rows is None else rows
-        first = rows[0][1]
+        line, first = rows[0]
+        reader_column = self._reader_column()
         return {
             "message_type": first.get("satzart"),
             "version": first.get("version"),
             "sender": first.get("absender"),
+            "reader": first.get(reader_column),
+            "reader_at": {
+                "field": reader_column,
+                "line": line,
+                "column": rows.columns.index(reader_column) + 1 if reader_column in rows.columns else None,
+            },
             "message_uuid": first.get("nachrichtenUUID"),
             "reference_uuid": first.get("bezugUUID"),
         }
+
+    def _reader_column(self) -> str:
+        """The column that names the reader (empfaenger), as the format's header_columns map it."""
+        return next((column for column, path in self.header_columns.items() if path == "reader.id"), "empfaenger")
 
     def texts(self, data: bytes, rows: Rows, contract: Contract, every: bool) -> Iterator[tuple[str, dict[str, Any], str]]:
         """Every cell, with its line and column (a cell may hold an ESC or another C0 control)."""

@@ -116,11 +116,13 @@ class ProviderJsonAdapter(Adapter):
         if not isinstance(header, dict):
             raise Refusal("missing-header", "The message has no header object", [Finding("header missing", pointer="/header")])
         _require_text(header, ("messageType", "version"))
-        author = header.get("author")
+        author, reader = header.get("author"), header.get("reader")
         return {
             "message_type": header.get("messageType"),
             "version": header.get("version"),
             "sender": author.get("id") if isinstance(author, dict) else None,
+            "reader": reader.get("id") if isinstance(reader, dict) else None,
+            "reader_at": {"pointer": "/header/reader/id"},
             "message_uuid": header.get("messageUuid"),
             "reference_uuid": header.get("referenceUuid"),
             "test": header.get("test") is True,
