@@ -93,6 +93,39 @@ def test_deep_json_over_http_is_400_malformed(hub: Hub, client: TestClient) -> N
     assert problem["status"] == 400 and problem["type"].endswith("malformed"), problem
 
 
+@pytest.mark.parametrize(
+    ("body", "pointer"),
+    [
+        (b'{"header": {"version": "1.0", "version": "9.9"}}', "/header/version"),
+        (b'{"body": {"days": [{"code": "a"}, {"code": "a", "code": "b"}]}}', "/body/days/1/code"),
+        (b'{"a/b~c": 1, "a/b~c": 2}', "/a~1b~0c"),
+    ],
+    ids=["header", "inside-a-list", "escaped-name"],
+)
+def test_json_with_a_member_name_twice_is_refused_naming_it(body: bytes, pointer: str) -> None:
+    """Two systems may read a repeated name differently (Python keeps the last value, others the
+    first): the hub takes neither."""
+    with pytest.raises(Refusal) as exc:
+        parse_json(body)
+    assert exc.value.status == 422, exc.value
+    assert [f.pointer for f in exc.value.findings] == [pointer], exc.value.findings
+    name = pointer.rsplit("/", 1)[-1].replace("~1", "/").replace("~0", "~")
+    assert repr(name) in exc.value.findings[0].message, exc.value.findings
+
+
+def test_a_message_with_a_duplicate_member_name_is_422_over_http_and_not_stored(hub: Hub, client: TestClient) -> None:
+    text = encode(hub, "provider-json", provider_sample("teilnahme.eintritt.2010", "F-AAAABBBBCCCC")).decode()
+    assert '"caseId": "F-AAAABBBBCCCC"' in text
+    text = text.replace('"caseId": "F-AAAABBBBCCCC"', '"caseId": "F-AAAABBBBCCCC", "caseId": "F-DDDDEEEEFFFF"', 1)
+    problem = post_as(hub, client, PROVIDER, text.encode(), "application/json")
+    assert problem["status"] == 422 and [f["pointer"] for f in problem["findings"]] == ["/body/caseId"], problem
+    assert stored(hub) == 0, "a message two systems could read differently was stored"
+
+
+def test_the_same_name_in_different_objects_is_no_duplicate() -> None:
+    assert parse_json(b'{"a": {"id": 1}, "b": {"id": 2}, "c": [{"id": 3}, {"id": 4}]}')["c"][1] == {"id": 4}
+
+
 def test_the_registry_refuses_unhashable_names_instead_of_failing() -> None:
     registry = Registry(CONTRACTS)
     with pytest.raises(Refusal) as exc:

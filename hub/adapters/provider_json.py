@@ -14,7 +14,7 @@ from pydantic.alias_generators import to_camel
 
 from hub.adapters.base import Adapter
 from hub.canonical import Header
-from hub.findings import Finding, Refusal
+from hub.findings import MAX_FINDINGS, Finding, Refusal
 from hub.schemas.registry import Contract
 from hub.schemas.shape import json_paths, snake
 
@@ -24,8 +24,57 @@ from hub.schemas.shape import json_paths, snake
 MAX_DEPTH = 64
 
 
+class _DuplicateName(Exception):
+    """An object of the document has a member name twice (raised by `_unique_object`)."""
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """object_pairs_hook: the object as a dict, or _DuplicateName if a name repeats.
+
+    RFC 8259 only says names SHOULD be unique; parsers differ on which value wins (Python's the last,
+    others the first or an error), so a message the hub and a partner's system would read differently
+    is refused. Counting after building the dict keeps the common case at C speed."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _DuplicateName
+    return obj
+
+
+class _Pairs(list):
+    """An object as parsed, member pairs in order, repeats kept (to locate the repeated names)."""
+
+
+def _escape(name: str) -> str:
+    return name.replace("~", "~0").replace("/", "~1")
+
+
+def _duplicate_findings(text: str) -> list[Finding]:
+    """Every repeated member name of `text` with its JSON pointer, in document order (error path only)."""
+    try:
+        doc = json.loads(text, object_pairs_hook=_Pairs, parse_constant=_no_constant)
+    except RecursionError:
+        raise _too_deep() from None
+    findings: list[Finding] = []
+    stack: list[tuple[str, Any]] = [("", doc)]
+    while stack and len(findings) < MAX_FINDINGS:
+        at, value = stack.pop()
+        children: list[tuple[str, Any]] = []
+        if isinstance(value, _Pairs):
+            seen: set[str] = set()
+            for name, item in value:
+                if name in seen:
+                    findings.append(Finding(f"the member name {name!r} appears more than once in this object", pointer=f"{at}/{_escape(name)}"))
+                seen.add(name)
+                children.append((f"{at}/{_escape(name)}", item))
+        elif isinstance(value, list):
+            children = [(f"{at}/{i}", item) for i, item in enumerate(value)]
+        stack.extend(reversed(children))
+    return findings
+
+
 def parse_json(data: bytes) -> Any:
-    """Strict JSON: UTF-8 only (RFC 8259), no NaN or Infinity, at most MAX_DEPTH levels deep."""
+    """Strict JSON: UTF-8 only (RFC 8259), no NaN or Infinity, every member name once per object,
+    at most MAX_DEPTH levels deep."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -35,7 +84,13 @@ def parse_json(data: bytes) -> Any:
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        doc = json.loads(text, parse_constant=_no_constant)
+        doc = json.loads(text, object_pairs_hook=_unique_object, parse_constant=_no_constant)
+    except _DuplicateName:
+        raise Refusal(
+            "schema-invalid",
+            "The JSON has a member name twice in one object; systems differ on which value counts, so the hub takes neither",
+            _duplicate_findings(text),
+        ) from None
     except json.JSONDecodeError as exc:
         raise Refusal(
             "malformed", "The JSON is not well-formed", [Finding(exc.msg, line=exc.lineno, column=exc.colno)]
