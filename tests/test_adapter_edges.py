@@ -190,6 +190,43 @@ def test_utf8_with_a_byte_order_mark_is_read_as_utf8() -> None:
     assert rows[0][1]["vorname"] == "Jürgen" and rows[0][1]["familienname"] == "Łukasiewicz"
 
 
+WIDE = [
+    pytest.param("utf-16", b"", id="UTF-16 with byte order mark"),
+    pytest.param("utf-16-le", b"", id="UTF-16LE without mark"),
+    pytest.param("utf-16-be", b"", id="UTF-16BE without mark"),
+    pytest.param("utf-32", b"", id="UTF-32 with byte order mark"),
+    pytest.param("utf-32-le", b"", id="UTF-32LE without mark"),
+]
+
+
+@pytest.mark.parametrize(("encoding", "bom"), WIDE)
+def test_utf16_and_utf32_are_refused_by_name_with_the_encodings_the_format_takes(encoding: str, bom: bytes) -> None:
+    """Spreadsheets export "Unicode text" as UTF-16: it used to be refused as "contains NUL bytes"."""
+    found = refusal(csv_file(record("Jürgen", "Müller"), encoding=encoding, bom=bom))
+    width = encoding[:6].upper()
+    assert found.kind == "bad-encoding", found
+    assert found.detail.startswith(f"{width} is not accepted") and "ISO-8859-15 or UTF-8 with a byte order mark" in found.detail, found.detail
+    assert "NUL" not in found.detail, found.detail
+
+
+def test_utf16_over_http_is_400_naming_utf16(hub: Hub, client: TestClient) -> None:
+    problem = post_as(hub, client, PARTNER, csv_file(record("Jürgen", "Müller"), encoding="utf-16"), "text/csv")
+    assert problem["status"] == 400 and problem["type"].endswith("bad-encoding") and "UTF-16 is not accepted" in problem["detail"], problem
+    assert stored(hub) == 0
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32-be"])
+def test_json_in_utf16_or_utf32_is_refused_by_name(encoding: str) -> None:
+    with pytest.raises(Refusal) as exc:
+        parse_json(json.dumps({"header": {"author": {"id": "Jürgen"}}}, ensure_ascii=False).encode(encoding))
+    assert exc.value.kind == "bad-encoding" and exc.value.detail == f"{encoding[:6].upper()} is not accepted; JSON must be encoded as UTF-8", exc.value
+
+
+def test_a_stray_nul_byte_in_iso_8859_15_is_still_refused_as_a_nul_byte() -> None:
+    found = refusal(csv_file(record("Anna", "Te\x00st")))
+    assert found.kind == "bad-encoding" and "NUL" in found.detail, found
+
+
 def test_c1_control_characters_are_refused() -> None:
     """0x80-0x9F are no text in ISO-8859-15; Windows-1252 puts € and „ “ there."""
     found = refusal(csv_file(record("Anna", "„Test“"), encoding="cp1252"))

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hub.adapters.base import Adapter
+from hub.adapters.base import Adapter, wide_unicode
 from hub.canonical import Header
 from hub.findings import Finding, Refusal
 from hub.schemas.registry import Contract
@@ -170,8 +170,16 @@ class MunicipalCsvAdapter(Adapter):
             )
         return rows
 
+    def refuse_wide_unicode(self, data: bytes) -> None:
+        """UTF-16 and UTF-32 (what spreadsheets export as "Unicode text") are refused by name, for the
+        whole file: read as ISO-8859-15 they are NUL bytes between letters on every line."""
+        width = wide_unicode(data)
+        if width is not None:
+            raise Refusal("bad-encoding", f"{width} is not accepted; use {self.encoding.upper()} or UTF-8 with a byte order mark")
+
     def _text(self, data: bytes) -> str:
         """The bytes as text: UTF-8 after a byte order mark, else ISO-8859-15 -- never a guess that garbles."""
+        self.refuse_wide_unicode(data)
         if data.startswith(BOM):
             try:
                 text = data[len(BOM) :].decode("utf-8")
@@ -344,7 +352,8 @@ class MunicipalCsvAdapter(Adapter):
         The structure (delimiter, quotes, line breaks) is ASCII in every encoding the format allows,
         so the bytes are cut as Latin-1 text; `parse` decides about the encoding of each record. A
         record the csv module cannot read (an unterminated quote) is passed on as it is and refused
-        by `parse` with its finding."""
+        by `parse` with its finding. A UTF-16 or UTF-32 file is refused as a whole (Refusal)."""
+        self.refuse_wide_unicode(data)  # its line breaks are two or four bytes: cut, it would be a refusal per line
         lines = data.splitlines(keepends=True)  # bytes: only \r, \n and \r\n end a line
         reader = csv.reader((line.decode("latin-1") for line in lines), delimiter=self.delimiter, strict=True)
         spans: list[tuple[int, int]] = []

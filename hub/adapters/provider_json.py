@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel
 
-from hub.adapters.base import Adapter
+from hub.adapters.base import Adapter, wide_unicode
 from hub.canonical import Header
 from hub.findings import MAX_FINDINGS, Finding, Refusal
 from hub.schemas.registry import Contract
@@ -78,6 +78,7 @@ def parse_json(data: bytes) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        _refuse_wide_unicode(data)
         raise Refusal(
             "bad-encoding", "JSON must be encoded as UTF-8", [Finding(f"byte {exc.start}: {exc.reason}")]
         ) from None
@@ -92,6 +93,7 @@ def parse_json(data: bytes) -> Any:
             _duplicate_findings(text),
         ) from None
     except json.JSONDecodeError as exc:
+        _refuse_wide_unicode(data)  # ASCII in UTF-16 is valid UTF-8, with a NUL after every letter
         raise Refusal(
             "malformed", "The JSON is not well-formed", [Finding(exc.msg, line=exc.lineno, column=exc.colno)]
         ) from None
@@ -102,6 +104,13 @@ def parse_json(data: bytes) -> Any:
     if data.count(b"[") + data.count(b"{") > MAX_DEPTH and _deeper_than(doc, MAX_DEPTH):  # counting is cheaper
         raise _too_deep()
     return doc
+
+
+def _refuse_wide_unicode(data: bytes) -> None:
+    """On the error path: name UTF-16 or UTF-32, rather than report the byte or the syntax it breaks."""
+    width = wide_unicode(data)
+    if width is not None:
+        raise Refusal("bad-encoding", f"{width} is not accepted; JSON must be encoded as UTF-8")
 
 
 def _too_deep() -> Refusal:
