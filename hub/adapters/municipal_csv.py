@@ -160,7 +160,10 @@ class MunicipalCsvAdapter(Adapter):
 
     # -- reading -----------------------------------------------------------------------------------
     def parse(self, data: bytes) -> Rows:
-        """One message: a header line and exactly one record (a file is `split` into such messages)."""
+        """One message: a header line and exactly one record (a file is `split` into such messages).
+
+        Only a message sent over HTTP can hold more: the file drop and `hub contracts validate` split
+        a batch file into records first, so the finding names the HTTP channel and the way out."""
         rows = self._rows(self._text(data))
         if len(rows) > 1:
             raise Refusal(
