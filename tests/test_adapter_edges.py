@@ -94,6 +94,39 @@ def test_deep_json_over_http_is_400_malformed(hub: Hub, client: TestClient) -> N
     assert problem["status"] == 400 and problem["type"].endswith("malformed"), problem
 
 
+@pytest.mark.parametrize(
+    ("body", "pointer"),
+    [
+        (b'{"header": {"version": "1.0", "version": "9.9"}}', "/header/version"),
+        (b'{"body": {"days": [{"code": "a"}, {"code": "a", "code": "b"}]}}', "/body/days/1/code"),
+        (b'{"a/b~c": 1, "a/b~c": 2}', "/a~1b~0c"),
+    ],
+    ids=["header", "inside-a-list", "escaped-name"],
+)
+def test_json_with_a_member_name_twice_is_refused_naming_it(body: bytes, pointer: str) -> None:
+    """Two systems may read a repeated name differently (Python keeps the last value, others the
+    first): the hub takes neither."""
+    with pytest.raises(Refusal) as exc:
+        parse_json(body)
+    assert exc.value.status == 422, exc.value
+    assert [f.pointer for f in exc.value.findings] == [pointer], exc.value.findings
+    name = pointer.rsplit("/", 1)[-1].replace("~1", "/").replace("~0", "~")
+    assert repr(name) in exc.value.findings[0].message, exc.value.findings
+
+
+def test_a_message_with_a_duplicate_member_name_is_422_over_http_and_not_stored(hub: Hub, client: TestClient) -> None:
+    text = encode(hub, "provider-json", provider_sample("teilnahme.eintritt.2010", "F-AAAABBBBCCCC")).decode()
+    assert '"caseId": "F-AAAABBBBCCCC"' in text
+    text = text.replace('"caseId": "F-AAAABBBBCCCC"', '"caseId": "F-AAAABBBBCCCC", "caseId": "F-DDDDEEEEFFFF"', 1)
+    problem = post_as(hub, client, PROVIDER, text.encode(), "application/json")
+    assert problem["status"] == 422 and [f["pointer"] for f in problem["findings"]] == ["/body/caseId"], problem
+    assert stored(hub) == 0, "a message two systems could read differently was stored"
+
+
+def test_the_same_name_in_different_objects_is_no_duplicate() -> None:
+    assert parse_json(b'{"a": {"id": 1}, "b": {"id": 2}, "c": [{"id": 3}, {"id": 4}]}')["c"][1] == {"id": 4}
+
+
 def test_the_registry_refuses_unhashable_names_instead_of_failing() -> None:
     registry = Registry(CONTRACTS)
     with pytest.raises(Refusal) as exc:
@@ -156,6 +189,43 @@ def test_utf8_with_a_byte_order_mark_is_read_as_utf8() -> None:
     """The format declares the mark (contracts/formats/municipal-csv.yaml): some systems write one."""
     rows = CSV.parse(csv_file(record("Jürgen", "Łukasiewicz"), encoding="utf-8", bom=b"\xef\xbb\xbf"))
     assert rows[0][1]["vorname"] == "Jürgen" and rows[0][1]["familienname"] == "Łukasiewicz"
+
+
+WIDE = [
+    pytest.param("utf-16", b"", id="UTF-16 with byte order mark"),
+    pytest.param("utf-16-le", b"", id="UTF-16LE without mark"),
+    pytest.param("utf-16-be", b"", id="UTF-16BE without mark"),
+    pytest.param("utf-32", b"", id="UTF-32 with byte order mark"),
+    pytest.param("utf-32-le", b"", id="UTF-32LE without mark"),
+]
+
+
+@pytest.mark.parametrize(("encoding", "bom"), WIDE)
+def test_utf16_and_utf32_are_refused_by_name_with_the_encodings_the_format_takes(encoding: str, bom: bytes) -> None:
+    """Spreadsheets export "Unicode text" as UTF-16: it used to be refused as "contains NUL bytes"."""
+    found = refusal(csv_file(record("Jürgen", "Müller"), encoding=encoding, bom=bom))
+    width = encoding[:6].upper()
+    assert found.kind == "bad-encoding", found
+    assert found.detail.startswith(f"{width} is not accepted") and "ISO-8859-15 or UTF-8 with a byte order mark" in found.detail, found.detail
+    assert "NUL" not in found.detail, found.detail
+
+
+def test_utf16_over_http_is_400_naming_utf16(hub: Hub, client: TestClient) -> None:
+    problem = post_as(hub, client, PARTNER, csv_file(record("Jürgen", "Müller"), encoding="utf-16"), "text/csv")
+    assert problem["status"] == 400 and problem["type"].endswith("bad-encoding") and "UTF-16 is not accepted" in problem["detail"], problem
+    assert stored(hub) == 0
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32-be"])
+def test_json_in_utf16_or_utf32_is_refused_by_name(encoding: str) -> None:
+    with pytest.raises(Refusal) as exc:
+        parse_json(json.dumps({"header": {"author": {"id": "Jürgen"}}}, ensure_ascii=False).encode(encoding))
+    assert exc.value.kind == "bad-encoding" and exc.value.detail == f"{encoding[:6].upper()} is not accepted; JSON must be encoded as UTF-8", exc.value
+
+
+def test_a_stray_nul_byte_in_iso_8859_15_is_still_refused_as_a_nul_byte() -> None:
+    found = refusal(csv_file(record("Anna", "Te\x00st")))
+    assert found.kind == "bad-encoding" and "NUL" in found.detail, found
 
 
 def test_c1_control_characters_are_refused() -> None:

@@ -318,8 +318,11 @@ def test_an_invoice_not_addressed_to_a_jobcenter_reaches_nobody(hub: Hub) -> Non
     invoice["body"]["lines"] = [invoice["body"]["lines"][0]]
     invoice["body"].update(participant_days_total=19, total_amount="142.50")
     invoice["header"]["reader"] = {"id": "kreis-musterland"}  # not a Jobcenter: no route
-    message_id = send(hub, PROVIDER, "provider-json", invoice)
-    assert rueckweisung(hub, message_id, PROVIDER)["reason"] == "business-rule"
+    with pytest.raises(Refusal) as refused:
+        send(hub, PROVIDER, "provider-json", invoice)
+    assert refused.value.kind == "forbidden" and refused.value.findings[0].pointer == "/header/reader/id", refused.value
+    with db.read(hub.engine) as conn:
+        assert not conn.execute(sa.select(messages.c.id).where(messages.c.message_type == "abrechnung.monat.4010")).first(), "an invoice for a reader no route allows must not be stored"
 
 
 def test_a_provider_reports_a_change_to_the_case_owner(hub: Hub) -> None:

@@ -94,6 +94,27 @@ def test_cli_validate_refuses_hostile_xml_in_one_line(tmp_path: Path) -> None:
     assert len(r.stderr.strip().splitlines()) == 1 and "DOCTYPE" in r.stderr, r.stderr
 
 
+def test_cli_validate_checks_every_record_of_a_batch_file_at_its_line(tmp_path: Path) -> None:
+    """A municipal batch file holds many records: the CLI validates each one and names the lines of
+    the file (it used to refuse the file as "one record per message over HTTP")."""
+    from tests.test_adapter_edges import csv_file
+    from tests.test_file_drop import record
+
+    good = tmp_path / "stammdaten.csv"
+    good.write_bytes(csv_file(record("Anna", "Groß"), record("Eva", "Klein"), record("Öznur", "Öztürk")))
+    r = run_cli("contracts", "validate", str(good))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "valid against person.stammdaten.0100 1.0" in r.stdout and "3 records" in r.stdout and "HTTP" not in r.stdout + r.stderr, r.stdout
+
+    bad = tmp_path / "fehler.csv"
+    bad.write_bytes(csv_file(record("Anna", "Groß"), record("Eva", "Klein", postcode="1067"), record("Öznur", "Öztürk")))
+    r = run_cli("contracts", "validate", str(bad), "--json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert not report["valid"] and {f["line"] for f in report["findings"]} == {3}, report
+    assert "HTTP" not in r.stdout + r.stderr, r.stdout
+
+
 def test_cli_usage_errors_exit_2() -> None:
     r = run_cli("contracts", "validate")
     assert r.returncode == 2, (r.returncode, r.stderr)

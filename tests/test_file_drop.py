@@ -119,3 +119,18 @@ def test_a_quoted_line_break_stays_in_its_record_and_refusals_name_the_files_lin
     (answer,) = list(drop.outbox(hub.partners[PARTNER]).glob("rueckweisung_*.csv"))
     text = answer.read_bytes().decode("iso-8859-15")
     assert "umbruch.csv line 4" in text and "line 2" not in text and "line 3" not in text, f"the refused record starts on line 4: {text}"
+
+
+def test_a_utf16_file_gets_one_rueckweisung_saying_so_and_nothing_is_stored(hub: Hub, drop: FileDrop) -> None:
+    """A UTF-16 export used to be answered with one "contains NUL bytes" rejection per line."""
+    inbox = drop.inbox(hub.partners[PARTNER])
+    lines = [record("Jürgen", "Müller"), record("Eva", "Klein"), record("Anna", "Groß")]
+    atomic_write(inbox / "unicode.csv", ("\r\n".join([COLUMNS, *lines]) + "\r\n").encode("utf-16"))
+    drop.scan(), drop.scan()
+    assert count(hub) == 0, "no record of a UTF-16 file may be stored"
+    assert (inbox / "processed" / "unicode.csv").exists(), "the file is moved aside like any other"
+    (answer,) = list(drop.outbox(hub.partners[PARTNER]).glob("rueckweisung_*.csv"))
+    text = answer.read_bytes().decode("iso-8859-15")
+    records = text.strip().splitlines()[1:]
+    assert len(records) == 1, f"one rejection for the file, not one per line: {text}"
+    assert "UTF-16 is not accepted; use ISO-8859-15 or UTF-8 with a byte order mark" in text and "NUL" not in text, text

@@ -43,7 +43,7 @@ def test_a_dead_quittung_of_a_rejected_message_is_pushed_again_not_the_message_r
     not run the rejected message through the pipeline (which would mark the dead letter done and
     leave the delivery dead)."""
     bad = agency_sample("zuweisung.anmeldung.1020", customer_number="123D456789")
-    bad["header"]["reader"] = {"id": "traeger-unbekannt"}
+    bad["header"]["reader"] = None  # an assignment for nobody: the pipeline rejects it
     message_id = send(hub, JOBCENTER, "agency-xml", bad)
     with db.write(hub.engine) as conn:
         delivery_id = conn.execute(sa.select(deliveries.c.id).where(deliveries.c.message_id == message_id, deliveries.c.recipient == JOBCENTER)).scalar_one()

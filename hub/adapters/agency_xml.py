@@ -66,10 +66,13 @@ class AgencyXmlAdapter(Adapter):
             node = parent.find(path.format(ns=self.ns)) if parent is not None else None
             return node.text.strip() if node is not None and node.text else None
 
+        reader = kopf.find(f"{self.q('leser')}/{self.q('kennung')}")
         return {
             "message_type": text(ident, "{{{ns}}}nachrichtentyp/{{{ns}}}code") or etree.QName(root).localname,
             "version": root.get("version"),
             "sender": text(kopf, "{{{ns}}}autor/{{{ns}}}kennung"),
+            "reader": text(kopf, "{{{ns}}}leser/{{{ns}}}kennung"),
+            "reader_at": {"field": "nachrichtenkopf/leser/kennung", "line": reader.sourceline if reader is not None else None},
             "message_uuid": text(ident, "{{{ns}}}nachrichtenUUID"),
             "reference_uuid": text(kopf, "{{{ns}}}referenzUUID"),
             "test": root.get("test", "false") in ("true", "1"),

@@ -22,6 +22,41 @@ if TYPE_CHECKING:
     from hub.schemas.registry import Contract, Registry
 
 
+#: byte order marks of the wide Unicode encodings; UTF-32LE's starts with UTF-16LE's, so it comes first
+_WIDE_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+#: bytes looked at for the NUL pattern of a file without a byte order mark
+_SNIFF_BYTES = 4096
+
+
+def wide_unicode(data: bytes) -> str | None:
+    """"UTF-16" or "UTF-32" if `data` is text in one of them, else None.
+
+    Recognised by the byte order mark, or without one by the NUL bytes that Latin text has in them:
+    in UTF-32 two (or three) of every four bytes, in UTF-16 every second byte, always at the same
+    place. A stray NUL in a one-byte encoding has no such pattern and is not taken for either."""
+    for bom, name in _WIDE_BOMS:
+        if data.startswith(bom):
+            return name
+    sample = data[: _SNIFF_BYTES - _SNIFF_BYTES % 4]
+    sample = sample[: len(sample) - len(sample) % 4]
+    if len(sample) < 4 or b"\x00" not in sample:
+        return None
+    quarter = len(sample) // 4
+    nul = [sample[i::4].count(0) for i in range(4)]
+    if (nul[2] == nul[3] == quarter and nul[0] < quarter) or (nul[0] == nul[1] == quarter and nul[3] < quarter):
+        return "UTF-32"
+    half = len(sample) // 2
+    odd, even = nul[1] + nul[3], nul[0] + nul[2]
+    if min(odd, even) <= half // 10 and max(odd, even) >= half // 2:
+        return "UTF-16"
+    return None
+
+
 def load_format(contracts_dir: Path, name: str) -> dict[str, Any]:
     """The format's data file under contracts/formats/: names, media type, defaults."""
     return formats_in(Path(contracts_dir).resolve())[name].spec

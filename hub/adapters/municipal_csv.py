@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from hub.adapters.base import Adapter
+from hub.adapters.base import Adapter, wide_unicode
 from hub.canonical import Header
 from hub.findings import Finding, Refusal, undecodable
 from hub.schemas.registry import Contract
@@ -163,7 +163,10 @@ class MunicipalCsvAdapter(Adapter):
 
     # -- reading -----------------------------------------------------------------------------------
     def parse(self, data: bytes) -> Rows:
-        """One message: a header line and exactly one record (a file is `split` into such messages)."""
+        """One message: a header line and exactly one record (a file is `split` into such messages).
+
+        Only a message sent over HTTP can hold more: the file drop and `hub contracts validate` split
+        a batch file into records first, so the finding names the HTTP channel and the way out."""
         rows = self._rows(self._text(data))
         if len(rows) > 1:
             raise Refusal(
@@ -173,8 +176,16 @@ class MunicipalCsvAdapter(Adapter):
             )
         return rows
 
+    def refuse_wide_unicode(self, data: bytes) -> None:
+        """UTF-16 and UTF-32 (what spreadsheets export as "Unicode text") are refused by name, for the
+        whole file: read as ISO-8859-15 they are NUL bytes between letters on every line."""
+        width = wide_unicode(data)
+        if width is not None:
+            raise Refusal("bad-encoding", f"{width} is not accepted; use {self.encoding.upper()} or UTF-8 with a byte order mark")
+
     def _text(self, data: bytes) -> str:
         """The bytes as text: UTF-8 after a byte order mark, else ISO-8859-15 -- never a guess that garbles."""
+        self.refuse_wide_unicode(data)
         if data.startswith(BOM):
             try:
                 text = data[len(BOM) :].decode("utf-8")
@@ -242,14 +253,25 @@ class MunicipalCsvAdapter(Adapter):
 
     def peek_header(self, data: bytes, rows: Rows | None = None) -> dict[str, Any]:
         rows = self.parse(data) if rows is None else rows
-        first = rows[0][1]
+        line, first = rows[0]
+        reader_column = self._reader_column()
         return {
             "message_type": first.get("satzart"),
             "version": first.get("version"),
             "sender": first.get("absender"),
+            "reader": first.get(reader_column),
+            "reader_at": {
+                "field": reader_column,
+                "line": line,
+                "column": rows.columns.index(reader_column) + 1 if reader_column in rows.columns else None,
+            },
             "message_uuid": first.get("nachrichtenUUID"),
             "reference_uuid": first.get("bezugUUID"),
         }
+
+    def _reader_column(self) -> str:
+        """The column that names the reader (empfaenger), as the format's header_columns map it."""
+        return next((column for column, path in self.header_columns.items() if path == "reader.id"), "empfaenger")
 
     def texts(self, data: bytes, rows: Rows, contract: Contract, every: bool) -> Iterator[tuple[str, dict[str, Any], str]]:
         """Every cell, with its line and column (a cell may hold an ESC or another C0 control)."""
@@ -338,7 +360,8 @@ class MunicipalCsvAdapter(Adapter):
         The structure (delimiter, quotes, line breaks) is ASCII in every encoding the format allows,
         so the bytes are cut as Latin-1 text; `parse` decides about the encoding of each record. A
         record the csv module cannot read (an unterminated quote) is passed on as it is and refused
-        by `parse` with its finding."""
+        by `parse` with its finding. A UTF-16 or UTF-32 file is refused as a whole (Refusal)."""
+        self.refuse_wide_unicode(data)  # its line breaks are two or four bytes: cut, it would be a refusal per line
         lines = data.splitlines(keepends=True)  # bytes: only \r, \n and \r\n end a line
         reader = csv.reader((line.decode("latin-1") for line in lines), delimiter=self.delimiter, strict=True)
         spans: list[tuple[int, int]] = []

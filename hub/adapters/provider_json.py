@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel
 
-from hub.adapters.base import Adapter
+from hub.adapters.base import Adapter, wide_unicode
 from hub.canonical import Header
-from hub.findings import Finding, Refusal, undecodable
+from hub.findings import MAX_FINDINGS, Finding, Refusal, undecodable
 from hub.schemas.registry import Contract
 from hub.schemas.shape import json_paths, snake
 
@@ -24,17 +24,74 @@ from hub.schemas.shape import json_paths, snake
 MAX_DEPTH = 64
 
 
+class _DuplicateName(Exception):
+    """An object of the document has a member name twice (raised by `_unique_object`)."""
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """object_pairs_hook: the object as a dict, or _DuplicateName if a name repeats.
+
+    RFC 8259 only says names SHOULD be unique; parsers differ on which value wins (Python's the last,
+    others the first or an error), so a message the hub and a partner's system would read differently
+    is refused. Counting after building the dict keeps the common case at C speed."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _DuplicateName
+    return obj
+
+
+class _Pairs(list):
+    """An object as parsed, member pairs in order, repeats kept (to locate the repeated names)."""
+
+
+def _escape(name: str) -> str:
+    return name.replace("~", "~0").replace("/", "~1")
+
+
+def _duplicate_findings(text: str) -> list[Finding]:
+    """Every repeated member name of `text` with its JSON pointer, in document order (error path only)."""
+    try:
+        doc = json.loads(text, object_pairs_hook=_Pairs, parse_constant=_no_constant)
+    except RecursionError:
+        raise _too_deep() from None
+    findings: list[Finding] = []
+    stack: list[tuple[str, Any]] = [("", doc)]
+    while stack and len(findings) < MAX_FINDINGS:
+        at, value = stack.pop()
+        children: list[tuple[str, Any]] = []
+        if isinstance(value, _Pairs):
+            seen: set[str] = set()
+            for name, item in value:
+                if name in seen:
+                    findings.append(Finding(f"the member name {name!r} appears more than once in this object", pointer=f"{at}/{_escape(name)}"))
+                seen.add(name)
+                children.append((f"{at}/{_escape(name)}", item))
+        elif isinstance(value, list):
+            children = [(f"{at}/{i}", item) for i, item in enumerate(value)]
+        stack.extend(reversed(children))
+    return findings
+
+
 def parse_json(data: bytes) -> Any:
-    """Strict JSON: UTF-8 only (RFC 8259), no NaN or Infinity, at most MAX_DEPTH levels deep."""
+    """Strict JSON: UTF-8 only (RFC 8259), no NaN or Infinity, every member name once per object,
+    at most MAX_DEPTH levels deep."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        _refuse_wide_unicode(data)
         raise Refusal("bad-encoding", "JSON must be encoded as UTF-8", [undecodable(exc, "UTF-8", data)]) from None
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        doc = json.loads(text, parse_constant=_no_constant)
+        doc = json.loads(text, object_pairs_hook=_unique_object, parse_constant=_no_constant)
+    except _DuplicateName:
+        raise Refusal(
+            "schema-invalid",
+            "The JSON has a member name twice in one object; systems differ on which value counts, so the hub takes neither",
+            _duplicate_findings(text),
+        ) from None
     except json.JSONDecodeError as exc:
+        _refuse_wide_unicode(data)  # ASCII in UTF-16 is valid UTF-8, with a NUL after every letter
         raise Refusal(
             "malformed", "The JSON is not well-formed", [Finding(exc.msg, line=exc.lineno, column=exc.colno)]
         ) from None
@@ -45,6 +102,13 @@ def parse_json(data: bytes) -> Any:
     if data.count(b"[") + data.count(b"{") > MAX_DEPTH and _deeper_than(doc, MAX_DEPTH):  # counting is cheaper
         raise _too_deep()
     return doc
+
+
+def _refuse_wide_unicode(data: bytes) -> None:
+    """On the error path: name UTF-16 or UTF-32, rather than report the byte or the syntax it breaks."""
+    width = wide_unicode(data)
+    if width is not None:
+        raise Refusal("bad-encoding", f"{width} is not accepted; JSON must be encoded as UTF-8")
 
 
 def _too_deep() -> Refusal:
@@ -120,11 +184,13 @@ class ProviderJsonAdapter(Adapter):
         if not isinstance(header, dict):
             raise Refusal("missing-header", "The message has no header object", [Finding("header missing", pointer="/header")])
         _require_text(header, ("messageType", "version"))
-        author = header.get("author")
+        author, reader = header.get("author"), header.get("reader")
         return {
             "message_type": header.get("messageType"),
             "version": header.get("version"),
             "sender": author.get("id") if isinstance(author, dict) else None,
+            "reader": reader.get("id") if isinstance(reader, dict) else None,
+            "reader_at": {"pointer": "/header/reader/id"},
             "message_uuid": header.get("messageUuid"),
             "reference_uuid": header.get("referenceUuid"),
             "test": header.get("test") is True,

@@ -276,7 +276,11 @@ class FileDrop:
         """Feed each record of one file through ingress; answer refused ones; returns (accepted, refused)."""
         adapter = self.hub.adapter(partner.format)
         accepted, refused = 0, []
-        records = adapter.split(data) if data.strip() else []
+        try:
+            records = adapter.split(data) if data.strip() else []
+        except Refusal as refusal:  # the file as a whole (e.g. UTF-16): one answer, not one per line
+            self._answer_refusals(partner, out, name, [(None, b"", refusal)])
+            return 0, 1
         if not records:
             refused.append((1, data, Refusal("malformed", "The file has no record")))
         for line, record in records:

@@ -199,10 +199,43 @@ def _check(hub: Hub, partner: Partner, data: bytes, content_type: str | None, re
     problem = contract_problem(hub, data, document, contract)
     if problem is not None:
         raise problem
+    _check_reader(hub, partner, head, family)
     findings = _identifier_findings(head, family)
     if findings:
         raise Refusal("schema-invalid", f"The message does not satisfy {message_type} {contract.version} ({partner.format})", findings)
     return head
+
+
+def _check_reader(hub: Hub, partner: Partner, head: dict, family: str) -> None:
+    """A reader the sender names must be a partner the routes let it address with this message type.
+
+    Otherwise a message meant for one organisation would silently go to another: a report whose route
+    is the case owner reached the Jobcenter although the provider had named a municipal office as its
+    reader. Refused (403) before anything is stored; a message that names no reader is routed as before."""
+    reader_id = head.get("reader")
+    if not reader_id:
+        return
+    roles = hub.routes.reader_roles(head["message_type"], partner.role)
+    if not roles:
+        return  # no route at all: the pipeline answers that the message has no recipient
+    reader = hub.partners.get(reader_id)
+    if reader is None:
+        why = f"{reader_id!r:.60} is not a registered partner"
+    elif None in roles or reader.role in roles:
+        return
+    else:
+        allowed = " or ".join(sorted(str(r) for r in roles))
+        why = f"{reader.id!r} is a {reader.role} partner; a {head['message_type']} from a {partner.role} may be read by a {allowed} partner only"
+    raise Refusal("forbidden", "The header names a reader this message may not be sent to", [_header_finding(why, head.get("reader_at") or {}, family)])
+
+
+def _header_finding(message: str, at: dict, family: str) -> Finding:
+    """A finding about a header field at `at` (the adapter's peek_header location): a JSON pointer,
+    or the XML element path / CSV column named in the message, with its line (and column)."""
+    if family == "json" and at.get("pointer"):
+        return Finding(message, pointer=at["pointer"])
+    label = f"{at['field']}: " if at.get("field") else ""
+    return Finding(label + message, line=at.get("line"), column=at.get("column"))
 
 
 #: where the header's UUIDs are, per media family (a JSON pointer; XML and CSV findings name the field)

@@ -34,6 +34,10 @@ def validate_file(hub: Hub, data: bytes) -> tuple[str, list[Finding]]:
     """
     fmt = sniff_format(hub, data)
     adapter = hub.adapter(fmt)
+    if hub.registry.format_specs[fmt].per_record:  # a batch file: many records, one message each
+        records = adapter.split(data)
+        if len(records) > 1:
+            return _validate_batch(hub, fmt, records)
     document = adapter.parse(data)
     if hub.registry.format_specs[fmt].schema_kind == "xsd":
         namespace = etree.QName(document).namespace
@@ -45,6 +49,24 @@ def validate_file(hub: Hub, data: bytes) -> tuple[str, list[Finding]]:
     contract = hub.registry.get(head["message_type"], head["version"], fmt)
     problem = contract_problem(hub, data, document, contract)
     return f"{contract.message_type} {contract.version} ({contract.format})", problem.findings if problem else []
+
+
+def _validate_batch(hub: Hub, fmt: str, records: list[tuple[int, bytes]]) -> tuple[str, Findings]:
+    """A batch file (municipal CSV) record by record, as the file drop takes it: every record against its
+    own contract, each finding (or refusal) at the line of the file the record starts on."""
+    contracts: set[str] = set()
+    findings = Findings()
+    for line, record in records:
+        try:
+            contract, found = validate_file(hub, record)
+        except Refusal as refusal:
+            found = refusal.findings or [Finding(refusal.detail)]
+            found = [Finding(f"{refusal.detail} ({f.message})" if refusal.findings else f.message, f.line, f.column) for f in found]
+        else:
+            contracts.add(contract.rsplit(" (", 1)[0])
+        # in the single-record file the record starts on line 2, after the header line (line 1 in both)
+        findings += [Finding(f.message, line - 2 + f.line if f.line and f.line > 1 else (f.line or line), f.column) for f in found]
+    return f"{', '.join(sorted(contracts)) or 'no contract'} ({fmt}), each of its {len(records)} records", findings
 
 
 def contract_problem(hub: Hub, data: bytes, document: Any, contract: Contract) -> Refusal | None:

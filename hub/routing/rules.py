@@ -63,3 +63,24 @@ class RouteTable:
 
     def matching(self, message_type: str, sender_role: str) -> list[Route]:
         return [r for r in self.routes if r.matches(message_type, sender_role)]
+
+    @property
+    def case_owner_roles(self) -> frozenset[str | None]:
+        """Roles a case owner has: a case is opened by the sender of an `opens_case` route."""
+        return frozenset(r.sender_role for r in self.routes if r.opens_case)
+
+    def reader_roles(self, message_type: str, sender_role: str) -> frozenset[str | None]:
+        """The roles of the partners a sender may name as reader of a message (None in it: any role).
+
+        A reader is who the message is for, so it must be a partner the routes could deliver it to:
+        the reader of a `reader` route, the case owner, or a case member of the route's role. Empty if
+        no route matches (the pipeline refuses such a message anyway)."""
+        roles: set[str | None] = set()
+        for route in self.matching(message_type, sender_role):
+            if route.to == "reader":
+                roles.add(route.reader_role)
+            elif route.to == "case_owner":
+                roles |= self.case_owner_roles
+            else:
+                roles.add(route.member_role)
+        return frozenset(roles)
