@@ -81,6 +81,17 @@ class FakeClock:
         self.now += seconds
 
 
+@pytest.fixture(autouse=True)
+def own_log_config() -> Iterator[None]:
+    """Each test starts from the log configuration the one before it found: a command run in-process
+    (`hub ...` through typer's runner) configures structlog for the whole process."""
+    import structlog
+
+    before = structlog.get_config()
+    yield
+    structlog.configure(**before)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -15,7 +15,7 @@ from hub.api.app import create_app
 from hub.store import db, message_store
 from hub.runtime import Hub
 from hub.transport.embedded import EmbeddedTransport
-from tests.conftest import JOBCENTER, OPERATOR, PROVIDER, ROOT, agency_sample, drain, encode, new_uuid, provider_sample, send
+from tests.conftest import JOBCENTER, PROVIDER, ROOT, agency_sample, drain, encode, new_uuid, provider_sample, send
 from tests.test_dead_letter_reasons import accept_one, fail_until_dead
 from tests.test_duplicate_reports import assign
 
@@ -81,7 +81,7 @@ def life_of_messages(hub: Hub, tokens: dict[str, str]) -> list[str]:
 
     ingress.accept(hub, hub.partners[PROVIDER], encode(hub, "provider-json", report), "application/json")  # a resend
     nobody = agency_sample("zuweisung.anmeldung.1020")
-    nobody["header"]["reader"] = {"id": OPERATOR}  # no provider: no recipient may receive it
+    nobody["header"]["reader"] = None  # an assignment for nobody: the pipeline rejects it
     rejected = send(hub, JOBCENTER, "agency-xml", nobody)
     transport = EmbeddedTransport(hub.engine, visibility_timeout=30, max_attempts=1, poll_interval=0.01)
     dead = accept_one(hub)

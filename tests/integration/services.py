@@ -204,8 +204,11 @@ def broker_queue_settled(amqp_url: str, queue: str) -> bool:
     if ready or not management_api_available():
         return ready == 0
     vhost = unquote(urlsplit(amqp_url).path[1:])
-    r = httpx.get(f"{RABBITMQ_API}/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}", auth=_credentials(), timeout=10)
-    r.raise_for_status()
+    try:
+        r = httpx.get(f"{RABBITMQ_API}/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}", auth=_credentials(), timeout=10)
+        r.raise_for_status()
+    except httpx.HTTPError:  # the management API comes back a moment after the broker (a restart): not settled yet
+        return False
     info = r.json()
     # the statistics appear a moment after the queue does: absent, they prove nothing yet
     return "messages_unacknowledged" in info and info["messages_unacknowledged"] == 0 and info.get("messages_ready", 0) == 0
