@@ -34,7 +34,7 @@ from hub.partners import Partner, load_partners
 from hub.routing.purposes import PurposeProfiles
 from hub.schemas.registry import Contract, Registry
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).parent.parent / "templates"  # hub/interface/templates (package data)
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
 
 COMPAT_LABELS = {
