@@ -12,30 +12,34 @@ hand-written description that could drift. Layout of the output directory:
     common/...                                shared schema parts, so relative xs:include still resolve
 
 Everything is escaped by the template engine (autoescape on); contracts are data from many hands.
+
+Why this module: it is the one place that knows the output layout and the templates; the field
+tables (:mod:`~hub.interface.docs.xsd_fields`, :mod:`~hub.interface.docs.json_fields`) and the
+partner facts (:mod:`~hub.interface.docs.partners`) are computed elsewhere and only laid out here.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import shutil
-from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import xmlschema
 import yaml
 
 from hub.adapters import get_adapter
-from hub.schemas.codelists import CodeList, load_codelists
+from hub.interface.docs.codelists import CodeListRef
+from hub.interface.docs.json_fields import json_field_table
+from hub.interface.docs.partners import field_in_format, format_names, partner_version, version_key
+from hub.interface.docs.tables import FieldTable
+from hub.interface.docs.xsd_fields import xsd_field_table
 from hub.partners import Partner, load_partners
 from hub.routing.purposes import PurposeProfiles
+from hub.schemas.codelists import CodeList, load_codelists
 from hub.schemas.registry import Contract, Registry
 
 TEMPLATES = Path(__file__).parent.parent / "templates"  # hub/interface/templates (package data)
-XSD_NS = "http://www.w3.org/2001/XMLSchema"
 
 COMPAT_LABELS = {
     "BACKWARD": "Empfänger mit dieser Version lesen auch Nachrichten der vorigen Version.",
@@ -54,409 +58,6 @@ ROLE_LABELS = {
 }
 
 
-# -- field tables --------------------------------------------------------------------------------------
-@dataclass
-class CodeListRef:
-    """A code list a field draws its values from, and whether schema and list agree."""
-
-    uri: str
-    version: str | None
-    key: str | None = None  # the file stem under contracts/codelists, if the list is known there
-    name: str | None = None
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class FieldRow:
-    path: str
-    name: str
-    depth: int
-    kind: str = "element"  # element | attribute | any | property
-    type: str = ""
-    cardinality: str = ""  # XSD: minOccurs..maxOccurs
-    required: bool | None = None  # JSON Schema
-    constraints: list[tuple[str, str]] = field(default_factory=list)  # (label, value shown as code)
-    enum: list[tuple[str, str]] = field(default_factory=list)  # (value, meaning)
-    codelist: CodeListRef | None = None
-    doc: str = ""
-
-
-@dataclass
-class FieldTable:
-    format: str
-    kind: str  # xsd | json | none
-    root: str = ""
-    doc: str = ""
-    rows: list[FieldRow] = field(default_factory=list)
-    error: str | None = None
-
-
-def _text(annotation: Any) -> str:
-    """The documentation text of an xmlschema annotation (several xs:documentation joined)."""
-    if annotation is None:
-        return ""
-    docs = getattr(annotation, "documentation", None)
-    if docs:
-        return " ".join(" ".join((d.text or "").split()) for d in docs).strip()
-    return " ".join(str(annotation).split())
-
-
-def _occurs(lo: int | None, hi: int | None) -> str:
-    return f"{lo if lo is not None else 1}..{'*' if hi is None else hi}"
-
-
-class _CodeLists:
-    def __init__(self, lists: dict[str, CodeList]) -> None:
-        self.lists = lists
-        self.by_uri = {c.list_uri: c for c in lists.values()}
-
-    def ref(self, uri: str | None, version: str | None, values: list[str] | None) -> CodeListRef | None:
-        """A reference by listURI, or by an enumeration that is exactly one list's set of codes."""
-        known = self.by_uri.get(uri) if uri else None
-        if known is None and values:
-            matches = [c for c in self.lists.values() if set(c.codes) == set(values)]
-            known = matches[0] if len(matches) == 1 else None
-        if known is None and not uri:
-            return None
-        ref = CodeListRef(uri=uri or known.list_uri, version=version)  # type: ignore[union-attr]
-        if known is None:
-            ref.warnings.append("Codeliste ist nicht unter contracts/codelists hinterlegt")
-            return ref
-        ref.key, ref.name = known.key, known.name
-        if version is None:
-            ref.version = known.list_version
-        elif version != known.list_version:
-            ref.warnings.append(f"Schema nennt listVersionID {version}, hinterlegt ist Version {known.list_version}")
-        if values is not None:
-            extra = [v for v in values if v not in known.codes]
-            missing = [v for v in known.codes if v not in values]
-            if extra:
-                ref.warnings.append("im Schema, nicht in der Codeliste: " + ", ".join(extra))
-            if missing:
-                ref.warnings.append("in der Codeliste, nicht im Schema: " + ", ".join(missing))
-        return ref
-
-    def meanings(self, ref: CodeListRef | None, values: list[str]) -> list[tuple[str, str]]:
-        codes = self.lists[ref.key].codes if ref and ref.key else {}
-        return [(v, codes.get(v, "")) for v in values]
-
-
-# XSD --------------------------------------------------------------------------------------------------
-def _is_builtin(t: Any) -> bool:
-    return bool(t.name) and t.target_namespace == XSD_NS
-
-
-def _type_label(t: Any) -> str:
-    if t.name:
-        return t.prefixed_name or t.local_name
-    if t.is_simple():
-        if t.is_list():
-            return f"Liste von {_type_label(t.item_type)}"
-        if t.is_union():
-            return "Vereinigung von " + ", ".join(_type_label(m) for m in t.member_types)
-        base = getattr(t, "base_type", None)
-        return _type_label(base) if base is not None else "anySimpleType"
-    if t.has_simple_content():
-        return f"{_type_label(t.content)} mit Attributen"
-    return "komplex"
-
-
-def _simple_facets(t: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Constraints and enumeration (value, annotation) of a simple type, most derived first."""
-    constraints: list[tuple[str, str]] = []
-    enum: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    cur = t
-    while cur is not None and cur.is_simple() and not _is_builtin(cur):
-        facets = getattr(cur, "facets", None) or {}
-        for tag, facet in facets.items():
-            local = (tag or "").rpartition("}")[2]
-            if local == "pattern":
-                for p in getattr(facet, "regexps", None) or []:
-                    constraints.append(("Muster", p))
-            elif local == "enumeration":
-                if "enumeration" not in seen:
-                    for i, value in enumerate(facet.enumeration):
-                        enum.append((str(value), _text(facet.get_annotation(i))))
-            elif local == "whiteSpace" or local in seen or local is None:
-                continue
-            elif local == "assertion":
-                constraints.append(("Zusicherung", getattr(facet, "path", "")))
-            else:
-                value = getattr(facet, "value", None)
-                label = {
-                    "length": "Länge",
-                    "minLength": "min. Länge",
-                    "maxLength": "max. Länge",
-                    "minInclusive": "≥",
-                    "maxInclusive": "≤",
-                    "minExclusive": ">",
-                    "maxExclusive": "<",
-                    "totalDigits": "Stellen gesamt",
-                    "fractionDigits": "Nachkommastellen",
-                }.get(local, local)
-                constraints.append((label, str(value)))
-            seen.add(local)
-        if cur.is_list() or cur.is_union():
-            break
-        cur = getattr(cur, "base_type", None)
-    return constraints, enum
-
-
-def _codelist_type(t: Any) -> tuple[str, str | None] | None:
-    """(listURI, listVersionID) of an XÖV-style code type: fixed listURI attribute on a complex type."""
-    if t.is_simple():
-        return None
-    attrs = getattr(t, "attributes", None) or {}
-    uri = attrs.get("listURI")
-    if uri is None or uri.fixed is None:
-        return None
-    version = attrs.get("listVersionID")
-    return uri.fixed, (version.fixed if version is not None else None)
-
-
-def _code_values(t: Any) -> tuple[list[str], list[str]]:
-    """Enumerated values (and their annotations) of the `code` child of a code type."""
-    content = getattr(t, "content", None)
-    for item in content.iter_elements() if content is not None and hasattr(content, "iter_elements") else ():
-        if item.local_name == "code" and item.type.is_simple():
-            _, enum = _simple_facets(item.type)
-            return [v for v, _ in enum], [d for _, d in enum]
-    return [], []
-
-
-class _XsdWalker:
-    def __init__(self, codelists: _CodeLists) -> None:
-        self.codelists = codelists
-        self.rows: list[FieldRow] = []
-
-    def element(
-        self, el: Any, path: str, depth: int, stack: tuple[Any, ...], note: str | None = None, is_root: bool = False
-    ) -> None:
-        """One row for `el`, then its content; paths below the root element are relative to it."""
-        t = el.type
-        inner = "" if is_root else path
-        row = FieldRow(
-            path=path,
-            name=el.local_name,
-            depth=depth,
-            type=_type_label(t),
-            cardinality=_occurs(el.min_occurs, el.max_occurs),
-            doc=_text(el.annotation) or (_text(t.annotation) if t.name and not _is_builtin(t) else ""),
-        )
-        if note:
-            row.constraints.append((note, ""))
-        if el.fixed is not None:
-            row.constraints.append(("fester Wert", str(el.fixed)))
-        if el.default is not None:
-            row.constraints.append(("Vorgabe", str(el.default)))
-        if getattr(el, "nillable", False):
-            row.constraints.append(("nillable", "true"))
-        self.rows.append(row)
-
-        code = _codelist_type(t)
-        if code is not None:
-            values, docs = _code_values(t)
-            row.codelist = self.codelists.ref(code[0], code[1], values)
-            meanings = dict(self.codelists.meanings(row.codelist, values))
-            row.enum = [(v, d or meanings.get(v, "")) for v, d in zip(values, docs)]
-            return
-        if t.is_simple():
-            row.constraints[:0], row.enum = _simple_facets(t)
-            if row.enum:
-                row.codelist = self.codelists.ref(None, None, [v for v, _ in row.enum])
-                if row.codelist is not None:
-                    meanings = dict(self.codelists.meanings(row.codelist, [v for v, _ in row.enum]))
-                    row.enum = [(v, d or meanings.get(v, "")) for v, d in row.enum]
-            return
-        if any(t is s for s in stack):
-            row.constraints.append(("rekursiv, siehe oben", t.prefixed_name or ""))
-            return
-        if t.has_simple_content():
-            constraints, row.enum = _simple_facets(t.content)
-            row.constraints[:0] = constraints
-        elif t.content is not None and hasattr(t.content, "iter_elements"):
-            self.group(t.content, inner, depth + 1, stack + (t,))
-        self.attributes(t, inner, depth + 1)
-
-    def group(self, group: Any, path: str, depth: int, stack: tuple[Any, ...], note: str | None = None) -> None:
-        if group.model == "choice":
-            note = f"Auswahl (choice) {_occurs(group.min_occurs, group.max_occurs)}"
-        elif (group.min_occurs, group.max_occurs) != (1, 1):
-            note = f"in Gruppe {_occurs(group.min_occurs, group.max_occurs)}"
-        for item in group:
-            if hasattr(item, "model"):  # nested xs:sequence / xs:choice / xs:all / group ref
-                self.group(item, path, depth, stack, note)
-            elif hasattr(item, "namespace") and not hasattr(item, "type"):  # xs:any
-                ns = " ".join(item.namespace) if isinstance(item.namespace, (list, tuple)) else str(item.namespace)
-                self.rows.append(
-                    FieldRow(
-                        path=f"{path}/*" if path else "*",
-                        name="*",
-                        depth=depth,
-                        kind="any",
-                        type="beliebiges Element (xs:any)",
-                        cardinality=_occurs(item.min_occurs, item.max_occurs),
-                        constraints=[("Namensraum", ns), ("processContents", str(item.process_contents))],
-                    )
-                )
-            else:
-                self.element(item, f"{path}/{item.local_name}" if path else item.local_name, depth, stack, note)
-
-    def attributes(self, t: Any, path: str, depth: int) -> None:
-        for name, attr in (getattr(t, "attributes", None) or {}).items():
-            if name is None or not hasattr(attr, "use"):  # xs:anyAttribute
-                continue
-            local = attr.local_name
-            row = FieldRow(
-                path=f"{path}/@{local}" if path else f"@{local}",
-                name=f"@{local}",
-                depth=depth,
-                kind="attribute",
-                type=_type_label(attr.type),
-                cardinality="1..1" if attr.use == "required" else ("0..0" if attr.use == "prohibited" else "0..1"),
-                doc=_text(attr.annotation),
-            )
-            row.constraints, row.enum = _simple_facets(attr.type)
-            if attr.fixed is not None:
-                row.constraints.append(("fester Wert", str(attr.fixed)))
-            if attr.default is not None:
-                row.constraints.append(("Vorgabe", str(attr.default)))
-            self.rows.append(row)
-
-
-def xsd_field_table(schema_path: Path, message_type: str, codelists: dict[str, CodeList]) -> FieldTable:
-    """The field table of an XSD: the root element's content model walked recursively."""
-    table = FieldTable(format="agency-xml", kind="xsd")
-    # allow="local": xs:include/xs:import may only read local files, never the network
-    schema = xmlschema.XMLSchema(str(schema_path), allow="local")
-    roots = [schema.elements[message_type]] if message_type in schema.elements else list(schema.elements.values())
-    walker = _XsdWalker(_CodeLists(codelists))
-    for root in roots:
-        table.root = table.root or root.local_name
-        table.doc = table.doc or _text(root.annotation)
-        walker.element(root, root.local_name, 0, (), is_root=True)
-    table.rows = walker.rows
-    return table
-
-
-# JSON Schema ------------------------------------------------------------------------------------------
-_URN = re.compile(r"urn:[A-Za-z0-9:._-]+")
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    return {str: "string", float: "number", list: "array", dict: "object", type(None): "null"}.get(type(value), "")
-
-
-def _escape_pointer(name: str) -> str:
-    return name.replace("~", "~0").replace("/", "~1")
-
-
-class _JsonWalker:
-    def __init__(self, root: dict[str, Any], codelists: _CodeLists) -> None:
-        self.root = root
-        self.codelists = codelists
-        self.rows: list[FieldRow] = []
-
-    def resolve(self, node: Any, refs: tuple[str, ...]) -> tuple[dict[str, Any], str | None, tuple[str, ...]]:
-        """Follow a local $ref (siblings kept, as in 2020-12). Returns node, the def's name, refs seen."""
-        if not isinstance(node, dict) or "$ref" not in node:
-            return (node if isinstance(node, dict) else {}), None, refs
-        ref = node["$ref"]
-        if not ref.startswith("#") or ref in refs:
-            return {k: v for k, v in node.items() if k != "$ref"}, ref, refs
-        target: Any = self.root
-        for part in ref[1:].split("/")[1:]:
-            part = part.replace("~1", "/").replace("~0", "~")
-            target = target.get(part, {}) if isinstance(target, dict) else {}
-        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-        inner, _, seen = self.resolve(merged, refs + (ref,))
-        return inner, ref.rsplit("/", 1)[-1], seen
-
-    def properties(self, node: dict[str, Any], pointer: str, depth: int, refs: tuple[str, ...]) -> None:
-        node, _, refs = self.resolve(node, refs)
-        required = set(node.get("required", ()))
-        for name, child in (node.get("properties") or {}).items():
-            self.property(child, f"{pointer}/{_escape_pointer(name)}", name, depth, name in required, refs)
-        for branch_key in ("allOf", "anyOf", "oneOf"):
-            for i, branch in enumerate(node.get(branch_key) or []):
-                if isinstance(branch, dict):
-                    self.properties(branch, pointer, depth, refs)
-        items = node.get("items")
-        if isinstance(items, dict):
-            self.property(items, f"{pointer}/*", "*", depth, None, refs)
-
-    def property(
-        self, raw: Any, pointer: str, name: str, depth: int, required: bool | None, refs: tuple[str, ...]
-    ) -> None:
-        node, ref_name, inner_refs = self.resolve(raw, refs)
-        if isinstance(raw, dict) and raw.get("$ref") in refs:
-            row = FieldRow(pointer, name, depth, kind="property", type=ref_name or "", required=required)
-            row.constraints.append(("rekursiv, siehe oben", raw["$ref"]))
-            self.rows.append(row)
-            return
-        types = node.get("type")
-        label = " | ".join(types) if isinstance(types, list) else (types or "")
-        if not label and "const" in node:
-            label = _json_type(node["const"]) + " (Konstante)"
-        for branch_key in ("oneOf", "anyOf"):
-            if branch_key in node and not label:
-                label = branch_key
-        if ref_name:
-            label = f"{label} ({ref_name})" if label else ref_name
-        row = FieldRow(pointer, name, depth, kind="property", type=label, required=required, doc=str(node.get("description", "")))
-        c = row.constraints
-        if "const" in node:
-            c.append(("fester Wert", json.dumps(node["const"], ensure_ascii=False)))
-        if "format" in node:
-            c.append(("Format", str(node["format"])))
-        if "pattern" in node:
-            c.append(("Muster", str(node["pattern"])))
-        for key, label_ in (
-            ("minLength", "min. Länge"),
-            ("maxLength", "max. Länge"),
-            ("minimum", "≥"),
-            ("maximum", "≤"),
-            ("exclusiveMinimum", ">"),
-            ("exclusiveMaximum", "<"),
-            ("multipleOf", "Vielfaches von"),
-            ("minItems", "min. Einträge"),
-            ("maxItems", "max. Einträge"),
-            ("minProperties", "min. Felder"),
-            ("maxProperties", "max. Felder"),
-        ):
-            if key in node:
-                c.append((label_, json.dumps(node[key])))
-        if node.get("uniqueItems"):
-            c.append(("Einträge eindeutig", ""))
-        if node.get("additionalProperties") is False:
-            c.append(("keine weiteren Felder", ""))
-        if "default" in node:
-            c.append(("Vorgabe", json.dumps(node["default"], ensure_ascii=False)))
-        if node.get("deprecated"):
-            c.append(("veraltet (deprecated)", ""))
-        if "enum" in node:
-            values = [v if isinstance(v, str) else json.dumps(v) for v in node["enum"]]
-            urns = _URN.findall(row.doc)
-            row.codelist = self.codelists.ref(urns[0] if urns else None, None, values)
-            row.enum = self.codelists.meanings(row.codelist, values)
-        self.rows.append(row)
-        self.properties(node, pointer, depth + 1, inner_refs)
-
-
-def json_field_table(schema_path: Path, codelists: dict[str, CodeList]) -> FieldTable:
-    schema = json.loads(schema_path.read_text(encoding="utf-8"))
-    table = FieldTable(format="provider-json", kind="json", root=str(schema.get("title", "")), doc=str(schema.get("description", "")))
-    walker = _JsonWalker(schema, _CodeLists(codelists))
-    walker.properties(schema, "", 0, ())
-    table.rows = walker.rows
-    return table
-
-
 def field_table(contract: Contract, codelists: dict[str, CodeList]) -> FieldTable:
     """The field table of one contract; a schema that cannot be read is reported, not fatal."""
     try:
@@ -472,50 +73,6 @@ def field_table(contract: Contract, codelists: dict[str, CodeList]) -> FieldTabl
     return table
 
 
-# -- partners and purposes ------------------------------------------------------------------------------
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p[:1].upper() + p[1:] for p in rest)
-
-
-def _format_names(contracts_dir: Path) -> dict[str, dict[str, str]]:
-    names = {}
-    for path in sorted((contracts_dir / "formats").glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if isinstance(data.get("names"), dict):
-            names[data.get("format", path.stem)] = {str(k): str(v) for k, v in data["names"].items()}
-    return names
-
-
-def field_in_format(fmt: str, path: str, names: dict[str, dict[str, str]], pointers: dict[str, Any] | None = None) -> str | None:
-    """A canonical field path (participant.given_name) as the partner's format names it, if known."""
-    if path == "*":
-        return None
-    parts = path.split(".")
-    if fmt in names:
-        table = names[fmt]
-        return "/".join(table[p] for p in parts) if all(p in table for p in parts) else None
-    pointer = (pointers or {}).get(fmt)  # a format without a name table names fields by JSON pointer
-    return pointer(path) if pointer else None
-
-
-def _version_key(version: str) -> tuple[Any, ...]:
-    return tuple(int(p) if p.isdigit() else p for p in version.split("."))
-
-
-def partner_version(partner: Partner, message_type: str, registry: Registry) -> str:
-    """The contract version a partner exchanges `message_type` in, as the hub resolves it."""
-    available = sorted((v for (t, v, f) in registry.contracts if t == message_type and f == partner.format), key=_version_key)
-    resolve = getattr(partner, "version_for", None)  # the hub's own rule, where the Partner has one
-    if resolve is not None and available:
-        return str(resolve(message_type, available))
-    per_type = partner.profile.get("versions")
-    if isinstance(per_type, dict) and message_type in per_type:
-        return str(per_type[message_type])
-    return partner.version
-
-
-# -- rendering ------------------------------------------------------------------------------------------
 def environment(titles: dict[str, str] | None = None) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -554,7 +111,7 @@ def render_docs(contracts_dir: Path, out: Path) -> list[Path]:
     codelists = load_codelists(contracts_dir)
     purposes_file = contracts_dir / "purposes.yaml"
     purposes = PurposeProfiles.load(purposes_file).purposes if purposes_file.exists() else {}
-    names = _format_names(contracts_dir)
+    names = format_names(contracts_dir)
     pointers = {name: get_adapter(contracts_dir, name).pointer for name in registry.format_specs}
     env = environment({name: fmt.title for name, fmt in registry.format_specs.items()})
     out.mkdir(parents=True, exist_ok=True)
@@ -580,7 +137,7 @@ def render_docs(contracts_dir: Path, out: Path) -> list[Path]:
     types = []
     for mt in registry.types.values():
         meta = _message_meta(contracts_dir, mt.code)
-        versions = sorted(mt.versions, key=_version_key)
+        versions = sorted(mt.versions, key=version_key)
         types.append(
             {
                 "code": mt.code,
