@@ -50,9 +50,7 @@ def configure(fmt: str = "console", level: str = "info", to: Path | None = None)
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
-        # not cached: a module's logger follows a later configure (an in-process command, a test's
-        # capture) instead of keeping the first; it costs a few microseconds a line
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO), stream=stream, format="%(levelname)s %(name)s: %(message)s", force=to is not None
