@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from hub.store import db
-from hub.store import unit_of_work
+from hub.store import writes
 from hub.findings import Finding, Refusal
 from hub.store.history import audit, record
 from hub.ids import new_id
@@ -261,8 +261,6 @@ def _identifier_findings(head: dict, family: str) -> list[Finding]:
     return findings
 
 
-_INSERT_MESSAGE = messages.insert()
-
 
 def store(hub: Hub, partner: Partner, data: bytes, head: dict, correlation_id: str | None) -> Accepted:
     """Store and queue in one transaction (shared with concurrent accepts: hub.group_commit). A resend
@@ -317,7 +315,7 @@ class Pending:
         row, head, partner = self.row, self.head, self.partner
         message_id = row["id"]
         with structlog.contextvars.bound_contextvars(**self.log_context):
-            unit_of_work.execute(conn, _INSERT_MESSAGE, row)
+            writes.store_message(conn, row)
             record(conn, message_id, "ingress", "received", sender=partner.id, message_type=head["message_type"], bytes=len(row["raw"]))
             record(conn, message_id, "ingress", "validated", contract=f"{head['message_type']} {head['version']} {partner.format}")
             audit(conn, partner.id, "received", message_id=message_id, partner=partner.id)

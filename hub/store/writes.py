@@ -1,7 +1,7 @@
-"""The write side of the message store for the pipeline: a delivery queued, a message's status.
+"""The write side of the message store: a message received, a delivery queued, a message's status.
 
-Both go through the transaction's unit of work, so a batch writes each table once. (Ingress writes
-the message itself, in `endpoints.ingress`; the read side is `message_store`.)
+All go through the transaction's unit of work, so a batch (of accepts in a group commit, of pipeline
+items) writes each table once. The read side is `message_store`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from hub.store import unit_of_work
 from hub.store.db import utcnow
 from hub.store.tables import deliveries, messages
 
+_INSERT_MESSAGE = messages.insert()
 _INSERT_DELIVERY = deliveries.insert()
 _SET_STATUS = (
     messages.update()
@@ -23,6 +24,13 @@ _SET_STATUS = (
 _SELECT_DELIVERIES = sa.select(deliveries.c.id, deliveries.c.recipient, deliveries.c.message_type).where(
     deliveries.c.message_id == sa.bindparam("message_id")
 )
+
+
+def store_message(conn: Connection, row: dict) -> None:
+    """A message as ingress checked it (the row of `messages`, raw bytes included). Collected like the
+    rest: a resend then fails the group's commit, and the group commits its writes one by one
+    (`group_commit`), so this one alone meets the unique key (sender, message UUID)."""
+    unit_of_work.execute(conn, _INSERT_MESSAGE, row)
 
 
 def queue_delivery(
