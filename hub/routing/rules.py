@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import yaml
@@ -84,3 +85,28 @@ class RouteTable:
             else:
                 roles.add(route.member_role)
         return frozenset(roles)
+
+    def defaults_for(self, role: str, message_types: Iterable[str]) -> tuple[list[str], list[str], list[str]]:
+        """Purposes, message types to send and to receive of a new partner of `role`, read off the
+        rules (`hub partners add` writes them into the profile, for review). Every partner receives
+        the hub's answers; an operator sends and receives nothing."""
+        if role == "operator":
+            return [], [], []
+        answers = {"administration.quittung.0020", "administration.rueckweisung.0010"}
+        types = sorted(message_types)
+        sends: set[str] = set()
+        receives: set[str] = set(answers)
+        purposes: set[str] = {"administration"}
+        for route in self.routes:
+            matching = {t for t in types if fnmatchcase(t, route.message_type)}
+            if route.sender_role in (None, role):
+                sends |= matching
+            targeted = (
+                (route.to == "reader" and route.reader_role in (None, role))
+                or (route.to == "case_owner" and role in self.case_owner_roles)
+                or (route.to == "case_members" and route.member_role in (None, role))
+            )
+            if targeted:
+                receives |= matching
+                purposes.add(route.purpose)
+        return sorted(purposes), sorted(sends - answers), sorted(receives)

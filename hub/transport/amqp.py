@@ -53,6 +53,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -598,6 +599,29 @@ class AmqpTransport(Transport):
 
 def vhost_path(vhost: str) -> str:
     return quote(vhost, safe="")
+
+
+class BrokerUnreachable(Exception):
+    """The broker did not answer within the few seconds an operator's command waits; one sentence."""
+
+
+def provision_partner(transport: AmqpTransport, partner_id: str, user: str, password: str, management_url: str | None, wait: float = 5.0) -> dict[str, Any]:
+    """A partner's own queue and a broker user that may only read it (`hub partners amqp-setup`).
+
+    Declares the hub's topology and `<prefix>partner.<id>`, then creates (or updates) the user with
+    permissions configure "^$", write "^$", read "^<queue>$" on the hub's vhost. An operator's command
+    gives up after `wait` seconds (BrokerUnreachable); the workers retry for as long as they run."""
+    try:
+        transport.declare_all([partner_id], give_up_after=wait)
+    except (pika.exceptions.AMQPConnectionError, ConnectionError, OSError) as exc:
+        raise BrokerUnreachable(
+            f"could not connect to RabbitMQ at {transport.address} (vhost {transport.vhost!r}) within {wait:g} s "
+            f"({type(exc).__name__}); is it running, and is HUB_BROKER_URL right?"
+        ) from None
+    queue = transport.topology.partner_queue(partner_id)
+    permissions = {"configure": "^$", "write": "^$", "read": f"^{re.escape(queue)}$"}
+    how = setup_partner_user(transport, user, password, permissions, management_url)
+    return {"partner": partner_id, "user": user, "vhost": transport.vhost, "queue": queue, "permissions": permissions, "via": how}
 
 
 def setup_partner_user(transport: AmqpTransport, user: str, password: str, permissions: dict[str, str], management_url: str | None = None) -> str:
