@@ -80,8 +80,8 @@ class Workers:
     def _pipeline(self) -> None:
         hub = self.hub
 
-        handler = pipeline.consumer(hub, lambda conn, item: handle_pipeline(hub, conn, item))
-        faults.install(pipeline.STAGES, hub.settings.fault_pipeline_delay)
+        work = faults.delayed(lambda conn, item: handle_pipeline(hub, conn, item), hub.settings.fault_pipeline_delay)
+        handler = pipeline.consumer(hub, work)
         hub.transport.consume(PIPELINE, handler, lambda conn, item, reason: pipeline.dead(hub, conn, item, reason), self.stop_event)
 
     def alive(self) -> bool:

@@ -10,19 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hub.partners import Partner
+from hub.schemas.formats import formats_in
 from hub.schemas.registry import Registry
 
 
-def format_names(contracts_dir: Path) -> dict[str, dict[str, str]]:
-    names = {}
-    for path in sorted((contracts_dir / "formats").glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if isinstance(data.get("names"), dict):
-            names[data.get("format", path.stem)] = {str(k): str(v) for k, v in data["names"].items()}
-    return names
+def name_tables(contracts_dir: Path) -> dict[str, dict[str, str]]:
+    """Format -> its table of canonical field name -> the format's name, for formats that have one."""
+    return {
+        name: {str(k): str(v) for k, v in fmt.spec["names"].items()}
+        for name, fmt in formats_in(Path(contracts_dir).resolve()).items()
+        if isinstance(fmt.spec.get("names"), dict)
+    }
 
 
 def field_in_format(fmt: str, path: str, names: dict[str, dict[str, str]], pointers: dict[str, Any] | None = None) -> str | None:

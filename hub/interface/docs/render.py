@@ -31,7 +31,7 @@ import yaml
 from hub.adapters import get_adapter
 from hub.interface.docs.codelists import CodeListRef
 from hub.interface.docs.json_fields import json_field_table
-from hub.interface.docs.partners import field_in_format, format_names, partner_version, version_key
+from hub.interface.docs.partners import field_in_format, name_tables, partner_version, version_key
 from hub.interface.docs.tables import FieldTable
 from hub.interface.docs.xsd_fields import xsd_field_table
 from hub.partners import Partner, load_partners
@@ -111,7 +111,7 @@ def render_docs(contracts_dir: Path, out: Path) -> list[Path]:
     codelists = load_codelists(contracts_dir)
     purposes_file = contracts_dir / "purposes.yaml"
     purposes = PurposeProfiles.load(purposes_file).purposes if purposes_file.exists() else {}
-    names = format_names(contracts_dir)
+    names = name_tables(contracts_dir)
     pointers = {name: get_adapter(contracts_dir, name).pointer for name in registry.format_specs}
     env = environment({name: fmt.title for name, fmt in registry.format_specs.items()})
     out.mkdir(parents=True, exist_ok=True)
