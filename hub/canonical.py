@@ -413,6 +413,26 @@ class Rueckweisung(Body):
     findings: list[Finding] = Field(default_factory=list)
 
 
+class SteuerungAufgabe(CaseBody):
+    """steuerung.aufgabe.5010: a task for the case owner, opened by the hub's steering rules (hub ->
+    Jobcenter / zkT): a decision due after a cooperation feedback, a late report to chase, the next link
+    of the chain to decide. For a Fachverfahren that cannot call the hub's task API; the decision comes
+    back as an ordinary message (a teilnahme.aenderung.2020) or through `POST /v1/tasks/{id}/complete`.
+
+    It names the case by the owner's Kundennummer and carries no personal data beyond it."""
+
+    task_id: Annotated[str, Field(pattern=r"^[0-9A-Z]{26}$")] = Field(description="the hub's id of the task")
+    task_kind: Code = Field(description="kind of task, as the steering rules name it (e.g. cooperation_decision, overdue_report, next_link)")
+    title: Text = Field(description="what is to be done, in words")
+    due_date: dt.date = Field(description="Fälligkeit: the day by which the task is to be done")
+    measure_number: Code | None = Field(default=None, description="the measure of the link the task concerns")
+    proposed_measure: Code | None = Field(default=None, description="the next link the rules propose (contracts/chain/measures.yaml)")
+    proposal: Text | None = Field(default=None, description="the proposed measure in words")
+    decisions: list[Code] = Field(min_length=1, description="the decisions the task can be completed with")
+    rule: Code = Field(description="the steering rule that opened the task")
+    rule_version: Code = Field(description="the version of the steering rules that opened the task")
+
+
 BODY_TYPES: dict[str, type[Body]] = {
     "person.stammdaten.0100": PersonStammdaten,
     "zuweisung.anmeldung.1020": ZuweisungAnmeldung,
@@ -427,6 +447,7 @@ BODY_TYPES: dict[str, type[Body]] = {
     "abrechnung.monat.4010": AbrechnungMonat,
     "administration.quittung.0020": Quittung,
     "administration.rueckweisung.0010": Rueckweisung,
+    "steuerung.aufgabe.5010": SteuerungAufgabe,
 }
 
 

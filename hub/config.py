@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     poll_interval: float = 0.05
     #: fault injection for crash tests: seconds each pipeline step holds its transaction open (0 = off)
     fault_pipeline_delay: float = 0.0
+    #: fault injection for crash tests: seconds the deadline scheduler holds a claimed breach's
+    #: transaction open before it commits (0 = off)
+    fault_scheduler_delay: float = 0.0
+    #: seconds between two runs of the deadline scheduler in each pipeline worker (0 = never)
+    deadline_interval: float = 60.0
     #: prefix of every exchange and queue the AMQP transport declares (several hubs share one vhost)
     amqp_prefix: str = "hub."
     #: messages a consumer may hold unacknowledged (and processes as one database transaction)

@@ -2,12 +2,16 @@
 
 It starts the hub (API and workers) on a free local port against the configured database and broker,
 issues tokens for the demo partners, and plays the chain over HTTP exactly as partners would:
-master data to the municipal office, an assignment to a provider, the provider's attendance and
-cooperation feedback back to the Jobcenter, each delivery picked up and acknowledged.
+master data to the municipal office, an assignment to a provider, the provider's acceptance, start,
+attendance and cooperation feedback back to the Jobcenter, the case manager's decision through the
+task API, a drop-out, a deadline the provider missed, and at the end the chain as the Jobcenter
+sees it. Each delivery is picked up and acknowledged. The messages are real (not test messages):
+the chain they build is the client's.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import threading
@@ -22,13 +26,17 @@ import uvicorn
 from hub.store import db
 from hub.api.app import create_app
 from hub.canonical import Message
+from hub.chain.calendar import today
+from hub.chain.view import timeline
 from hub.config import Settings
 from hub.endpoints.file_drop import FileDrop, atomic_write
 from hub.partners import issue_token
 from hub.runtime import Hub
 from hub.samples import Client, samples
+from hub.scheduler import DeadlineScheduler
 
 JOBCENTER, MUNICIPAL, PROVIDER, OPERATOR = "jobcenter-musterstadt", "kreis-musterland", "traeger-bildungswerk", "betrieb"
+OTHER_PROVIDER = "traeger-lernwerkstatt"
 FILE_PARTNER = "sozialamt-altstadt"
 
 
@@ -148,11 +156,24 @@ def _partner_line(hub: Hub, pid: str) -> str:
     return f"partner {p.id:24} {p.role:10} speaks {p.format} {p.version}{' (' + versions + ')' if versions else ''}, delivery {p.delivery}"
 
 
+def _dates(day: dt.date) -> dict[str, str]:
+    """The story's dates, relative to today: a participation that began two months ago."""
+    first = day.replace(day=1)
+    start = (first - dt.timedelta(days=1)).replace(day=1)
+    start = (start - dt.timedelta(days=1)).replace(day=1)
+    last_month = (first - dt.timedelta(days=1)).replace(day=1)
+    return {
+        "start": start.isoformat(), "end": (start + dt.timedelta(days=180)).isoformat(), "month": last_month.strftime("%Y-%m"),
+        "present": (last_month + dt.timedelta(days=1)).isoformat(), "absent": (last_month + dt.timedelta(days=2)).isoformat(),
+        "decide_by": (day + dt.timedelta(days=14)).isoformat(), "exit": (day - dt.timedelta(days=1)).isoformat(),
+    }
+
+
 def run_demo(hub: Hub, log_path: Path | None = None) -> None:
     """Play the chain over HTTP and tell it step by step; `log_path` is named at the end (None: on stderr)."""
     story = Story()
     with db.write(hub.engine) as conn:
-        tokens = {p: issue_token(conn, p) for p in (JOBCENTER, MUNICIPAL, PROVIDER, OPERATOR)}
+        tokens = {p: issue_token(conn, p) for p in (JOBCENTER, MUNICIPAL, PROVIDER, OTHER_PROVIDER, OPERATOR)}
     story.header(
         "CaseChain Hub demo: one case chain, Jobcenter -> municipal office and provider -> Jobcenter, over the hub's HTTP API",
         *(_partner_line(hub, pid) for pid in (JOBCENTER, MUNICIPAL, FILE_PARTNER, PROVIDER)),
@@ -163,6 +184,7 @@ def run_demo(hub: Hub, log_path: Path | None = None) -> None:
             return {"Authorization": f"Bearer {tokens[partner]}"}
 
         def post(sender: str, fmt: str, data: dict[str, Any]) -> str:
+            data["header"]["test"] = False  # the demo's chain is real: test messages never move a real chain
             media = hub.adapter(fmt).media_type
             r = client.post("/v1/messages", content=_encode(hub, fmt, data), headers={**auth(sender), "Content-Type": media})
             if r.status_code not in (200, 202):
@@ -218,14 +240,16 @@ def run_demo(hub: Hub, log_path: Path | None = None) -> None:
             f"route: {FILE_PARTNER} --batch file {batch.name} with 2 records (CSV)--> hub --(2 x agency XML)--> {JOBCENTER}",
         )
 
+        dates = _dates(today())
         assignment = agency["zuweisung.anmeldung.1020"]  # a new case
+        assignment["body"].update(period_start=dates["start"], period_end=dates["end"])
         mid = post(JOBCENTER, "agency-xml", assignment)
         item = pick(PROVIDER, "zuweisung.anmeldung.1020")
         case_id = item["body"]["body"]["caseId"]
         leaked = [k for k in ("customerNumber", "bgNumber") if k in json.dumps(item["body"])]
         story.step(
             f"The Jobcenter {JOBCENTER} assigns client {kdnr} to measure {assignment['body']['measure_number']} "
-            f"(zuweisung.anmeldung.1020, agency XML) at the provider {PROVIDER}.",
+            f"from {dates['start']} (zuweisung.anmeldung.1020, agency XML) at the provider {PROVIDER}: the first link of the chain.",
             f"route: {JOBCENTER} --zuweisung.anmeldung.1020 (agency XML, Kundennummer)--> hub --(provider JSON, pseudonymous case id {case_id})--> {PROVIDER}",
             f"message {mid}; status read back from the hub: {status(JOBCENTER, mid)['status']}",
         )
@@ -235,8 +259,23 @@ def run_demo(hub: Hub, log_path: Path | None = None) -> None:
         )
 
         provider = samples("provider-json", fresh=True, case_id=case_id, client=newcomer)
-        reports = {"teilnahme.anwesenheit.2030": "attendance", "teilnahme.mitwirkung.2040": "cooperation"}
-        for message_type, what in reports.items():
+        provider["zuweisung.rueckmeldung.1030"]["body"]["earliest_start"] = dates["start"]
+        provider["teilnahme.eintritt.2010"]["body"]["start_date"] = dates["start"]
+        for message_type in ("zuweisung.rueckmeldung.1030", "teilnahme.eintritt.2010"):
+            mid = post(PROVIDER, "provider-json", provider[message_type])
+            pick(JOBCENTER, message_type)
+        story.step(
+            f"The provider accepts (zuweisung.rueckmeldung.1030) and reports the start on {dates['start']} (teilnahme.eintritt.2010): "
+            "the link moves from assigned to accepted to started.",
+        )
+
+        attendance = provider["teilnahme.anwesenheit.2030"]
+        attendance["body"].update(month=dates["month"], days=[{"date": dates["present"], "code": "anwesend_vor_ort"}],
+                                  absences=[{"date": dates["absent"], "reason": "unentschuldigt"}], week_absences=None)
+        feedback = provider["teilnahme.mitwirkung.2040"]
+        feedback["body"].update(event_date=dates["absent"], decision_requested_by=dates["decide_by"], contact_attempts=[dates["absent"]])
+        for message_type, what in (("teilnahme.anwesenheit.2030", f"attendance of {dates['month']} with an unexcused absence"),
+                                   ("teilnahme.mitwirkung.2040", "cooperation feedback on that absence")):
             mid = post(PROVIDER, "provider-json", provider[message_type])
             item = pick(JOBCENTER, message_type)
             restored = kdnr in item["body"]
@@ -247,6 +286,48 @@ def run_demo(hub: Hub, log_path: Path | None = None) -> None:
                 f"--(agency XML, Kundennummer {'restored' if restored else 'MISSING'})--> {JOBCENTER}",
                 f"message {mid}, delivery {item['id']}",
             )
+        (task,) = client.get("/v1/tasks", params={"kind": "cooperation_decision", "case": kdnr}, headers=auth(JOBCENTER)).json()["tasks"]
+        pushed = pick(JOBCENTER, "steuerung.aufgabe.5010")
+        story.step(
+            f"The steering rules open a task for the case manager: {task['title']}, due {task['due_on']} "
+            f"(the provider's decisionRequestedBy); decisions: {', '.join(task['decisions'])}.",
+            f"GET /v1/tasks lists it (task {task['id']}, rule {task['rule']}, rules version {task['rule_version']}); "
+            f"the Jobcenter's system also received it as steuerung.aufgabe.5010 (delivery {pushed['id']})",
+        )
+        r = client.post(f"/v1/tasks/{task['id']}/complete", json={"decision": "continue", "remark": "Gespräch geführt; Leistungsminderung geprüft"},
+                        headers=auth(JOBCENTER))
+        if r.status_code != 200:
+            raise RuntimeError(f"the decision was not taken: {r.json().get('detail')}")
+        decision = pick(PROVIDER, "teilnahme.aenderung.2020")
+        story.step(
+            "The case manager decides through the task API: the participation continues. The provider receives the decision as "
+            f"teilnahme.aenderung.2020 ({decision['body']['body']['changeKind']}); the benefit consequence and the remark stay in the agency.",
+            f"POST /v1/tasks/{task['id']}/complete -> the Jobcenter's message {r.json()['decision_message_id']} -> {PROVIDER}",
+        )
+
+        exit_ = provider["teilnahme.austritt.2050"]
+        exit_["body"].update(exit_date=dates["exit"], exit_kind="abbruch", dropout_reason="durch_teilnehmer", destination="arbeitsuchend", remark=None)
+        mid = post(PROVIDER, "provider-json", exit_)
+        pick(JOBCENTER, "teilnahme.austritt.2050")
+        DeadlineScheduler(hub).sweep()  # as every worker does periodically (HUB_DEADLINE_INTERVAL)
+        chain = client.get(f"/v1/cases/{kdnr}/chain", headers=auth(JOBCENTER)).json()
+        story.step(
+            f"The client drops out on {dates['exit']} (teilnahme.austritt.2050); the link ends, and the rules propose the next link: "
+            + "; ".join(s["proposal"] or s["proposed_measure"] for s in chain["next_step"]) + ".",
+            *(f"SLA breach: {b['partner']} missed the {b['kind']}{' of ' + b['month'] if b.get('month') else ''} due {b['due_on']}"
+              for b in chain["breaches"]),
+        )
+
+        story.step(
+            f"The chain as the Jobcenter sees it (GET /v1/cases/{kdnr}/chain; `hub cases show {chain['case_id']}` prints the same):",
+            *(line for line in timeline(chain).splitlines() if line.strip()),
+        )
+        other = client.get(f"/v1/cases/{case_id}/chain", headers=auth(OTHER_PROVIDER))
+        own = client.get(f"/v1/cases/{case_id}/chain", headers=auth(PROVIDER)).json()
+        story.step(
+            f"A second provider, {OTHER_PROVIDER}, asking for this case gets {other.status_code}; {PROVIDER} sees its own link only "
+            f"({len(own['links'])} link, no tasks, no proposals).",
+        )
 
         last = status(PROVIDER, mid)
         story.step(

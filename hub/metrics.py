@@ -14,6 +14,8 @@ MESSAGES_REFUSED = Counter(
 )
 STAGE_EVENTS = Counter("hub_stage_events_total", "History events written, by stage and event", ["stage", "event"])
 DELIVERIES = Counter("hub_deliveries_total", "Deliveries written, by recipient and message type", ["recipient", "message_type"])
+SLA_BREACHES = Counter("hub_sla_breaches_total", "Deadlines missed, by the partner that owed them and kind", ["partner", "kind"])
+TASKS_OPENED = Counter("hub_tasks_opened_total", "Tasks the steering rules opened, by owner and kind", ["owner", "kind"])
 PIPELINE_SECONDS = Histogram("hub_pipeline_seconds", "Time to process one message in the pipeline")
 
 

@@ -17,6 +17,8 @@ from hub.adapters import get_adapter
 from hub.adapters.base import Adapter
 from hub.config import Settings
 from hub.store.group_commit import GroupCommit
+from hub.chain.engine import Engine as ChainEngine
+from hub.chain.steering import Steering
 from hub.dedup.person_index import PersonIndex, person_index_for
 from hub.partners import Partner, load_partners
 from hub.routing.purposes import PurposeProfiles
@@ -69,6 +71,12 @@ class Hub:
     def dedup_policy(self) -> dict:
         path = self.contracts_dir / "dedup" / "policy.yaml"
         return yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+    @cached_property
+    def chain(self) -> ChainEngine:
+        """The case chain: lifecycle, steering rules, service levels and measures (contracts/chain/),
+        checked completely when they load (a `ContractError` names file and line)."""
+        return ChainEngine(Steering.load(self.contracts_dir), self.partners)
 
     def part(self, build: Callable[[Hub], T]) -> T:
         """The component `build` makes for this hub, made once. Higher layers keep their per-hub

@@ -6,7 +6,7 @@ processes on any number of hosts (competing consumers on the same queue).
 | role | threads |
 |---|---|
 | `api` | the outbox relay only (where the transport needs one), so accepted messages reach the broker at once |
-| `pipeline` | pipeline consumers + relay |
+| `pipeline` | pipeline consumers + the deadline scheduler + relay |
 | `delivery` | the file drop channel (`delivery: file`) + relay |
 | `all` | all of them |
 
@@ -29,8 +29,8 @@ from sqlalchemy.engine import Connection
 from hub import pipeline
 from hub.pipeline import faults
 from hub.runtime import Hub
+from hub.scheduler import DeadlineScheduler
 from hub.transport import PIPELINE, Item
-from hub.transport.base import PARTNER
 
 log = structlog.get_logger("hub.workers")
 
@@ -58,6 +58,9 @@ class Workers:
         if self.role in ("all", "pipeline"):
             for n in range(self.threads):
                 self._spawn(f"pipeline-{n}", self._pipeline)
+            if self.hub.settings.deadline_interval > 0:
+                scheduler = DeadlineScheduler(self.hub)
+                self._spawn("deadlines", lambda: scheduler.run(self.stop_event))
         if self.role in ("all", "delivery") and any(p.delivery == "file" for p in self.hub.partners.values()):
             from hub.endpoints.file_drop import FileDrop
 
@@ -112,12 +115,4 @@ class Workers:
 def handle_pipeline(hub: Hub, conn: Connection, item: Item) -> None:
     """The pipeline, then (same transaction) an outbox row per delivery for a partner that consumes
     its own AMQP queue: the relay publishes it there (hub.transport.relay)."""
-    written = pipeline.handle(hub, conn, item)
-    if not hub.transport.pushes_to_partners:
-        return
-    partners = hub.partners
-    for delivery_id, recipient in written:
-        partner = partners.get(recipient)
-        if partner is not None and partner.delivery == "amqp":
-            # a replayed message may queue a push twice: the relay publishes pending deliveries only
-            hub.transport.publish(conn, PARTNER, {"delivery_id": delivery_id, "message_id": item.payload["message_id"]})
+    pipeline.push_partner_deliveries(hub, conn, pipeline.handle(hub, conn, item), item.payload["message_id"])

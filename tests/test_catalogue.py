@@ -39,6 +39,7 @@ CATALOGUE = [
     "abrechnung.monat.4010",
     "administration.quittung.0020",
     "administration.rueckweisung.0010",
+    "steuerung.aufgabe.5010",  # the hub's own: tasks of the case chain to the owner's system
 ]
 #: person master data carries the agency identifiers: agency and municipal partners only
 FORMATS = [(t, f) for t in CATALOGUE for f in ("agency-xml", "provider-json") if not (t.startswith("person.") and f == "provider-json")]
@@ -46,7 +47,7 @@ AGENCY_IDS = ("customerNumber", "bgNumber", "customer_number", "bg_number", "123
 
 
 # -- the catalogue as data ------------------------------------------------------------------------
-def test_the_catalogue_has_all_13_types_of_the_domain() -> None:
+def test_the_catalogue_has_the_13_types_of_the_domain_and_the_hubs_task_message() -> None:
     assert sorted(BODY_TYPES) == sorted(CATALOGUE)
     assert sorted(REGISTRY.types) == sorted(CATALOGUE)
     codes = yaml.safe_load((CONTRACTS / "codelists" / "nachrichtentyp.yaml").read_text(encoding="utf-8"))["codes"]

@@ -18,10 +18,11 @@ from tests.conftest import JOBCENTER, OTHER_PROVIDER, PROVIDER, agency_sample, n
 AENDERUNG = {"measure_number": "962-AGH-2026-0042", "change_kind": "verlaengerung", "effective_date": "2027-06-01", "new_period_end": "2027-08-31"}
 
 
-def assign(hub: Hub, customer: str, provider: str = PROVIDER, given_name: str = "Jürgen") -> str:
+def assign(hub: Hub, customer: str, provider: str = PROVIDER, given_name: str = "Jürgen", test: bool = True) -> str:
     """Assign a participant to `provider`; its pseudonymous case id for that provider."""
     data = agency_sample("zuweisung.anmeldung.1020", customer_number=customer)
     data["header"]["reader"] = {"id": provider}
+    data["header"]["test"] = test
     data["body"]["participant"]["given_name"] = given_name
     message_id = send(hub, JOBCENTER, "agency-xml", data)
     with db.read(hub.engine) as conn:
@@ -69,7 +70,7 @@ def test_the_jobcenters_answer_with_the_same_content_as_the_providers_proposal_i
 
 
 def test_a_test_message_does_not_make_its_production_twin_a_duplicate(hub: Hub) -> None:
-    assign(hub, "123D456790")
+    assign(hub, "123D456790", test=False)  # a production decision needs a production assignment (test chains never mix)
     trial = agency_sample("teilnahme.aenderung.2020", customer_number="123D456790")
     trial["header"]["test"] = True
     real = resent_as_new(trial)

@@ -30,6 +30,7 @@ from hub.api import openapi
 from hub.api.auth import Caller, TokenCache, authenticate
 from hub.api.docs_site import mount_interface_docs
 from hub.api.openapi import problems
+from hub.api.chain import router as chain_router
 from hub.api.reviews import router as review_router
 from hub.endpoints import ingress
 from hub.store import db, message_store
@@ -108,6 +109,7 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
     app.state.tokens = TokenCache(hub.settings.token_cache_seconds)
     mount_interface_docs(app, hub.contracts_dir)  # /docs/interfaces, no token: contracts only, no personal data
     app.include_router(review_router)  # /v1/persons: operators only
+    app.include_router(chain_router)  # /v1/tasks, /v1/cases/{ref}/chain: the steering agency, operators
     openapi.install(app)  # /docs without internet, errors documented as problem+json
 
     # -- errors ------------------------------------------------------------------------------------

@@ -46,6 +46,16 @@ def _case(conn: Connection, case_id: str) -> Case:
     return Case(row.id, row.owner, row.customer_number, row.bg_number)
 
 
+def case_by_id(conn: Connection, case_id: str) -> Case:
+    return _case(conn, case_id)
+
+
+def find(conn: Connection, case_id: str) -> Case | None:
+    """The case with the hub's id `case_id`, or None."""
+    row = conn.execute(_CASE_BY_ID, {"case_id": case_id}).first()
+    return Case(row.id, row.owner, row.customer_number, row.bg_number) if row else None
+
+
 def open_case(conn: Connection, owner: str, customer_number: str, bg_number: str | None, person_id: str | None = None) -> Case:
     """The owner's case for a client, created on first use (idempotent)."""
     row = conn.execute(

@@ -60,6 +60,18 @@ def _hub(migrate: bool = True, log_to: Path | None = None):  # type: ignore[no-u
     return hub
 
 
+def _checked(hub):  # type: ignore[no-untyped-def]
+    """The hub, its case chain's contracts checked (lifecycle, rules, measures): a process that
+    would act on a broken rule file does not start; the error names file and line."""
+    from hub.yaml_lines import ContractError
+
+    try:
+        hub.chain
+    except ContractError as exc:
+        fail(f"{exc} (`hub contracts check` lists every problem)")
+    return hub
+
+
 def _print(data: Any, as_json: bool, text: str | None = None) -> None:
     if as_json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))

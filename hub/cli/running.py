@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from hub.config import get_settings, reset_settings
-from hub.cli.base import _hub, app, fail
+from hub.cli.base import _checked, _hub, app, fail
 
 
 # -- serve / worker / demo ------------------------------------------------------------------------------
@@ -38,7 +38,7 @@ def serve(
         shutdown.check_port(host, port)  # before anything starts: no banner, migrations or workers for nothing
     except shutdown.PortUnavailable as exc:
         fail(str(exc))
-    hub = _hub()
+    hub = _checked(_hub())
     bound = hub.settings.shutdown_timeout
     typer.echo(f"CaseChain Hub on http://{host}:{port}  (database {hub.engine.url.render_as_string(hide_password=True)}, broker {hub.transport.name}, role {role}, processes {workers})", err=True)
     options: dict[str, Any] = {"log_level": "warning", "access_log": False}
@@ -84,7 +84,7 @@ def worker(
 
     if role not in ("all", "pipeline", "delivery"):
         fail("--role must be pipeline, delivery or all", 2)
-    hub = _hub()
+    hub = _checked(_hub())
     workers = Workers(hub, role=role, threads=threads)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

@@ -8,6 +8,8 @@ from typing import Any
 
 from lxml import etree
 
+from hub.chain.steering import Steering, profile_problems
+from hub.yaml_lines import ContractError
 from hub.findings import Finding, Findings, Refusal
 from hub.schemas import characters, compat
 from hub.runtime import Hub
@@ -111,8 +113,17 @@ def _schema_for(contract: Contract, kind: str) -> Any:
     return contract.schema_path if kind == "xsd" else json.loads(contract.schema_path.read_text(encoding="utf-8"))
 
 
+def chain_problems(hub: Hub) -> list[str]:
+    """The case chain's contracts (lifecycle, rules, measures) and the profiles' deadlines."""
+    try:
+        steering = Steering.load(hub.contracts_dir)
+    except ContractError as exc:
+        return [str(exc)]
+    return profile_problems(steering, hub.partners, hub.contracts_dir)
+
+
 def check_contracts(hub: Hub) -> list[str]:
-    problems = check_compatibility(hub)
+    problems = check_compatibility(hub) + chain_problems(hub)
     for key, contract in sorted(hub.registry.contracts.items()):
         name = " ".join(key)
         if not contract.examples:

@@ -60,6 +60,7 @@ SENTENCES: dict[tuple[str, str], Sentence] = {
     ("pipeline", "decoded"): lambda d: "Read into the canonical model" + _also(d, "routes", "; routes: {}"),
     ("identity", "resolved"): lambda d: f"Person resolved: {d.get('decision', 'done')}" + _also(d, "person", " (person {})") + _also(d, "review", ", review {}"),
     ("chain", "case"): lambda d: "Belongs to a case chain" + _also(d, "case", " (case {})"),
+    ("chain", "link"): lambda d: "Recorded on its link of the case chain" + _also(d, "link", " (link {})") + _also(d, "tasks", "; tasks opened: {}"),
     ("routing", "withheld"): lambda d: f"Withheld from {_who(d.get('recipient'))}: " + (d.get("reason") or f"purpose {d.get('purpose')} not allowed"),
     ("routing", "routed"): lambda d: f"Routed to {_list(d.get('recipients'))}",
     ("translation", "translated"): lambda d: f"Translated for {_who(d.get('recipient'))}" + _also(d, "to_version", " to version {}")

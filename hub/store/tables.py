@@ -121,6 +121,9 @@ cases = sa.Table(
     sa.Column("bg_number", sa.String(16)),
     sa.Column("person_id", sa.String(26)),  # the master person index's person, where resolved
     sa.Column("created_at", Timestamp, nullable=False),
+    # the chain's status as steering rules set it (open | integrated | closed ...), hub/chain
+    sa.Column("status", sa.String(24), nullable=False, server_default="open"),
+    sa.Column("closed_at", Timestamp),
     sa.UniqueConstraint("owner", "customer_number"),
 )
 
@@ -238,4 +241,103 @@ report_fingerprints = sa.Table(
     sa.Column("fingerprint", sa.String(64), primary_key=True),
     sa.Column("message_id", sa.String(26), nullable=False),
     sa.Column("at", Timestamp, nullable=False),
+)
+
+
+# -- the case chain: links, their record, deadlines and tasks (hub/chain/) ----------------------------
+chain_links = sa.Table(
+    "chain_links",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("case_id", sa.String(26), nullable=False),
+    sa.Column("partner_id", sa.String(64), nullable=False),  # the provider (or service) of the link
+    sa.Column("measure_number", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),  # contracts/chain/lifecycle.yaml
+    sa.Column("branch", sa.String(2)),
+    sa.Column("period_start", sa.Date),
+    sa.Column("period_end", sa.Date),
+    sa.Column("weekly_hours", sa.Numeric(4, 1)),
+    sa.Column("start_date", sa.Date),
+    sa.Column("end_date", sa.Date),
+    sa.Column("outcome", sa.String(40)),
+    sa.Column("outcome_reason", sa.String(40)),
+    sa.Column("destination", sa.String(40)),  # Verbleib
+    sa.Column("test", sa.Boolean, nullable=False, server_default=sa.false()),  # opened by a test message
+    sa.Column("opened_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Index(None, "case_id", "partner_id", "measure_number"),
+)
+
+chain_events = sa.Table(
+    "chain_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(26), nullable=False),
+    sa.Column("link_id", sa.String(26)),  # NULL: an event of the case (its status, a notification)
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),  # the lifecycle's `record`, or breach | task | notice | case_status
+    sa.Column("message_id", sa.String(26)),
+    sa.Column("message_type", sa.String(64)),
+    sa.Column("status_from", sa.String(24)),
+    sa.Column("status_to", sa.String(24)),
+    sa.Column("detail", sa.JSON),  # only the fields the lifecycle `keep`s, never the message body
+    sa.Index(None, "link_id", "id"),
+    sa.Index(None, "case_id", "id"),
+    sa.Index(None, "message_id"),
+)
+
+chain_deadlines = sa.Table(
+    "chain_deadlines",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    #: what makes the deadline unique (link, kind, month): a rule firing twice expects once
+    sa.Column("key", sa.String(120), nullable=False, unique=True),
+    sa.Column("case_id", sa.String(26), nullable=False),
+    sa.Column("link_id", sa.String(26)),
+    sa.Column("partner_id", sa.String(64), nullable=False),  # who owes it: provider or case owner
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("message_type", sa.String(64)),  # the message that meets it (NULL: a task's completion)
+    sa.Column("month", sa.String(7)),
+    sa.Column("task_id", sa.String(26)),  # a decision deadline: met when this task is completed
+    sa.Column("due_on", sa.Date, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open | met | missed | cancelled
+    sa.Column("rule_id", sa.String(64), nullable=False),
+    sa.Column("rule_version", sa.String(40), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("resolved_at", Timestamp),
+    sa.Column("met_on", sa.Date),  # the day the message arrived (also after a miss: a late report)
+    sa.Column("met_by", sa.String(26)),
+    sa.Index(None, "status", "due_on"),
+    sa.Index(None, "link_id", "status"),
+    sa.Index(None, "case_id"),
+)
+
+chain_tasks = sa.Table(
+    "chain_tasks",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    #: what makes the task unique (rule, cause): a redelivered cause opens it once
+    sa.Column("key", sa.String(120), nullable=False, unique=True),
+    sa.Column("case_id", sa.String(26), nullable=False),
+    sa.Column("link_id", sa.String(26)),
+    sa.Column("owner", sa.String(64), nullable=False),  # the steering agency whose task it is
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("title", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open | done | cancelled
+    sa.Column("due_on", sa.Date, nullable=False),
+    sa.Column("rule_id", sa.String(64), nullable=False),
+    sa.Column("rule_version", sa.String(40), nullable=False),
+    sa.Column("proposed_measure", sa.String(64)),
+    sa.Column("cause_message_id", sa.String(26)),
+    sa.Column("cause_deadline_id", sa.String(26)),
+    sa.Column("spec", sa.JSON, nullable=False),  # decisions and closed_by, as the rule said when it opened the task
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("decision", sa.String(40)),
+    sa.Column("remark", sa.Text),
+    sa.Column("completed_at", Timestamp),
+    sa.Column("completed_by", sa.String(64)),
+    sa.Column("decision_message_id", sa.String(26)),
+    sa.Index(None, "owner", "status", "due_on"),
+    sa.Index(None, "case_id"),
+    sa.Index(None, "link_id", "status"),
 )

@@ -65,6 +65,12 @@ class UnitOfWork:
     def add(self, statement: Executable, params: dict[str, Any]) -> None:
         self._rows.setdefault(statement, []).append(params)
 
+    def collected(self, statement: Executable) -> list[dict[str, Any]]:
+        """The rows collected for `statement` so far (not yet in the database): for a reader that
+        must see this transaction's appends, e.g. the chain's record counting earlier entries, or
+        the deadlines a report meets that an earlier report of the batch expected."""
+        return list(self._rows.get(statement, ()))
+
     def extension(self, kind: type[E]) -> E:
         """The caller's state of type `kind` on this unit, made on first use."""
         found = self._extensions.get(kind)
@@ -86,10 +92,12 @@ class UnitOfWork:
                 del self._extensions[kind]
 
     def flush(self, conn: Connection) -> None:
-        """One executemany per statement (on PostgreSQL a COPY per table where it can), in the
-        order the statements were first used."""
+        """One executemany per statement (on PostgreSQL a COPY per table where it can): the inserts
+        first, then the updates, each in the order the statements were first used -- an update
+        collected for a row that an insert of the same unit adds must find the row."""
         copy = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
-        for statement, rows in self._rows.items():
+        ordered = sorted(self._rows.items(), key=lambda kv: not isinstance(kv[0], Insert))
+        for statement, rows in ordered:
             if rows and not (copy and len(rows) > 1 and _copy(conn, statement, rows)):
                 conn.execute(statement, rows)
         self._rows.clear()
@@ -136,6 +144,12 @@ def _copy(conn: Connection, statement: Executable, rows: list[dict[str, Any]]) -
 
 def current(conn: Connection) -> UnitOfWork | None:
     return _units.get(conn)
+
+
+def collected(conn: Connection, statement: Executable) -> list[dict[str, Any]]:
+    """The rows collected for `statement` in the connection's open unit of work (none without one)."""
+    unit = _units.get(conn)
+    return unit.collected(statement) if unit is not None else []
 
 
 def execute(conn: Connection, statement: Executable, params: dict[str, Any]) -> None:
