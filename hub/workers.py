@@ -28,9 +28,9 @@ from sqlalchemy.engine import Connection
 
 from hub import pipeline
 from hub.pipeline import faults
+from hub.pipeline.deliver import push_deliveries
 from hub.runtime import Hub
 from hub.transport import PIPELINE, Item
-from hub.transport.base import PARTNER
 
 log = structlog.get_logger("hub.workers")
 
@@ -112,12 +112,4 @@ class Workers:
 def handle_pipeline(hub: Hub, conn: Connection, item: Item) -> None:
     """The pipeline, then (same transaction) an outbox row per delivery for a partner that consumes
     its own AMQP queue: the relay publishes it there (hub.transport.relay)."""
-    written = pipeline.handle(hub, conn, item)
-    if not hub.transport.pushes_to_partners:
-        return
-    partners = hub.partners
-    for delivery_id, recipient in written:
-        partner = partners.get(recipient)
-        if partner is not None and partner.delivery == "amqp":
-            # a replayed message may queue a push twice: the relay publishes pending deliveries only
-            hub.transport.publish(conn, PARTNER, {"delivery_id": delivery_id, "message_id": item.payload["message_id"]})
+    push_deliveries(hub, conn, pipeline.handle(hub, conn, item), item.payload["message_id"])

@@ -1,4 +1,4 @@
-"""The pipeline: decode -> identities -> case chain -> duplicate reports -> route -> deliver.
+"""The pipeline: decode -> identities -> case chain -> duplicate reports -> route -> master data -> deliver.
 
 Each stage is a small function `stage(hub, conn, ctx)` in a module of its own, with one job and the
 typed `Context` (`context.py`), composed in `STAGES` in the manner of structlog's processors; a
@@ -34,6 +34,7 @@ from hub.pipeline.decode import decode
 from hub.pipeline.deliver import deliver
 from hub.pipeline.duplicates import detect_duplicate_report
 from hub.pipeline.identities import resolve_identities
+from hub.pipeline.master_data import merge_master_data
 from hub.pipeline.read_ahead import prefetch, still_current
 from hub.pipeline.route import route
 from hub.runtime import Hub
@@ -47,7 +48,7 @@ __all__ = ["STAGES", "Context", "Stage", "consumer", "dead", "handle", "prefetch
 
 log = structlog.get_logger("hub.pipeline")
 
-STAGES: list[Stage] = [decode, resolve_identities, case_chain, detect_duplicate_report, route, deliver]
+STAGES: list[Stage] = [decode, resolve_identities, case_chain, detect_duplicate_report, route, merge_master_data, deliver]
 
 _SELECT_MESSAGE = sa.select(messages).where(messages.c.id == sa.bindparam("id")).with_for_update()
 
