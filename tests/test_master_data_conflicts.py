@@ -170,6 +170,22 @@ def test_the_same_field_changed_concurrently_waits_for_an_operator_with_both_val
     (to_jobcenter,) = inbox(hub, api, tokens, JOBCENTER)
     assert person(to_jobcenter)["address"]["street"] == "Lindenallee", "the concurrent street is held back, not forwarded"
     assert api.get("/v1/persons/conflicts", headers={"Authorization": f"Bearer {tokens[JOBCENTER]}"}).status_code == 403, "operators only"
+    own_id = inbox(hub, api, tokens, MUNICIPAL)[0]["body"]["customer_number"]
+    send(hub, MUNICIPAL, "agency-xml", master_data(MUNICIPAL, JOBCENTER, own_id, street="Birkenweg 7", version="2.1", base=1))
+    (again,) = api.get("/v1/persons/conflicts", headers=operator(tokens)).json()["conflicts"]
+    assert again["id"] == conflict["id"] and again["b"]["value"] == "Birkenweg 7", "a side's new value replaces its side"
+    assert versions(hub, STREET)[-1][1] == "Lindenallee"
+
+
+def test_a_test_message_passes_as_sent_and_changes_no_version(hub: Hub, api: TestClient, tokens: dict[str, str]) -> None:
+    known_to_both(hub, api, tokens)
+    before = versions(hub, STREET)
+    data = master_data(JOBCENTER, MUNICIPAL, "123D456789", street="Teststraße")
+    data["header"]["test"] = True
+    send(hub, JOBCENTER, "agency-xml", data)
+    assert versions(hub, STREET) == before
+    (delivered,) = inbox(hub, api, tokens, MUNICIPAL)
+    assert person(delivered)["address"]["street"] == "Teststraße" and delivered["header"]["test"] is True
 
 
 @pytest.mark.parametrize("pick, loser, chosen", [("b", JOBCENTER, "Birkenweg"), ("a", MUNICIPAL, "Lindenallee")])
