@@ -61,7 +61,7 @@ def merge_master_data(hub: Hub, conn: Connection, ctx: Context) -> None:
             conn, ctx.row.id, "master-data", "merged", revision=book.revision, changed=judged.changed,
             **({"held": judged.held, "review": judged.conflicts} if judged.held else {}),
         )
-    merged = _record(hub, book, body, roots, base_field, [r.partner for r in ctx.recipients], ctx.row.message_type)
+    merged = _record(hub, book, body, base_field, [r.partner for r in ctx.recipients], ctx.row.message_type)
     ctx.message = Message.build(ctx.message.header, merged)
     subject = hub.person_index.subject(ctx.row.message_type, merged, ctx.sender.role) if hub.person_index else None
     if subject is not None:
@@ -72,11 +72,10 @@ def merge_master_data(hub: Hub, conn: Connection, ctx: Context) -> None:
             master_data.exchanged(conn, ctx.person_id, recipient.partner.id, ctx.row.id, "delivered", delivered)
 
 
-def _record(hub: Hub, book: master_data.Ledger, body: dict[str, Any], roots: list[str], base_field: str | None, recipients: list[Partner], message_type: str) -> dict[str, Any]:
-    """`body` with every versioned field at the hub's value, and the current revision where one of the
-    recipients' contract versions can carry it (else a 1.0 recipient's history would note its drop)."""
-    for root in roots:
-        body.pop(root, None)
+def _record(hub: Hub, book: master_data.Ledger, body: dict[str, Any], base_field: str | None, recipients: list[Partner], message_type: str) -> dict[str, Any]:
+    """`body` with every versioned field at the hub's value (every field a sender stated has one), and
+    the current revision where one of the recipients' contract versions can carry it (else a 1.0
+    recipient's history would note its drop)."""
     for name, value in book.values().items():
         put_path(body, name, value)
     if base_field:
@@ -104,51 +103,69 @@ def _carries(hub: Hub, partner: Partner, message_type: str, name: str) -> bool:
 # -- the operator's decision ------------------------------------------------------------------------------
 def resolve_conflict(hub: Hub, conn: Connection, conflict_id: str, pick: str, actor: str) -> dict[str, Any]:
     """Apply the operator's pick (a or b) of a data conflict and forward the merged record, as a message
-    of the hub, to every partner of the person that holds another value of the field. Refused (nothing
-    changed) for an unknown conflict, one resolved already, or a pick that is neither a nor b."""
+    of the hub, to every partner of the person that holds another value of the field (the side that
+    lost). Refused, with nothing changed, for an unknown conflict, one resolved already, or a pick
+    that is neither a nor b."""
     message_id = new_id()
     book, conflict, value = master_data.decide(conn, conflict_id, pick, actor, message_id)
     message_type = conflict.detail.get("message_type")
     spec = _spec(hub, message_type) if message_type else None
     if spec is None:
         raise RuntimeError(f"data conflict {conflict_id} names no master data message type ({message_type!r})")
-    targets = [
-        partner for partner_id in master_data.partners_of(conn, book.person_id)
-        if (partner := hub.partners.get(partner_id)) is not None
-        and master_data.holding(conn, book.person_id, partner_id, message_type).get(conflict.field, _NONE) != value
-    ]
-    routed = [(partner, rule) for partner in targets if (rule := _route_to(hub, message_type, partner)) is not None]
-    now = utcnow()
-    header = {
-        "message_uuid": str(uuid.uuid4()), "message_type": message_type, "created_at": now.isoformat(), "author": {"id": HUB.id, "name": HUB.name},
-        "purpose": routed[0][1].purpose if routed else "administration", "legal_basis": "-", "version": _current(hub, message_type),
-    }
-    body = _record(hub, book, {"customer_number": "HUB0000000"}, spec["fields"], spec.get("base"), [p for p, _ in routed], message_type)
-    row = {
-        "id": message_id, "sender": HUB.id, "message_uuid": header["message_uuid"], "message_type": message_type, "version": header["version"],
-        "format": "canonical", "status": "routed", "correlation_id": conflict_id, "reference_uuid": None, "test": False,
-        "content_hash": hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest(), "raw": None, "created_at": now, "updated_at": now,
-    }
-    writes.store_message(conn, row)
+    routed = [(partner, rule) for partner in _holding_another(hub, conn, book.person_id, message_type, conflict.field, value)
+              if (rule := _route_to(hub, message_type, partner)) is not None]
+    body = _record(hub, book, {}, spec.get("base"), [p for p, _ in routed], message_type)
+    row = _hub_message(conn, message_id, message_type, _current(hub, message_type), conflict_id, body)
     record(conn, message_id, "master-data", "resolved", review=conflict_id, field=conflict.field, chosen=pick, by=actor, recipients=[p.id for p, _ in routed])
+    header = {
+        "message_uuid": row["message_uuid"], "message_type": message_type, "created_at": row["created_at"].isoformat(),
+        "author": {"id": HUB.id, "name": HUB.name}, "version": row["version"],
+    }
     written: list[tuple[str, str]] = []
     for partner, rule in routed:
-        purpose = hub.purposes.purposes[rule.purpose]
-        outgoing = Message.build({**header, "purpose": rule.purpose, "legal_basis": purpose.legal_basis}, body)
+        # the person under the recipient's own id: it exchanged the person's master data, so it has one
+        own = {**body, _local_field(hub, message_type): hub.person_index.local_id_for(conn, book.person_id, partner.id, {})}
+        outgoing = Message.build({**header, "purpose": rule.purpose, "legal_basis": hub.purposes.purposes[rule.purpose].legal_basis}, own)
         ctx = Context(row=types.SimpleNamespace(**row), sender=HUB, message=outgoing, recipients=[Recipient(partner, rule)], person_id=book.person_id)
-        subject = hub.person_index.subject(message_type, outgoing.body_dict(), partner.role) if hub.person_index else None
+        subject = hub.person_index.subject(message_type, outgoing.body_dict(), partner.role)
         ctx.person_data = subject[1] if subject else None
         deliver(hub, conn, ctx)
         written += ctx.written
         master_data.exchanged(conn, book.person_id, partner.id, message_id, "delivered", master_data.leaves(body, spec["fields"]))
     push_deliveries(hub, conn, written, message_id)
-    audit(
-        conn, actor, "conflict-resolved", message_id=message_id, conflict=conflict_id, person=book.person_id, field=conflict.field,
-        chosen=pick, forwarded_to=[p.id for p, _ in routed],
-    )
-    view = master_data.conflict_view(conflict)
-    return {**view, "status": "resolved", "chosen": pick, "value": value, "decided_by": actor, "message_id": message_id,
-            "revision": book.revision, "forwarded_to": [p.id for p, _ in routed]}
+    forwarded = [p.id for p, _ in routed]
+    audit(conn, actor, "conflict-resolved", message_id=message_id, conflict=conflict_id, person=book.person_id, field=conflict.field, chosen=pick, forwarded_to=forwarded)
+    return {
+        **master_data.conflict_view(conflict), "status": "resolved", "chosen": pick, "value": value, "decided_by": actor,
+        "message_id": message_id, "revision": book.revision, "forwarded_to": forwarded,
+    }
+
+
+def _local_field(hub: Hub, message_type: str) -> str:
+    """The body field that names the person under the recipient's own id (the subject's local id)."""
+    return hub.person_index.subjects[message_type]["local_id"]
+
+
+def _holding_another(hub: Hub, conn: Connection, person_id: str, message_type: str, name: str, value: Any) -> list[Partner]:
+    """The partners that exchanged the person's master data and hold another value of the field."""
+    return [
+        partner for partner_id in master_data.partners_of(conn, person_id)
+        if (partner := hub.partners.get(partner_id)) is not None
+        and master_data.holding(conn, person_id, partner_id, message_type).get(name, _NONE) != value
+    ]
+
+
+def _hub_message(conn: Connection, message_id: str, message_type: str, version: str, conflict_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The message row of the hub's own message that forwards a decision: its history and deliveries
+    hang off it like any message's (`hub messages show ID`). No raw bytes: no partner sent it."""
+    now = utcnow()
+    row = {
+        "id": message_id, "sender": HUB.id, "message_uuid": str(uuid.uuid4()), "message_type": message_type, "version": version,
+        "format": "canonical", "status": "routed", "correlation_id": conflict_id, "reference_uuid": None, "test": False,
+        "content_hash": hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest(), "raw": None, "created_at": now, "updated_at": now,
+    }
+    writes.store_message(conn, row)
+    return row
 
 
 _NONE: Any = object()
