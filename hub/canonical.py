@@ -108,6 +108,11 @@ class PersonStammdaten(Body):
     customer_number: CustomerNumber
     bg_number: BgNumber | None = None
     person: Person
+    base_version: Annotated[int, Field(ge=0)] | None = Field(
+        default=None,
+        description="basisVersion: the revision of the person's master data the sender last saw (since 2.1); "
+        "in a delivery, the revision the recipient names with its next change",
+    )
 
 
 class ZuweisungAnmeldung(CaseBody):

@@ -18,7 +18,7 @@ import structlog
 
 from hub.chain import calendar, deadlines, membership
 from hub.metrics import SLA_BREACHES, TASKS_OPENED
-from hub.pipeline import push_partner_deliveries
+from hub.pipeline.deliver import push_deliveries
 from hub.pipeline.task_messages import deliver_tasks
 from hub.runtime import Hub
 from hub.store import db
@@ -52,7 +52,7 @@ class DeadlineScheduler:
             case = membership.case_by_id(conn, deadline.case_id)
             effects = hub.chain.on_deadline_missed(conn, case, deadline, day)
             written = deliver_tasks(hub, conn, effects.tasks, case, effects.link)
-            push_partner_deliveries(hub, conn, written, deadline.id)
+            push_deliveries(hub, conn, written, deadline.id)
             if hub.settings.fault_scheduler_delay > 0:
                 time.sleep(hub.settings.fault_scheduler_delay)  # crash tests: a kill -9 lands before the commit
         SLA_BREACHES.labels(deadline.partner_id, deadline.kind).inc()

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from hub import pipeline
 from hub.pipeline import faults
+from hub.pipeline.deliver import push_deliveries
 from hub.runtime import Hub
 from hub.scheduler import DeadlineScheduler
 from hub.transport import PIPELINE, Item
@@ -115,4 +116,4 @@ class Workers:
 def handle_pipeline(hub: Hub, conn: Connection, item: Item) -> None:
     """The pipeline, then (same transaction) an outbox row per delivery for a partner that consumes
     its own AMQP queue: the relay publishes it there (hub.transport.relay)."""
-    pipeline.push_partner_deliveries(hub, conn, pipeline.handle(hub, conn, item), item.payload["message_id"])
+    push_deliveries(hub, conn, pipeline.handle(hub, conn, item), item.payload["message_id"])

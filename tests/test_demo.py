@@ -16,7 +16,7 @@ def test_demo_runs_the_chain_on_a_fresh_database(tmp_path: Path, hub_env: dict[s
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
     for expected in (
-        "--(agency XML 2.0, restructured",
+        "--(agency XML 2.1, restructured",
         "ISO-8859-15 CSV batch file",
         "with 2 records (CSV)--> hub --(2 x agency XML)--> jobcenter-musterstadt",
         "pseudonymous case id F-",

@@ -1,7 +1,10 @@
-"""Operator endpoints of the master person index: the review queue, persons, merge and unmerge.
+"""Operator endpoints of the master person index: the review queue, persons, merge and unmerge, and
+the data conflicts of master data (docs/identity.md).
 
 Only operators reach them: providers may not query the person index at all (§ 79 SGB X), and every
-access is written to the audit log.
+access is written to the audit log. A data conflict is a review of its own kind: not "same person?"
+(confirm or reject) but "which value?" (pick a or b), so it has its own list and decision beside the
+match reviews, under the same prefix, roles and audit.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.auth import caller
 from hub.api.openapi import BEARER, problems
+from hub.dedup import master_data
+from hub.pipeline.master_data import resolve_conflict
 from hub.store import db
 from hub.findings import Refusal
 from hub.store.history import audit
@@ -64,6 +70,32 @@ def confirm(review_id: str, request: Request, who: Operator) -> dict[str, Any]:
 @router.post("/reviews/{review_id}/reject", summary="Different persons: keep them apart", responses=problems(401, 403, 404, 409, 503))
 def reject(review_id: str, request: Request, who: Operator) -> dict[str, Any]:
     return _decide(request, review_id, who, False)
+
+
+@router.get("/conflicts", summary="Master data two partners changed concurrently, waiting for an operator", responses=problems(400, 401, 403, 503))
+def conflicts(request: Request, who: Operator, status: Annotated[str, Query(pattern="^(open|resolved)$")] = "open") -> dict[str, Any]:
+    hub = request.app.state.hub
+    with db.write(hub.engine) as conn:
+        items = master_data.conflicts(conn, status)
+        audit(conn, who.id, "conflicts-read", count=len(items))
+    return {"conflicts": items, "count": len(items)}
+
+
+class Pick(BaseModel):
+    """The operator's decision of a data conflict."""
+
+    model_config = ConfigDict(extra="forbid")
+    pick: str = Field(pattern="^[ab]$", description="a: the hub's value (the earlier change); b: the concurrent change", examples=["b"])
+
+
+@router.post(
+    "/conflicts/{conflict_id}/resolve", summary="Decide a data conflict: the picked value is applied and forwarded to the partners that hold another",
+    responses=problems(400, 401, 403, 404, 409, 503),
+)
+def resolve(conflict_id: str, decision: Pick, request: Request, who: Operator) -> dict[str, Any]:
+    hub = request.app.state.hub
+    with db.write(hub.engine) as conn:
+        return resolve_conflict(hub, conn, conflict_id, decision.pick, who.id)
 
 
 @router.get("/{person_id}", summary="A person: records, id cross-reference and history", responses=problems(401, 403, 404, 503))

@@ -102,6 +102,66 @@ def dedup_unmerge(person_id: Annotated[str, typer.Argument(help="The id of the p
     typer.echo(f"person {person_id} unmerged")
 
 
+# -- data conflicts of master data (operators) ---------------------------------------------------------
+def _conflict_call(action):  # type: ignore[no-untyped-def]
+    """`action(hub, conn)` in one transaction; a refusal is one line on stderr, exit 1, nothing changed."""
+    from hub.findings import Refusal
+    from hub.store import db
+
+    hub = _hub()
+    try:
+        with db.write(hub.engine) as conn:
+            return action(hub, conn)
+    except Refusal as refusal:
+        fail(refusal.detail)
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+@dedup_app.command("conflicts")
+def dedup_conflicts(
+    status: Annotated[str, typer.Option(help="open or resolved.")] = "open",
+    as_json: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
+) -> None:
+    """Master data two partners changed concurrently: both values, waiting for an operator."""
+    from hub.dedup import master_data
+    from hub.store.history import audit
+
+    if status not in ("open", "resolved"):
+        fail(f"--status must be open or resolved, not {status!r}", 2)
+
+    def listed(hub, conn):  # type: ignore[no-untyped-def]
+        rows = master_data.conflicts(conn, status)
+        audit(conn, "cli", "conflicts-read", count=len(rows))
+        return rows
+
+    rows = _conflict_call(listed)
+    lines = [
+        f"{r['id']}  person {r['person_id']}  {r['field']}: a {_shown(r['a']['value'])} ({r['a']['partner']})  "
+        f"b {_shown(r['b']['value'])} ({r['b']['partner']})" + (f"  -> {r['chosen']}" if r.get("chosen") else "")
+        for r in rows
+    ]
+    _print(rows, as_json, "\n".join(lines) or f"no {status} data conflicts")
+
+
+@dedup_app.command("resolve")
+def dedup_resolve(
+    conflict_id: Annotated[str, typer.Argument(help="The data conflict's id (see `hub dedup conflicts`).")],
+    pick: Annotated[str, typer.Option("--pick", help="a: the hub's value (the earlier change); b: the concurrent change.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
+) -> None:
+    """Decide a data conflict: the picked value is applied and forwarded to the partners that hold another."""
+    from hub.pipeline.master_data import resolve_conflict
+
+    if pick not in ("a", "b"):
+        fail(f"--pick must be a or b, not {pick!r}", 2)
+    result = _conflict_call(lambda hub, conn: resolve_conflict(hub, conn, conflict_id, pick, "cli"))
+    forwarded = ", ".join(result["forwarded_to"]) or "no one (every partner holds it already)"
+    _print(result, as_json, f"conflict {conflict_id} resolved: {result['field']} = {_shown(result['value'])}, forwarded to {forwarded}")
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the database schema to the newest version (Alembic)."""

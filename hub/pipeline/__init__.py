@@ -1,4 +1,4 @@
-"""The pipeline: decode -> identities -> case -> duplicate reports -> chain links -> route -> deliver.
+"""The pipeline: decode -> identities -> case -> duplicate reports -> chain links -> route -> master data -> deliver.
 
 Each stage is a small function `stage(hub, conn, ctx)` in a module of its own, with one job and the
 typed `Context` (`context.py`), composed in `STAGES` in the manner of structlog's processors; a
@@ -35,6 +35,7 @@ from hub.pipeline.decode import decode
 from hub.pipeline.deliver import deliver
 from hub.pipeline.duplicates import detect_duplicate_report
 from hub.pipeline.identities import resolve_identities
+from hub.pipeline.master_data import merge_master_data
 from hub.pipeline.read_ahead import prefetch, still_current
 from hub.pipeline.route import route
 from hub.runtime import Hub
@@ -42,13 +43,13 @@ from hub.store import unit_of_work, writes
 from hub.store.history import record
 from hub.store.tables import messages
 from hub.transport import Item
-from hub.transport.base import PARTNER, Handler
+from hub.transport.base import Handler
 
-__all__ = ["STAGES", "Context", "Stage", "consumer", "dead", "handle", "prefetch", "push_partner_deliveries", "still_current"]
+__all__ = ["STAGES", "Context", "Stage", "consumer", "dead", "handle", "prefetch", "still_current"]
 
 log = structlog.get_logger("hub.pipeline")
 
-STAGES: list[Stage] = [decode, resolve_identities, case_chain, detect_duplicate_report, chain_links, route, deliver]
+STAGES: list[Stage] = [decode, resolve_identities, case_chain, detect_duplicate_report, chain_links, route, merge_master_data, deliver]
 
 _SELECT_MESSAGE = sa.select(messages).where(messages.c.id == sa.bindparam("id")).with_for_update()
 
@@ -126,19 +127,6 @@ def consumer(hub: Hub, handle_item: Callable[[Connection, Item], object] | None 
     handler.prefetch = lambda conn, items: prefetch(hub, conn, items)  # type: ignore[attr-defined]
     handler.still_current = still_current  # type: ignore[attr-defined]
     return handler
-
-
-def push_partner_deliveries(hub: Hub, conn: Connection, written: list[tuple[str, str]], message_id: str) -> None:
-    """An outbox row per delivery for a partner that consumes its own AMQP queue (same transaction):
-    the relay publishes it there (hub.transport.relay). Nothing on transports that do not push."""
-    if not hub.transport.pushes_to_partners:
-        return
-    partners = hub.partners
-    for delivery_id, recipient in written:
-        partner = partners.get(recipient)
-        if partner is not None and partner.delivery == "amqp":
-            # a replayed message may queue a push twice: the relay publishes pending deliveries only
-            hub.transport.publish(conn, PARTNER, {"delivery_id": delivery_id, "message_id": message_id})
 
 
 def dead(hub: Hub, conn: Connection, item: Item, reason: str) -> None:

@@ -22,6 +22,7 @@ from hub.pipeline.context import Context
 from hub.runtime import Hub
 from hub.store import writes
 from hub.store.history import audit, record
+from hub.transport.base import PARTNER
 
 
 def deliver(hub: Hub, conn: Connection, ctx: Context) -> None:
@@ -48,6 +49,19 @@ def deliver(hub: Hub, conn: Connection, ctx: Context) -> None:
             legal_basis=purpose.legal_basis,
             fields=sorted(body),
         )
+
+
+def push_deliveries(hub: Hub, conn: Connection, written: list[tuple[str, str]], message_id: str) -> None:
+    """An outbox row per delivery for a partner that consumes its own AMQP queue, in the transaction
+    that wrote the deliveries: the relay publishes it there (hub.transport.relay)."""
+    if not hub.transport.pushes_to_partners:
+        return
+    partners = hub.partners
+    for delivery_id, recipient in written:
+        partner = partners.get(recipient)
+        if partner is not None and partner.delivery == "amqp":
+            # a replayed message may queue a push twice: the relay publishes pending deliveries only
+            hub.transport.publish(conn, PARTNER, {"delivery_id": delivery_id, "message_id": message_id})
 
 
 def write_delivery(hub: Hub, conn: Connection, ctx: Context, partner: Partner, outgoing: Message, purpose: str) -> str:

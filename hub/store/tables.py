@@ -341,3 +341,54 @@ chain_tasks = sa.Table(
     sa.Index(None, "case_id"),
     sa.Index(None, "link_id", "status"),
 )
+
+# -- master data versions and conflicts (hub/dedup/master_data.py) ------------------------------------
+#: every value of a field of a person's master data the hub accepted: the field's head is its highest
+#: version; a version is the person's master-data revision that set it (one per accepted message)
+master_data_fields = sa.Table(
+    "master_data_fields",
+    metadata,
+    sa.Column("person_id", sa.String(26), nullable=False),
+    sa.Column("field", sa.String(96), nullable=False),  # dotted canonical path, e.g. person.address.street
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("value", sa.JSON, nullable=False),
+    sa.Column("set_by", sa.String(64), nullable=False),  # the partner, or the operator who decided a conflict
+    sa.Column("message_id", sa.String(26)),  # the message that carried it (the hub's own for a decision)
+    sa.Column("set_at", Timestamp, nullable=False),
+    sa.PrimaryKeyConstraint("person_id", "field", "version"),
+)
+
+#: what a partner holds of a person's master data: the values it sent (received) and the values
+#: delivered to it (delivered: they count once the delivery is acknowledged or published)
+master_data_exchanges = sa.Table(
+    "master_data_exchanges",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("person_id", sa.String(26), nullable=False),
+    sa.Column("partner_id", sa.String(64), nullable=False),
+    sa.Column("message_id", sa.String(26), nullable=False),
+    sa.Column("direction", sa.String(9), nullable=False),  # received | delivered
+    sa.Column("held", sa.JSON, nullable=False),  # field -> value
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Index(None, "person_id", "partner_id"),
+    sa.Index(None, "message_id"),
+)
+
+#: two partners changed the same field from the same base to different values: the field keeps its
+#: value until an operator picks side a (the hub's value) or b (the concurrent change)
+data_conflicts = sa.Table(
+    "data_conflicts",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("person_id", sa.String(26), nullable=False),
+    sa.Column("field", sa.String(96), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open | resolved
+    sa.Column("detail", sa.JSON, nullable=False),  # base, a and b: partner, value, message (and version)
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("decided_at", Timestamp),
+    sa.Column("decided_by", sa.String(64)),
+    sa.Column("chosen", sa.String(1)),  # a | b
+    sa.Column("resolution_message_id", sa.String(26)),  # the hub's message that forwarded the decision
+    sa.Index(None, "status", "created_at"),
+    sa.Index(None, "person_id", "status"),
+)
