@@ -7,7 +7,9 @@ to a few hundred accepts a second however fast each one is. Here the callers han
 writer thread per database, which commits whatever has queued up meanwhile in ONE transaction and
 then answers each caller. Alone, a write is committed at once; under load the batches grow by
 themselves. Each write runs in a savepoint, so one that fails (a resend meeting the unique key)
-fails alone; if the batch cannot commit, every write is tried again on its own.
+fails alone; if the batch cannot commit, every write is tried again on its own. That algorithm is
+the batch template's (`hub.store.batch`), shared with the queue consumers; here it runs callers'
+writes and answers their futures.
 
 A caller that already holds the write lock (nested use) runs its write directly: waiting for the
 writer thread would wait for itself.
@@ -23,8 +25,10 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -33,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hub.store import db
 from hub.store import unit_of_work
+from hub.store.batch import DONE, Batch, Job
 
 log = structlog.get_logger("hub.group_commit")
 
@@ -40,7 +45,14 @@ T = TypeVar("T")
 Work = Callable[[Connection], Any]
 
 
-class GroupCommit:
+@dataclass(eq=False)
+class _Write(Job[Work]):
+    """A caller's write and the future its caller waits on."""
+
+    future: Future
+
+
+class GroupCommit(Batch[_Write]):
     def __init__(self, engine: Engine, max_batch: int = 128) -> None:
         self.engine = engine
         self.max_batch = max_batch
@@ -80,7 +92,7 @@ class GroupCommit:
             job = self._queue.get()
             if job is None:
                 return
-            batch = [job] if _claim(job) else []
+            batch = [_Write(*job)] if _claim(job) else []
             while len(batch) < self.max_batch:
                 try:
                     job = self._queue.get_nowait()
@@ -91,38 +103,31 @@ class GroupCommit:
                         self._commit(batch)
                     return
                 if _claim(job):
-                    batch.append(job)
+                    batch.append(_Write(*job))
             if batch:
                 self._commit(batch)
 
-    def _commit(self, batch: list[tuple[Work, Future]]) -> None:
-        outcomes: list[tuple[Future, bool, Any]] = []
-        try:
-            with db.request_deadline(), db.write(self.engine) as conn, unit_of_work.collecting(conn):
-                for work, future in batch:
-                    try:
-                        with unit_of_work.savepoint(conn):
-                            outcomes.append((future, True, work(conn)))
-                    except Exception as exc:  # noqa: BLE001 - this caller's failure, not the batch's
-                        if db.is_outage(self.engine, exc):
-                            raise
-                        outcomes.append((future, False, exc))
-        except Exception as exc:  # noqa: BLE001 - the transaction as a whole failed
-            if len(batch) > 1 and not db.is_outage(self.engine, exc):
-                # typically a resend meeting the unique key: normal, so not a warning
-                level = log.info if isinstance(exc, IntegrityError) else log.warning
-                level("group commit failed as a whole; committing its writes one by one", size=len(batch), error=repr(exc).splitlines()[0])
-                for one in batch:
-                    self._commit([one])
-                return
-            for _, future in batch:
-                future.set_exception(exc)
-            return
-        for future, ok, value in outcomes:
-            if ok:
-                future.set_result(value)
+    def _commit(self, batch: list[_Write]) -> None:
+        """Commit the group (`Batch.decide`), then answer each caller: its result or its exception."""
+        for write in self.decide(batch):
+            if write.outcome == DONE:
+                write.future.set_result(write.value)
             else:
-                future.set_exception(value)
+                write.future.set_exception(write.exception)  # type: ignore[arg-type]
+
+    # -- the batch template's methods ------------------------------------------------------------------
+    def handle(self, conn: Connection, job: _Write) -> Any:
+        return job.item(conn)
+
+    @contextmanager
+    def transaction(self, jobs: list[_Write], prepared: Any) -> Iterator[Connection]:
+        with db.request_deadline(), db.write(self.engine) as conn, unit_of_work.collecting(conn):
+            yield conn
+
+    def fell_back(self, jobs: list[_Write], exc: BaseException, error: str) -> None:
+        # typically a resend meeting the unique key: normal, so not a warning
+        level = log.info if isinstance(exc, IntegrityError) else log.warning
+        level("group commit failed as a whole; committing its writes one by one", size=len(jobs), error=repr(exc).splitlines()[0])
 
 
 def _claim(job: tuple[Work, Future]) -> bool:

@@ -44,6 +44,11 @@ quorum queue's message itself after 20 deliveries by default; the hub's limit is
 hub buries it, with its record.) When the database itself is away, nothing counts as an attempt: the
 batch stays unacked and is retried when the database answers.
 
+How a batch is decided in the database (one transaction, a savepoint each, one by one if it fails as
+a whole, burial, the outage told apart) is the batch template's (`hub.transport.base.Consumer`);
+`AmqpConsumer` supplies what is the broker's: when a message is to be buried, the PostgreSQL check
+after each item, waiting out an outage, and settling each message with the broker after the commit.
+
 pika's BlockingConnection is not thread-safe: every thread opens its own connection. Connections are
 re-established with exponential backoff and jitter (tenacity) whenever the broker goes away.
 """
@@ -56,7 +61,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -69,11 +74,9 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from sqlalchemy.engine import Engine
 from tenacity import Retrying, retry_if_exception_type, wait_exponential, wait_random
 
-from hub import errors
-from hub.store import db
-from hub.store import unit_of_work
-from hub.store.tables import dead_letters
-from hub.transport.base import PIPELINE, DeadHandler, Handler, Item, Transport, dead_reason, prefetch
+from hub.transport.base import (
+    BURIED, FAILED, OUTAGE, PIPELINE, UNBURIED, Consumer, DeadHandler, Handler, Item, Job, Transport, log_failure,
+)
 
 log = structlog.get_logger("hub.transport.amqp")
 # pika logs every failed connection attempt as an ERROR with a traceback; the transport reports
@@ -104,27 +107,16 @@ class NotAHubMessage(ValueError):
     """A body the hub cannot have published (not JSON, not a JSON object, unreadable headers)."""
 
 
-@dataclass
-class _Delivery:
-    """One message the broker handed a consumer, and what processing it came to."""
+@dataclass(eq=False)
+class _Delivery(Job[Item]):
+    """One message the broker handed a consumer; its `outcome` is what processing it came to: DONE
+    (ack), FAILED (retry), BURIED (reject into the DLQ), UNBURIED (retry the burial)."""
 
     method: Any
     props: Any
     body: bytes
-    item: Item
     #: times it came back unsettled before (see MAX_REDELIVERIES)
     redeliveries: int
-    #: None until decided: "done", "failed" (retry), "buried" (reject into the DLQ), "unburied" (retry the burial)
-    outcome: str | None = None
-    error: str | None = None
-
-
-class _TransactionAborted(Exception):
-    """An item left the batch's transaction aborted (PostgreSQL): nothing after it can run in it."""
-
-    def __init__(self, delivery: _Delivery, outcome: str, error: str) -> None:
-        super().__init__(error)
-        self.delivery, self.outcome, self.error = delivery, outcome, error
 
 
 @dataclass(frozen=True)
@@ -194,11 +186,6 @@ def retry_delay_ms(attempts: int) -> int:
     return RETRY_DELAYS_MS[min(max(attempts, 1), len(RETRY_DELAYS_MS)) - 1]
 
 
-def _db_error_is_outage(engine: Engine, exc: BaseException) -> bool:
-    """A database error means "database away" only if the database does not answer a trivial query now."""
-    return isinstance(exc, DatabaseUnavailable) or db.is_outage(engine, exc)
-
-
 def _transaction_aborted(conn: sa.Connection) -> bool:
     """True when PostgreSQL refuses every further statement of this transaction (a statement failed
     outside a savepoint). Such a transaction's COMMIT is silently a ROLLBACK, so a batch must notice
@@ -232,11 +219,116 @@ def _read_delivery(queue: str, method: Any, props: Any, body: bytes) -> _Deliver
     except (TypeError, ValueError) as exc:
         raise NotAHubMessage(f"unreadable attempt headers ({exc})") from exc
     item = Item(headers.get("x-hub-outbox-id", props.message_id), queue, payload, failures + 1)
-    return _Delivery(method, props, body, item, redeliveries)
+    return _Delivery(item, method, props, body, redeliveries)
+
+
+class AmqpConsumer(Consumer):
+    """The template methods of a RabbitMQ queue, on the channel of one connection.
+
+    The batch is decided in the database first (`Batch.decide`); only after its commit is the broker
+    told (`settle`). An item is buried when its attempts (``x-hub-attempts``) are used up or when it
+    came back unsettled too often; a PostgreSQL transaction aborted by an item ends the batch for the
+    others (`usable`); and while the database is away nothing is decided (`outage`)."""
+
+    transport: AmqpTransport
+    connection: BlockingConnection
+    channel: BlockingChannel
+
+    def on(self, connection: BlockingConnection, channel: BlockingChannel) -> AmqpConsumer:
+        self.connection, self.channel = connection, channel
+        return self
+
+    def process_deliveries(self, batch: list[tuple[Any, Any, bytes]], stop: threading.Event) -> None:
+        """Process what the broker handed over: park what is no hub message, decide every other
+        message in the database, then settle each with the broker according to its outcome."""
+        found: list[_Delivery] = []
+        for method, props, body in batch:
+            try:
+                found.append(_read_delivery(self.queue, method, props, body))
+            except NotAHubMessage as exc:  # never loop on it, never let it fail the batch
+                self._park(method, props, body, str(exc))
+        if found and self._decide_all(found, stop):
+            self.settle(found)
+
+    def _park(self, method: Any, props: Any, body: bytes, reason: str) -> None:
+        """Move a message that is no hub message to {p}dead.<queue>, saying why in x-hub-dead-reason."""
+        log.error("unreadable message parked in the dead-letter queue", queue=self.queue, reason=reason, body=body[:200])
+        headers = {**_own_headers(props), "x-hub-dead-reason": reason[:500]}
+        properties = pika.BasicProperties(
+            delivery_mode=pika.DeliveryMode.Persistent, content_type=props.content_type, message_id=props.message_id, headers=headers
+        )
+        self.channel.basic_publish(self.transport.topology.dead, self.queue, body, properties, mandatory=True)  # waits for its confirm
+        self.channel.basic_ack(method.delivery_tag)
+
+    def _decide_all(self, found: list[_Delivery], stop: threading.Event) -> bool:
+        """Give every delivery its outcome in the database. While the database is away nothing is
+        decided and nothing counts: wait (heartbeats keep flowing) and try again; False if stopped
+        meanwhile (the broker delivers the unacked messages again)."""
+        pause = 0.2
+        while True:
+            try:
+                self.decide([d for d in found if d.outcome in (None, OUTAGE)])
+                return True
+            except DatabaseUnavailable as exc:
+                log.warning("database unavailable; batch kept unacked, retrying", queue=self.queue, size=len(found), error=str(exc))
+                if stop.is_set():
+                    return False
+                self.connection.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+    # -- template methods ----------------------------------------------------------------------------
+    def last_error(self, job: _Delivery) -> str | None:  # type: ignore[override]
+        return (job.props.headers or {}).get("x-hub-last-error")
+
+    def burial(self, job: _Delivery) -> str | None:  # type: ignore[override]
+        reason = super().burial(job)
+        if reason is None and job.redeliveries > self.transport.max_redeliveries:
+            reason = f"delivered {job.redeliveries + 1} times without being settled (it seems to stop or crash its consumer)"
+        return reason
+
+    def usable(self, conn: sa.Connection) -> bool:
+        return not _transaction_aborted(conn)
+
+    def outage(self, jobs: list[_Delivery], exc: BaseException) -> None:  # type: ignore[override]
+        """Stop: the batch stays unacked; the items decided alone before keep their outcome."""
+        raise DatabaseUnavailable(repr(exc)) from exc
+
+    def settle(self, jobs: list[_Delivery]) -> None:  # type: ignore[override]
+        """Tell the broker, after the commit: reject the buried (into {p}dead.<queue>), re-publish the
+        failed to a retry queue, then ack everything else in one basic.ack multiple."""
+        acked = []
+        for delivery in jobs:
+            item = delivery.item
+            if delivery.outcome == BURIED:
+                self.channel.basic_reject(delivery.method.delivery_tag, requeue=False)  # -> {p}dead.<queue> for the record
+                continue
+            if delivery.outcome == FAILED:
+                delay = retry_delay_ms(item.attempts)
+                log_failure(log, item, delivery.error, self.transport.max_attempts, delay_ms=delay)
+                self._retry(delivery, item.attempts, delay, delivery.error or "")
+            elif delivery.outcome == UNBURIED:  # no record of its death: it must come back, not go to the DLQ
+                delay = retry_delay_ms(item.attempts)
+                log.error("burying a message failed; it comes back to be buried", queue=self.queue, delay_ms=delay, error=delivery.error)
+                self._retry(delivery, item.attempts - 1, delay, f"burial failed: {delivery.error}")
+            acked.append(delivery.method.delivery_tag)
+        if acked:
+            self.channel.basic_ack(max(acked), multiple=True)
+
+    def _retry(self, delivery: _Delivery, failures: int, delay: int, error: str) -> None:
+        """Re-publish a message to the retry queue of `delay` ms (with its confirm), carrying its counts."""
+        headers = _own_headers(delivery.props)
+        headers["x-hub-attempts"] = failures
+        headers["x-hub-redeliveries"] = delivery.redeliveries
+        headers["x-hub-last-error"] = error[:500]
+        properties = pika.BasicProperties(
+            delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json", message_id=delivery.props.message_id, headers=headers
+        )
+        self.channel.basic_publish(self.transport.topology.retry, f"{self.queue}.{delay}", delivery.body, properties, mandatory=True)
 
 
 class AmqpTransport(Transport):
     name = "amqp"
+    Consumer: type[AmqpConsumer] = AmqpConsumer
     #: the outbox is not the queue here: a relay moves it to the broker
     needs_relay = True
     pushes_to_partners = True
@@ -374,6 +466,7 @@ class AmqpTransport(Transport):
             self.try_declare_partner(connection, partner_id)
         ch.confirm_delivery()  # retries published from this channel wait for their confirm
         ch.basic_qos(prefetch_count=self.prefetch)
+        consumer = self.Consumer(self, queue, handler, dead_handler).on(connection, ch)
         buffer: list[tuple[Any, Any, bytes]] = []
         ch.basic_consume(self.topology.queue(queue), lambda _ch, method, props, body: buffer.append((method, props, body)))
         log.info("amqp.consuming", queue=self.topology.queue(queue), prefetch=self.prefetch)
@@ -382,191 +475,7 @@ class AmqpTransport(Transport):
             while buffer and not stop.is_set():
                 batch = buffer[:]
                 buffer.clear()
-                self._process_batch(connection, ch, queue, batch, handler, dead_handler, stop)
-
-    def _process_batch(self, connection: BlockingConnection, ch: BlockingChannel, queue: str, batch: list, handler: Handler, dead_handler: DeadHandler, stop: threading.Event) -> None:
-        """Process what the broker handed over: park what is no hub message, decide every other
-        message in the database, then settle each with the broker according to its outcome."""
-        found: list[_Delivery] = []
-        for method, props, body in batch:
-            try:
-                found.append(_read_delivery(queue, method, props, body))
-            except NotAHubMessage as exc:  # never loop on it, never let it fail the batch
-                self._park(ch, queue, method, props, body, str(exc))
-        if found and self._decide_all(connection, queue, found, handler, dead_handler, stop):
-            self._settle(ch, queue, found)
-
-    def _park(self, ch: BlockingChannel, queue: str, method: Any, props: Any, body: bytes, reason: str) -> None:
-        """Move a message that is no hub message to {p}dead.<queue>, saying why in x-hub-dead-reason."""
-        log.error("unreadable message parked in the dead-letter queue", queue=queue, reason=reason, body=body[:200])
-        headers = {**_own_headers(props), "x-hub-dead-reason": reason[:500]}
-        properties = pika.BasicProperties(
-            delivery_mode=pika.DeliveryMode.Persistent, content_type=props.content_type, message_id=props.message_id, headers=headers
-        )
-        ch.basic_publish(self.topology.dead, queue, body, properties, mandatory=True)  # waits for its confirm
-        ch.basic_ack(method.delivery_tag)
-
-    def _decide_all(self, connection: BlockingConnection, queue: str, found: list[_Delivery], handler: Handler, dead_handler: DeadHandler, stop: threading.Event) -> bool:
-        """Give every delivery its outcome in the database. While the database is away nothing is
-        decided and nothing counts: wait (heartbeats keep flowing) and try again; False if stopped
-        meanwhile (the broker delivers the unacked messages again)."""
-        pause = 0.2
-        while True:
-            try:
-                self._decide([d for d in found if d.outcome is None], queue, handler, dead_handler)
-                return True
-            except DatabaseUnavailable as exc:
-                log.warning("database unavailable; batch kept unacked, retrying", queue=queue, size=len(found), error=str(exc))
-                if stop.is_set():
-                    return False
-                connection.sleep(pause)
-                pause = min(pause * 2, 5.0)
-
-    def _decide(self, pending: list[_Delivery], queue: str, handler: Handler, dead_handler: DeadHandler) -> None:
-        """The batch in one transaction; if it fails as a whole, its items one per transaction.
-
-        Raises DatabaseUnavailable when the database is away (then nothing is lost: items decided
-        alone keep their outcome, the others are tried again)."""
-        if not pending:
-            return
-        culprit: _Delivery | None = None
-        try:
-            self._in_one_transaction(pending, handler, dead_handler)
-            return
-        except DatabaseUnavailable:
-            raise
-        except _TransactionAborted as aborted:  # its item is decided; the batch is redone without it
-            culprit, error = aborted.delivery, aborted.error
-            culprit.outcome, culprit.error = aborted.outcome, aborted.error
-        except Exception as exc:  # noqa: BLE001 - read-ahead, collected rows or commit failed
-            if _db_error_is_outage(self.engine, exc):
-                raise DatabaseUnavailable(repr(exc)) from exc
-            error = errors.describe(exc)
-            if len(pending) == 1:  # nothing to tell apart: the failure is the item's
-                self._failed(pending[0], error)
-                return
-        others = [d for d in pending if d is not culprit]
-        if not others:
-            return
-        log.warning("batch failed as a whole; processing its items one per transaction", queue=queue, size=len(pending), error=error)
-        for delivery in others:
-            self._alone(delivery, handler, dead_handler)
-
-    def _in_one_transaction(self, pending: list[_Delivery], handler: Handler, dead_handler: DeadHandler) -> None:
-        """All items in one transaction, a (lazy) savepoint each; outcomes hold only once it committed."""
-        outcomes: dict[int, tuple[str, str | None]] = {}
-        with db.write(self.engine) as conn, unit_of_work.collecting(conn):
-            prefetch(handler, conn, [d.item for d in pending if self._burial_reason(d) is None])
-            if _transaction_aborted(conn):
-                raise RuntimeError("the batch's read-ahead left the transaction aborted")
-            for delivery in pending:
-                outcomes[id(delivery)] = self._attempt(conn, delivery, handler, dead_handler)
-                self._check_not_aborted(conn, delivery, *outcomes[id(delivery)])
-        for delivery in pending:
-            delivery.outcome, delivery.error = outcomes[id(delivery)]
-
-    def _alone(self, delivery: _Delivery, handler: Handler, dead_handler: DeadHandler) -> None:
-        """One item in a transaction of its own: whatever fails in it is this item's failure."""
-        try:
-            with db.write(self.engine) as conn, unit_of_work.collecting(conn):
-                if self._burial_reason(delivery) is None:
-                    prefetch(handler, conn, [delivery.item])
-                outcome, error = self._attempt(conn, delivery, handler, dead_handler)
-                self._check_not_aborted(conn, delivery, outcome, error)
-            delivery.outcome, delivery.error = outcome, error
-        except _TransactionAborted as aborted:
-            delivery.outcome, delivery.error = aborted.outcome, aborted.error
-        except DatabaseUnavailable:
-            raise
-        except Exception as exc:  # noqa: BLE001 - its read-ahead, its rows or its commit failed
-            if _db_error_is_outage(self.engine, exc):
-                raise DatabaseUnavailable(repr(exc)) from exc
-            self._failed(delivery, errors.describe(exc))
-
-    def _check_not_aborted(self, conn: sa.Connection, delivery: _Delivery, outcome: str, error: str | None) -> None:
-        """Raise _TransactionAborted if `delivery` left the transaction unusable (see _transaction_aborted)."""
-        if not _transaction_aborted(conn):
-            return
-        if error is None:  # its handler swallowed the failed statement: the item still failed
-            outcome, error = ("unburied" if outcome == "buried" else "failed"), "a statement failed and aborted the transaction"
-        raise _TransactionAborted(delivery, outcome, error)
-
-    def _failed(self, delivery: _Delivery, error: str) -> None:
-        delivery.outcome = "unburied" if self._burial_reason(delivery) else "failed"
-        delivery.error = error
-
-    def _burial_reason(self, delivery: _Delivery) -> str | None:
-        """Why the message is to be buried instead of handled; None while it may be handled."""
-        if delivery.item.attempts > self.max_attempts:
-            return dead_reason(delivery.item.attempts - 1, (delivery.props.headers or {}).get("x-hub-last-error"))
-        if delivery.redeliveries > self.max_redeliveries:
-            return f"delivered {delivery.redeliveries + 1} times without being settled (it seems to stop or crash its consumer)"
-        return None
-
-    def _attempt(self, conn: sa.Connection, delivery: _Delivery, handler: Handler, dead_handler: DeadHandler) -> tuple[str, str | None]:
-        """Bury or handle one item in a savepoint of `conn`: (outcome, error)."""
-        reason = self._burial_reason(delivery)
-        if reason is not None:
-            error = self._run(conn, lambda c: self._bury(c, delivery.item, reason, dead_handler))
-            return ("buried", None) if error is None else ("unburied", error)
-        error = self._run(conn, lambda c: handler(c, delivery.item))
-        return ("done", None) if error is None else ("failed", error)
-
-    def _settle(self, ch: BlockingChannel, queue: str, found: list[_Delivery]) -> None:
-        """Tell the broker, after the commit: reject the buried (into {p}dead.<queue>), re-publish the
-        failed to a retry queue, then ack everything else in one basic.ack multiple."""
-        acked = []
-        for delivery in found:
-            item = delivery.item
-            if delivery.outcome == "buried":
-                ch.basic_reject(delivery.method.delivery_tag, requeue=False)  # -> {p}dead.<queue> for the record
-                continue
-            if delivery.outcome == "failed":
-                delay = retry_delay_ms(item.attempts)
-                fields = {"queue": queue, "attempt": item.attempts, "message_id": item.payload.get("message_id"), "error": delivery.error}
-                if item.attempts >= self.max_attempts:
-                    log.error("handler failed on its last attempt; the message goes to the dead letters", **fields)
-                else:
-                    log.warning("handler failed; will retry", delay_ms=delay, **fields)
-                self._retry(ch, queue, delivery, item.attempts, delay, delivery.error or "")
-            elif delivery.outcome == "unburied":  # no record of its death: it must come back, not go to the DLQ
-                delay = retry_delay_ms(item.attempts)
-                log.error("burying a message failed; it comes back to be buried", queue=queue, delay_ms=delay, error=delivery.error)
-                self._retry(ch, queue, delivery, item.attempts - 1, delay, f"burial failed: {delivery.error}")
-            acked.append(delivery.method.delivery_tag)
-        if acked:
-            ch.basic_ack(max(acked), multiple=True)
-
-    def _retry(self, ch: BlockingChannel, queue: str, delivery: _Delivery, failures: int, delay: int, error: str) -> None:
-        """Re-publish a message to the retry queue of `delay` ms (with its confirm), carrying its counts."""
-        headers = _own_headers(delivery.props)
-        headers["x-hub-attempts"] = failures
-        headers["x-hub-redeliveries"] = delivery.redeliveries
-        headers["x-hub-last-error"] = error[:500]
-        properties = pika.BasicProperties(
-            delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json", message_id=delivery.props.message_id, headers=headers
-        )
-        ch.basic_publish(self.topology.retry, f"{queue}.{delay}", delivery.body, properties, mandatory=True)
-
-    def _run(self, conn: sa.Connection, work: Callable[[sa.Connection], None]) -> str | None:
-        """Run `work` in a savepoint; return the error text if it raised (the database being away raises)."""
-        try:
-            with unit_of_work.savepoint(conn):
-                work(conn)
-            return None
-        except Exception as exc:  # noqa: BLE001
-            if _db_error_is_outage(self.engine, exc):
-                raise DatabaseUnavailable(repr(exc)) from exc
-            return errors.describe(exc)
-
-    def _bury(self, conn: sa.Connection, item: Item, reason: str, dead_handler: DeadHandler) -> None:
-        conn.execute(
-            dead_letters.insert().values(
-                queue=item.queue, payload=item.payload, attempts=item.attempts - 1, reason=reason,
-                message_id=item.payload.get("message_id"), at=db.utcnow(),
-            )
-        )
-        dead_handler(conn, item, reason)
+                consumer.process_deliveries(batch, stop)
 
     # -- operations ------------------------------------------------------------------------------------
     def ready(self) -> bool:
