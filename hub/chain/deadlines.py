@@ -83,12 +83,15 @@ def expect(
     })
 
 
-def _of_link(conn: Connection, link_id: str, statuses: tuple[str, ...]) -> list[Deadline]:
-    """The link's deadlines in `statuses`, those collected in this transaction included."""
-    rows = conn.execute(sa.select(chain_deadlines).where(chain_deadlines.c.link_id == link_id, chain_deadlines.c.status.in_(statuses)))
-    found = {r.id: _deadline(r) for r in rows if r.met_on is None}
+def _of_link(conn: Connection, link_id: str, statuses: tuple[str, ...], message_type: str | None = None) -> list[Deadline]:
+    """The link's deadlines in `statuses` (with `message_type`: only those it answers), those
+    collected in this transaction included."""
+    query = sa.select(chain_deadlines).where(chain_deadlines.c.link_id == link_id, chain_deadlines.c.status.in_(statuses))
+    if message_type is not None:
+        query = query.where(chain_deadlines.c.message_type == message_type)
+    found = {r.id: _deadline(r) for r in conn.execute(query) if r.met_on is None}
     for row in unit_of_work.collected(conn, _insert_once(conn)):
-        if row["link_id"] == link_id and row["status"] in statuses:
+        if row["link_id"] == link_id and row["status"] in statuses and message_type in (None, row["message_type"]):
             found.setdefault(row["id"], _deadline(row))
     return list(found.values())
 
@@ -96,7 +99,7 @@ def _of_link(conn: Connection, link_id: str, statuses: tuple[str, ...]) -> list[
 def meet(conn: Connection, link_id: str, message_type: str, month: str | None, message_id: str, today: dt.date) -> list[str]:
     """The deadlines of the link this message answers: open ones are met; missed ones keep their
     miss and learn the day the late message came. Returns their ids."""
-    ids = [d.id for d in _of_link(conn, link_id, OPEN) if d.message_type == message_type and (d.month is None or month is None or d.month == month)]
+    ids = [d.id for d in _of_link(conn, link_id, OPEN, message_type) if d.month is None or month is None or d.month == month]
     for deadline_id in ids:
         unit_of_work.execute(conn, _ANSWER, {"b_id": deadline_id, "b_status": "met", "b_at": utcnow(), "b_day": today, "b_by": message_id})
     return ids

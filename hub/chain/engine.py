@@ -103,7 +103,7 @@ class Engine:
                      status_from=before, status_to=after, detail=kept)
         effects = Effects(link=link)
         met = set(deadlines.meet(conn, link.id, msg.message_type, msg.body.get("month"), msg.message_id, today))
-        for task in tasks.open_of_link(conn, link.id):
+        for task in tasks.open_of_link(conn, link.id, {msg.message_type, "expected"} if met else {msg.message_type}):
             if tasks.closed_by_message(task, msg.message_type, msg.body, met):
                 tasks.close(conn, task, "done", decision=f"message:{msg.message_type}", by=msg.sender_id, message_id=msg.message_id)
                 deadlines.meet_task(conn, task.id, today)
@@ -141,16 +141,17 @@ class Engine:
         month after its end), and a task that only such a message could close is cancelled."""
         end = link.values.get("end_date")
         end_month = calendar.month_of(end) if end else None
+        owed = deadlines.open_of_link(conn, link.id)
         stale = [
-            d.id for d in deadlines.open_of_link(conn, link.id)
+            d.id for d in owed
             if d.message_type and (not self.lifecycle.accepts(link.status, d.message_type) or (d.month and end_month and d.month > end_month))
         ]
-        deadlines.cancel(conn, stale)
-        for task in tasks.open_of_link(conn, link.id):
-            closed = task.spec.get("closed_by")
-            if isinstance(closed, dict) and not self.lifecycle.accepts(link.status, closed["message"]):
-                tasks.close(conn, task, "cancelled", remark=f"the link ended ({link.status})", by=by)
-                deadlines.cancel(conn, [d.id for d in deadlines.open_of_link(conn, link.id) if d.task_id == task.id])
+        unanswerable = {t for t in self.lifecycle.message_types if not self.lifecycle.accepts(link.status, t)}
+        cancelled = tasks.open_of_link(conn, link.id, unanswerable)
+        for task in cancelled:
+            tasks.close(conn, task, "cancelled", remark=f"the link ended ({link.status})", by=by)
+        of_cancelled = {t.id for t in cancelled}
+        deadlines.cancel(conn, stale + [d.id for d in owed if d.task_id in of_cancelled])
 
     # -- a deadline passed ----------------------------------------------------------------------------
     def on_deadline_missed(self, conn: Connection, case: Case, deadline: deadlines.Deadline, today: dt.date) -> Effects:

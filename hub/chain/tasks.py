@@ -91,6 +91,7 @@ def open_task(
         "status": "open", "due_on": due_on, "rule_id": rule_id, "rule_version": rule_version, "proposed_measure": proposed_measure,
         "cause_message_id": cause_message_id, "cause_deadline_id": cause_deadline_id, "spec": spec, "created_at": utcnow(),
         "decision": None, "remark": None, "completed_at": None, "completed_by": None, "decision_message_id": None,
+        "closes_on": _closes_on(spec.get("closed_by")),
     }
     unit_of_work.execute(conn, _insert_once(conn), row)
     return _task(row)
@@ -128,11 +129,19 @@ def of_case(conn: Connection, case_id: str) -> list[Task]:
     return [_task(r) for r in conn.execute(sa.select(chain_tasks).where(chain_tasks.c.case_id == case_id).order_by(chain_tasks.c.created_at, chain_tasks.c.id))]
 
 
-def open_of_link(conn: Connection, link_id: str) -> list[Task]:
-    """The link's open tasks, those collected in this transaction included."""
-    found = {r.id: _task(r) for r in conn.execute(sa.select(chain_tasks).where(chain_tasks.c.link_id == link_id, chain_tasks.c.status == "open"))}
+def _closes_on(closed_by: Any) -> str | None:
+    return closed_by if closed_by == "expected" else (closed_by or {}).get("message") if isinstance(closed_by, dict) else None
+
+
+def open_of_link(conn: Connection, link_id: str, closes_on: set[str] | None = None) -> list[Task]:
+    """The link's open tasks (with `closes_on`: only those one of these messages could close),
+    those collected in this transaction included."""
+    query = sa.select(chain_tasks).where(chain_tasks.c.link_id == link_id, chain_tasks.c.status == "open")
+    if closes_on is not None:
+        query = query.where(chain_tasks.c.closes_on.in_(sorted(closes_on)))
+    found = {r.id: _task(r) for r in conn.execute(query)}
     for row in unit_of_work.collected(conn, _insert_once(conn)):
-        if row["link_id"] == link_id:
+        if row["link_id"] == link_id and (closes_on is None or row["closes_on"] in closes_on):
             found.setdefault(row["id"], _task(row))
     return list(found.values())
 

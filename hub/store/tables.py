@@ -331,6 +331,9 @@ chain_tasks = sa.Table(
     sa.Column("cause_message_id", sa.String(26)),
     sa.Column("cause_deadline_id", sa.String(26)),
     sa.Column("spec", sa.JSON, nullable=False),  # decisions and closed_by, as the rule said when it opened the task
+    #: the message type that may close it (`closed_by`), or "expected" (the late report): a message
+    #: looks only at the tasks it could close, not at every open task of its link
+    sa.Column("closes_on", sa.String(64)),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("decision", sa.String(40)),
     sa.Column("remark", sa.Text),
@@ -339,7 +342,7 @@ chain_tasks = sa.Table(
     sa.Column("decision_message_id", sa.String(26)),
     sa.Index(None, "owner", "status", "due_on"),
     sa.Index(None, "case_id"),
-    sa.Index(None, "link_id", "status"),
+    sa.Index(None, "link_id", "status", "closes_on"),
 )
 
 # -- master data versions and conflicts (hub/dedup/master_data.py) ------------------------------------

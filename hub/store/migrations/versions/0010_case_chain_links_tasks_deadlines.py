@@ -105,6 +105,7 @@ def upgrade() -> None:
         sa.Column('cause_message_id', sa.String(26)),
         sa.Column('cause_deadline_id', sa.String(26)),
         sa.Column('spec', sa.JSON, nullable=False),
+        sa.Column('closes_on', sa.String(64)),
         sa.Column('created_at', TS, nullable=False),
         sa.Column('decision', sa.String(40)),
         sa.Column('remark', sa.Text),
@@ -116,7 +117,7 @@ def upgrade() -> None:
     )
     op.create_index('ix_chain_tasks_owner_status_due_on', 'chain_tasks', ['owner', 'status', 'due_on'])
     op.create_index('ix_chain_tasks_case_id', 'chain_tasks', ['case_id'])
-    op.create_index('ix_chain_tasks_link_id_status', 'chain_tasks', ['link_id', 'status'])
+    op.create_index('ix_chain_tasks_link_id_status_closes_on', 'chain_tasks', ['link_id', 'status', 'closes_on'])
 
 
 def downgrade() -> None:
