@@ -6,7 +6,7 @@ processes on any number of hosts (competing consumers on the same queue).
 | role | threads |
 |---|---|
 | `api` | the outbox relay only (where the transport needs one), so accepted messages reach the broker at once |
-| `pipeline` | pipeline consumers + relay |
+| `pipeline` | pipeline consumers + relay + the audit anchors (every HUB_AUDIT_ANCHOR_SECONDS) |
 | `delivery` | the file drop channel (`delivery: file`) + relay |
 | `all` | all of them |
 
@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 from hub import pipeline
 from hub.pipeline import faults
 from hub.runtime import Hub
+from hub.store import audit_trail, db
 from hub.transport import PIPELINE, Item
 from hub.transport.base import PARTNER
 
@@ -58,6 +59,8 @@ class Workers:
         if self.role in ("all", "pipeline"):
             for n in range(self.threads):
                 self._spawn(f"pipeline-{n}", self._pipeline)
+            if self.hub.settings.audit_anchor_seconds > 0:
+                self._spawn("audit-anchor", self._anchors)
         if self.role in ("all", "delivery") and any(p.delivery == "file" for p in self.hub.partners.values()):
             from hub.endpoints.file_drop import FileDrop
 
@@ -83,6 +86,16 @@ class Workers:
         work = faults.delayed(lambda conn, item: handle_pipeline(hub, conn, item), hub.settings.fault_pipeline_delay)
         handler = pipeline.consumer(hub, work)
         hub.transport.consume(PIPELINE, handler, lambda conn, item, reason: pipeline.dead(hub, conn, item, reason), self.stop_event)
+
+    def _anchors(self) -> None:
+        """Record the audit chains' heads periodically (several worker processes: several anchors, harmless)."""
+        while not self.stop_event.wait(self.hub.settings.audit_anchor_seconds):
+            try:
+                with db.write(self.hub.engine) as conn:
+                    anchored = audit_trail.anchor(conn)
+                log.info("audit.anchored", shards=len(anchored))
+            except Exception as exc:  # noqa: BLE001 - the database is away: the next round tries again
+                log.warning("audit.anchor_failed", error=repr(exc))
 
     def alive(self) -> bool:
         """True while every worker thread runs (they never return unless stopped)."""

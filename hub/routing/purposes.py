@@ -65,6 +65,11 @@ class PurposeProfiles:
             }
         )
 
+    def legal_basis(self, purpose: str) -> str | None:
+        """The legal basis a transmission for `purpose` rests on (for its audit entry); None if unknown."""
+        profile = self.purposes.get(purpose)
+        return profile.legal_basis or None if profile else None
+
     def minimise(self, purpose: str, message_type: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """The body reduced to what `purpose` allows for `message_type`; None if nothing is allowed."""
         profile = self.purposes.get(purpose)

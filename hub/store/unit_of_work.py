@@ -16,12 +16,17 @@ object per concern (`extension`), e.g. the pipeline's read-ahead, rewound with t
 A failed item must leave nothing behind: `savepoint()` drops the rows the item added to the unit of
 work when it raises, and rolls the database back to a savepoint -- issued lazily, only if the item
 wrote at once.
+
+A statement may be *sealed* (`seal`): its rows are completed by a function of the store just before
+they are written -- at the flush, or at once outside a unit -- and a flush writes them after every
+other statement. The audit log's hash chain (hub.store.audit_chain) is computed so: still one
+executemany per batch, and the chain's head row is locked only for the last moments before the commit.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -48,6 +53,16 @@ class Extension(Protocol):
 
 E = TypeVar("E", bound=Extension)
 Mark = tuple[dict[Executable, int], dict[type, Any]]
+#: completes the rows of a sealed statement in place, on the connection that writes them
+Sealer = Callable[[Connection, list[dict[str, Any]]], None]
+_sealers: dict[Executable, Sealer] = {}
+
+
+def seal(statement: Executable, sealer: Sealer) -> None:
+    """Have `sealer(conn, rows)` complete the rows of `statement` just before they are written: at the
+    flush of a unit (after every unsealed statement of it) or, outside a unit, at once. The store
+    registers its sealers at import; upper layers only write rows."""
+    _sealers[statement] = sealer
 
 
 class UnitOfWork:
@@ -87,10 +102,15 @@ class UnitOfWork:
 
     def flush(self, conn: Connection) -> None:
         """One executemany per statement (on PostgreSQL a COPY per table where it can), in the
-        order the statements were first used."""
+        order the statements were first used; sealed statements last, each sealed just before."""
         copy = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
-        for statement, rows in self._rows.items():
-            if rows and not (copy and len(rows) > 1 and _copy(conn, statement, rows)):
+        pending = [(statement, rows) for statement, rows in self._rows.items() if rows]
+        pending.sort(key=lambda item: item[0] in _sealers)  # stable: sealed statements last, in their order
+        for statement, rows in pending:
+            sealer = _sealers.get(statement)
+            if sealer is not None:
+                sealer(conn, rows)
+            if not (copy and len(rows) > 1 and _copy(conn, statement, rows)):
                 conn.execute(statement, rows)
         self._rows.clear()
 
@@ -142,6 +162,9 @@ def execute(conn: Connection, statement: Executable, params: dict[str, Any]) -> 
     """Write one row: into the connection's unit of work if one is open, else at once."""
     unit = _units.get(conn)
     if unit is None:
+        sealer = _sealers.get(statement)
+        if sealer is not None:
+            sealer(conn, [params])
         conn.execute(statement, params)
     else:
         unit.add(statement, params)
