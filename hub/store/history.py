@@ -95,7 +95,7 @@ def in_words(stage: str, event: str, detail: Mapping[str, Any] | None) -> str:
 
 #: the hub's own purposes (what it processes for the partners, and how it is run), with their legal
 #: basis; a partner's data travels under the purposes of contracts/purposes.yaml instead
-HUB_PURPOSES: dict[str, str] = {
+OWN_PURPOSES: dict[str, str] = {
     "vermittlung": "§ 67d Abs. 3, § 80 SGB X (Vermittlungsstelle, Auftragsverarbeitung)",
     "nachverfolgung": "§ 80 SGB X (Auftragsverarbeitung: Status und Verlauf einer Nachricht)",
     "betrieb": "§ 80 SGB X (Auftragsverarbeitung: Betrieb des Hubs)",
@@ -141,13 +141,13 @@ def audit(
 ) -> None:
     """Append an entry: who (`actor`) did what (`action`, the ids, `detail`) for which purpose on which
     legal basis; when is now. A transmission names its purpose and legal basis (contracts/purposes.yaml);
-    the hub's own actions take them from ACTION_PURPOSES and HUB_PURPOSES. An entry without both is a
+    the hub's own actions take them from ACTION_PURPOSES and OWN_PURPOSES. An entry without both is a
     programming error and raises ValueError: the log must say why every access happened.
 
     Collected in the transaction's unit of work where one is open and chained when it is written
     (hub.store.audit_chain)."""
     purpose = purpose or ACTION_PURPOSES.get(action)
-    legal_basis = legal_basis or HUB_PURPOSES.get(purpose or "")
+    legal_basis = legal_basis or OWN_PURPOSES.get(purpose or "")
     if not actor or not purpose or not legal_basis:
         raise ValueError(f"audit entry {action!r} by {actor!r} names no purpose and legal basis (add it to ACTION_PURPOSES or pass both)")
     unit_of_work.execute(
