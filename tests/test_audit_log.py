@@ -366,3 +366,30 @@ def test_entries_written_before_the_chain_existed_are_chained_by_the_migration(t
 def test_an_entry_without_purpose_or_legal_basis_is_refused(hub: Hub) -> None:
     with pytest.raises(ValueError, match="names no purpose and legal basis"), db.write(hub.engine) as conn:
         audit(conn, "test", "something-new")
+
+
+def test_the_workers_record_anchors_periodically(hub_env: dict[str, str]) -> None:
+    from hub.workers import Workers
+    from tests.conftest import wait_until
+
+    hub = hub_for(hub_env, audit_anchor_seconds=0.1)
+    try:
+        with db.write(hub.engine) as conn:
+            audit(conn, "test", "replayed", message_id="anchored")
+        workers = Workers(hub, role="pipeline")
+        workers.start()
+        try:
+            wait_until(lambda: len(anchors_of(hub)) >= 2, 20, "two rounds of anchors from the worker")
+        finally:
+            workers.stop(5)
+        assert all(a.seq == 1 for a in anchors_of(hub)), "each anchors the one entry's shard at its head"
+    finally:
+        hub.close()
+        db.dispose_all()
+
+
+def anchors_of(hub: Hub) -> list[Any]:
+    from hub.store.tables import audit_anchors
+
+    with db.read(hub.engine) as conn:
+        return conn.execute(sa.select(audit_anchors)).all()

@@ -65,10 +65,14 @@ class PurposeProfiles:
             }
         )
 
-    def legal_basis(self, purpose: str) -> str | None:
-        """The legal basis a transmission for `purpose` rests on (for its audit entry); None if unknown."""
+    def legal_basis(self, purpose: str) -> str:
+        """The legal basis a transmission for `purpose` rests on, for its audit entry. A purpose that
+        names none (or was removed since a delivery was queued for it) says so, rather than failing
+        the partner's read of its inbox: the entry then shows the gap to the auditor."""
         profile = self.purposes.get(purpose)
-        return profile.legal_basis or None if profile else None
+        if profile is None or not profile.legal_basis:
+            return f"nicht festgelegt: Zweck {purpose} ohne Rechtsgrundlage in contracts/purposes.yaml"
+        return profile.legal_basis
 
     def minimise(self, purpose: str, message_type: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """The body reduced to what `purpose` allows for `message_type`; None if nothing is allowed."""

@@ -110,7 +110,7 @@ def _detail_for(conn: Connection, event: Any, viewer: Partner | None, named: set
 
 
 #: a purpose code -> the legal basis of a transmission for it (hub.routing.purposes.PurposeProfiles.legal_basis)
-LegalBasis = Callable[[str], "str | None"]
+LegalBasis = Callable[[str], str]
 
 
 def inbox(
