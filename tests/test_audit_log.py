@@ -393,3 +393,11 @@ def anchors_of(hub: Hub) -> list[Any]:
 
     with db.read(hub.engine) as conn:
         return conn.execute(sa.select(audit_anchors)).all()
+
+
+def test_a_detail_the_json_column_changes_is_hashed_as_it_is_read_back(hub: Hub, cli_env: dict) -> None:
+    """Tuples come back as lists and integer keys as strings: the hash is taken over what is stored."""
+    with db.write(hub.engine) as conn:
+        audit(conn, "test", "replayed", message_id="odd", pair=("a", 1), by_number={2: "b", 10: "c"}, nested={"x": [{"y": (1, 2)}]})
+    assert entries(hub, audit_log.c.message_id == "odd")[0].detail["by_number"] == {"2": "b", "10": "c"}
+    assert verify().exit_code == 0, verify().output

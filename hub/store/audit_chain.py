@@ -35,12 +35,11 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.store import unit_of_work
 from hub.store.db import aware
-from hub.store.tables import audit_heads, audit_log
+from hub.store.tables import audit_log
 
 #: chains appended to side by side (the heads are made by migration 0011)
 SHARDS = 16
@@ -52,24 +51,17 @@ CONTENT = ("shard", "seq", "prev_hash", "at", "actor", "action", "message_id", "
 INSERT = audit_log.insert()
 
 
-def _head(**lock: bool) -> sa.Select:
-    """One head row, locked: the connection's own shard first, then the next ones in order."""
-    return (
-        sa.select(audit_heads.c.shard, audit_heads.c.seq, audit_heads.c.hash)
-        .order_by(sa.case((audit_heads.c.shard >= sa.bindparam("first"), 0), else_=1), audit_heads.c.shard)
-        .limit(1)
-        .with_for_update(**lock)
-    )
+# the head statements run on the driver connection (hub.store.unit_of_work.direct): through SQLAlchemy
+# the two of them cost more than the inserts of a transaction's entries. `shard < p` orders the
+# connection's own shard p and those after it first (false sorts before true on both databases).
+_HEAD = "SELECT shard, seq, hash FROM audit_heads ORDER BY shard < {p}, shard LIMIT 1"
+#: dialect -> (the first head no other transaction holds -- rows this transaction locked are not
+#: skipped --, the preferred one, waited for when every head is held, the head's update)
+_SQL = {
+    "postgresql": (_HEAD.format(p="%s") + " FOR UPDATE SKIP LOCKED", _HEAD.format(p="%s") + " FOR UPDATE", "UPDATE audit_heads SET seq = %s, hash = %s WHERE shard = %s"),
+    "sqlite": (_HEAD.format(p="?"), _HEAD.format(p="?"), "UPDATE audit_heads SET seq = ?, hash = ? WHERE shard = ?"),
+}
 
-
-# the first head no other transaction holds (rows this transaction locked are not skipped); if every
-# one is held, wait for the preferred one
-_free_head, _wait_for_head = _head(skip_locked=True), _head()
-_advance_head = (
-    audit_heads.update()
-    .where(audit_heads.c.shard == sa.bindparam("b_shard"))
-    .values(seq=sa.bindparam("b_seq"), hash=sa.bindparam("b_hash"))
-)
 _PREFERRED = "hub_audit_shard"  # key in the pooled connection's info: the shard it appended to last
 
 
@@ -93,36 +85,57 @@ def entry_hash(entry: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(entry)).hexdigest()
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def normalised(detail: Any) -> Any:
     """`detail` as the JSON column gives it back (tuples as lists, keys as strings), so the hash taken
-    now is the one verified later."""
-    return None if detail is None else json.loads(json.dumps(detail, allow_nan=False))
+    now is the one verified later. The usual detail -- string keys, scalars and lists of scalars --
+    is that already and is not copied (a round trip through JSON costs more than the hash)."""
+    if detail is None:
+        return None
+    if type(detail) is dict and all(
+        type(k) is str and (type(v) in _SCALARS or (type(v) is list and all(type(x) in _SCALARS for x in v))) for k, v in detail.items()
+    ):
+        return detail
+    return json.loads(json.dumps(detail, allow_nan=False))
 
 
-def take_head(conn: Connection) -> Any:
-    """Lock and read the head of a shard for this transaction (see the module's docstring)."""
+def take_head(conn: Connection) -> tuple[int, int, str]:
+    """Lock and read the head of a shard for this transaction (see the module's docstring): (shard, seq, hash)."""
+    free, wait, _ = _SQL[conn.dialect.name]
     first = conn.info.get(_PREFERRED)
     if first is None:  # SQLite has one writer at a time: one chain is as fast and simpler to read
         first = 0 if conn.dialect.name == "sqlite" else random.randrange(SHARDS)
-    head = conn.execute(_free_head, {"first": first}).first() or conn.execute(_wait_for_head, {"first": first}).first()
+    with unit_of_work.direct(conn, free) as driver:
+        cursor = driver.cursor()
+        try:
+            head = cursor.execute(free, (first,)).fetchone() or cursor.execute(wait, (first,)).fetchone()
+        finally:
+            cursor.close()
     if head is None:
         raise RuntimeError("the audit log has no chain heads (audit_heads is empty): run `hub db upgrade`")
-    conn.info[_PREFERRED] = head.shard
-    return head
+    conn.info[_PREFERRED] = head[0]
+    return head[0], head[1], head[2]
 
 
 def seal_rows(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Chain `rows` (audit_log parameter dicts, in order) onto a shard and advance its head, in the
     connection's transaction. Idempotent on the dicts: sealed again (a flush tried again), they are
     chained afresh."""
-    head = take_head(conn)
-    seq, prev = head.seq, head.hash
+    shard, seq, prev = take_head(conn)
     for row in rows:
         seq += 1
         row["detail"] = normalised(row.get("detail"))
-        row["shard"], row["seq"], row["prev_hash"] = head.shard, seq, prev
+        row["shard"], row["seq"], row["prev_hash"] = shard, seq, prev
         prev = row["hash"] = entry_hash(row)
-    conn.execute(_advance_head, {"b_shard": head.shard, "b_seq": seq, "b_hash": prev})
+    advance = _SQL[conn.dialect.name][2]
+    with unit_of_work.direct(conn, advance) as driver:
+        cursor = driver.cursor()
+        try:
+            cursor.execute(advance, (seq, prev, shard))
+        finally:
+            cursor.close()
 
 
 unit_of_work.seal(INSERT, seal_rows)
