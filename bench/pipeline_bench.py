@@ -1,7 +1,8 @@
 """CPU per message of ingress.accept and of the embedded pipeline, in one process, without HTTP.
 
 Usage: .venv/bin/python bench/pipeline_bench.py  (N=1000 reports after 100 unmeasured; PROFILE=1
-prints a cProfile of the pipeline part). Run two versions of the code alternately to compare them."""
+prints a cProfile of the pipeline part; REPORT=teilnahme.mitwirkung.2040 sends cooperation feedbacks,
+which the end-to-end benchmark sends, instead of monthly attendance). Run two versions of the code alternately to compare them."""
 import os, sys, tempfile, time, cProfile, pstats, json
 from pathlib import Path
 root = Path(os.environ.get("ROOT", Path(__file__).resolve().parents[1]))
@@ -34,8 +35,13 @@ with db.read(hub.engine) as conn:
     body = conn.execute(deliveries.select().where(deliveries.c.recipient == "traeger-bildungswerk")).first().body
 case_id = hub.adapter("provider-json").decode(body).body.case_id
 bodies = []
+REPORT = os.environ.get("REPORT", "teilnahme.anwesenheit.2030")
 for i in range(N + 100):
-    r = samples("provider-json", fresh=True, case_id=case_id)["teilnahme.anwesenheit.2030"]
+    r = samples("provider-json", fresh=True, case_id=case_id)[REPORT]
+    if REPORT != "teilnahme.anwesenheit.2030":
+        r["body"]["facts"] = f"Bericht {i}"
+        bodies.append(enc("provider-json", r))
+        continue
     r["body"]["month"] = f"{2000 + i // 12:04d}-{i % 12 + 1:02d}"
     r["body"]["days"] = [dict(d, date=f"{2000 + i // 12:04d}-{i % 12 + 1:02d}-0{k + 1}") for k, d in enumerate(r["body"]["days"])]
     bodies.append(enc("provider-json", r))

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     #: seconds `hub serve` and `hub worker` may take to stop after SIGTERM/SIGINT: in-flight requests
     #: get most of it to finish, worker threads the rest; past it the process exits anyway (logged)
     shutdown_timeout: float = 30.0
+    #: seconds between the audit anchors the workers record (`hub audit anchor` on a timer; 0 = off)
+    audit_anchor_seconds: float = 3600.0
 
 
 @lru_cache(maxsize=1)

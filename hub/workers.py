@@ -6,7 +6,7 @@ processes on any number of hosts (competing consumers on the same queue).
 | role | threads |
 |---|---|
 | `api` | the outbox relay only (where the transport needs one), so accepted messages reach the broker at once |
-| `pipeline` | pipeline consumers + the deadline scheduler + relay |
+| `pipeline` | pipeline consumers + the deadline scheduler + relay + the audit anchors (every HUB_AUDIT_ANCHOR_SECONDS) |
 | `delivery` | the file drop channel (`delivery: file`) + relay |
 | `all` | all of them |
 
@@ -31,6 +31,7 @@ from hub.pipeline import faults
 from hub.pipeline.deliver import push_deliveries
 from hub.runtime import Hub
 from hub.scheduler import DeadlineScheduler
+from hub.store import audit_trail, db
 from hub.transport import PIPELINE, Item
 
 log = structlog.get_logger("hub.workers")
@@ -62,6 +63,8 @@ class Workers:
             if self.hub.settings.deadline_interval > 0:
                 scheduler = DeadlineScheduler(self.hub)
                 self._spawn("deadlines", lambda: scheduler.run(self.stop_event))
+            if self.hub.settings.audit_anchor_seconds > 0:
+                self._spawn("audit-anchor", self._anchors)
         if self.role in ("all", "delivery") and any(p.delivery == "file" for p in self.hub.partners.values()):
             from hub.endpoints.file_drop import FileDrop
 
@@ -87,6 +90,16 @@ class Workers:
         work = faults.delayed(lambda conn, item: handle_pipeline(hub, conn, item), hub.settings.fault_pipeline_delay)
         handler = pipeline.consumer(hub, work)
         hub.transport.consume(PIPELINE, handler, lambda conn, item, reason: pipeline.dead(hub, conn, item, reason), self.stop_event)
+
+    def _anchors(self) -> None:
+        """Record the audit chains' heads periodically (several worker processes: several anchors, harmless)."""
+        while not self.stop_event.wait(self.hub.settings.audit_anchor_seconds):
+            try:
+                with db.write(self.hub.engine) as conn:
+                    anchored = audit_trail.anchor(conn)
+                log.info("audit.anchored", shards=len(anchored))
+            except Exception as exc:  # noqa: BLE001 - the database is away: the next round tries again
+                log.warning("audit.anchor_failed", error=repr(exc))
 
     def alive(self) -> bool:
         """True while every worker thread runs (they never return unless stopped)."""

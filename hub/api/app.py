@@ -203,13 +203,13 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
     @app.get("/v1/inbox", tags=["inbox"], summary="Deliveries waiting for the caller, oldest first", responses=problems(400, 401, 503))
     def get_inbox(partner: Caller, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
         with db.request_deadline(), db.write(hub.engine) as conn:
-            items = message_store.inbox(conn, partner, limit, lambda fmt: hub.adapter(fmt).spec.get("encoding", "utf-8"))
+            items = message_store.inbox(conn, partner, limit, hub.purposes.legal_basis, lambda fmt: hub.adapter(fmt).spec.get("encoding", "utf-8"))
         return {"deliveries": items, "count": len(items)}
 
     @app.post("/v1/inbox/{delivery_id}/ack", tags=["inbox"], summary="Acknowledge a delivery (idempotent)", responses=problems(401, 404, 503))
     def ack(delivery_id: str, partner: Caller) -> dict[str, Any]:
         with db.request_deadline(), db.write(hub.engine) as conn:
-            return message_store.acknowledge(conn, partner, delivery_id)
+            return message_store.acknowledge(conn, partner, delivery_id, hub.purposes.legal_basis)
 
     @app.get("/v1/contracts", tags=["contracts"], summary="The contract catalogue", responses=problems(401, 503))
     def contracts(partner: Caller) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from hub.findings import Refusal
 from hub.partners import Partner
 from hub.runtime import Hub
 from hub.store import db
-from hub.store.history import audit
+from hub.store.history import OWN_PURPOSES, audit
 
 router = APIRouter(prefix="/v1", tags=["case chain"])
 
@@ -47,7 +47,7 @@ def _owner_scope(hub: Hub, who: Partner) -> str | None:
 
 
 def _purpose(who: Partner) -> tuple[str, str]:
-    return ("administration", "§ 80 SGB X") if who.is_operator else ("eingliederung", "§ 50 Abs. 1 SGB II")
+    return ("betrieb", OWN_PURPOSES["betrieb"]) if who.is_operator else ("eingliederung", "§ 50 Abs. 1 SGB II")
 
 
 @router.get("/tasks", summary="The caller's open tasks (an operator's: every agency's)", responses=problems(400, 401, 403, 503))

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from hub.chain.reads import cached
 from hub.ids import new_id
 from hub.store import unit_of_work
 from hub.store.db import utcnow
@@ -83,13 +84,21 @@ def expect(
     })
 
 
+# built once: a report asks these (the pipeline's hot path)
+_OF_LINK = sa.select(chain_deadlines).where(
+    chain_deadlines.c.link_id == sa.bindparam("link_id"), chain_deadlines.c.status.in_(sa.bindparam("statuses", expanding=True)),
+    chain_deadlines.c.met_on.is_(None),
+)
+_OF_LINK_FOR = _OF_LINK.where(chain_deadlines.c.message_type == sa.bindparam("message_type"))
+
+
 def _of_link(conn: Connection, link_id: str, statuses: tuple[str, ...], message_type: str | None = None) -> list[Deadline]:
     """The link's deadlines in `statuses` (with `message_type`: only those it answers), those
     collected in this transaction included."""
-    query = sa.select(chain_deadlines).where(chain_deadlines.c.link_id == link_id, chain_deadlines.c.status.in_(statuses))
-    if message_type is not None:
-        query = query.where(chain_deadlines.c.message_type == message_type)
-    found = {r.id: _deadline(r) for r in conn.execute(query) if r.met_on is None}
+    params = {"link_id": link_id, "statuses": list(statuses), "message_type": message_type}
+    stored = cached(conn, ("deadlines", link_id, statuses, message_type),
+                    lambda: [_deadline(r) for r in conn.execute(_OF_LINK if message_type is None else _OF_LINK_FOR, params)])
+    found = {d.id: d for d in stored}
     for row in unit_of_work.collected(conn, _insert_once(conn)):
         if row["link_id"] == link_id and row["status"] in statuses and message_type in (None, row["message_type"]):
             found.setdefault(row["id"], _deadline(row))

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.chain.lifecycle import LINK_FIELDS
+from hub.chain.reads import cached
 from hub.ids import new_id
 from hub.store import unit_of_work
 from hub.store.db import utcnow
@@ -61,7 +62,8 @@ def _link(row: Any) -> Link:
 def latest(conn: Connection, case_id: str, partner_id: str, measure_number: str, test: bool = False) -> Link | None:
     """The newest link of the partner's measure for the case (it may be final), among the test
     links or the production links."""
-    row = conn.execute(_LATEST, {"case_id": case_id, "partner_id": partner_id, "measure_number": measure_number, "test": test}).first()
+    params = {"case_id": case_id, "partner_id": partner_id, "measure_number": measure_number, "test": test}
+    row = cached(conn, ("link", case_id, partner_id, measure_number, test), lambda: conn.execute(_LATEST, params).first())
     return _link(row) if row else None
 
 

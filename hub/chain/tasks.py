@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.chain import conditions
+from hub.chain.reads import cached
 from hub.findings import Refusal
 from hub.ids import new_id
 from hub.store import unit_of_work
@@ -129,6 +130,11 @@ def of_case(conn: Connection, case_id: str) -> list[Task]:
     return [_task(r) for r in conn.execute(sa.select(chain_tasks).where(chain_tasks.c.case_id == case_id).order_by(chain_tasks.c.created_at, chain_tasks.c.id))]
 
 
+# built once: a report asks this (the pipeline's hot path)
+_OPEN_OF_LINK = sa.select(chain_tasks).where(chain_tasks.c.link_id == sa.bindparam("link_id"), chain_tasks.c.status == "open")
+_OPEN_OF_LINK_CLOSING = _OPEN_OF_LINK.where(chain_tasks.c.closes_on.in_(sa.bindparam("closes_on", expanding=True)))
+
+
 def _closes_on(closed_by: Any) -> str | None:
     return closed_by if closed_by == "expected" else (closed_by or {}).get("message") if isinstance(closed_by, dict) else None
 
@@ -136,10 +142,12 @@ def _closes_on(closed_by: Any) -> str | None:
 def open_of_link(conn: Connection, link_id: str, closes_on: set[str] | None = None) -> list[Task]:
     """The link's open tasks (with `closes_on`: only those one of these messages could close),
     those collected in this transaction included."""
-    query = sa.select(chain_tasks).where(chain_tasks.c.link_id == link_id, chain_tasks.c.status == "open")
-    if closes_on is not None:
-        query = query.where(chain_tasks.c.closes_on.in_(sorted(closes_on)))
-    found = {r.id: _task(r) for r in conn.execute(query)}
+    def read() -> list[Task]:
+        if closes_on is None:
+            return [_task(r) for r in conn.execute(_OPEN_OF_LINK, {"link_id": link_id})]
+        return [_task(r) for r in conn.execute(_OPEN_OF_LINK_CLOSING, {"link_id": link_id, "closes_on": sorted(closes_on)})]
+
+    found = {t.id: t for t in cached(conn, ("tasks", link_id, frozenset(closes_on) if closes_on is not None else None), read)}
     for row in unit_of_work.collected(conn, _insert_once(conn)):
         if row["link_id"] == link_id and (closes_on is None or row["closes_on"] in closes_on):
             found.setdefault(row["id"], _task(row))

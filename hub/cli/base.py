@@ -48,6 +48,16 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def operator() -> str:
+    """Who runs this command, as the audit log and the history name them: `cli:<login name>`."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"[:64]
+    except Exception:  # noqa: BLE001 - no login name (a container without one): still the CLI
+        return "cli"
+
+
 def _hub(migrate: bool = True, log_to: Path | None = None):  # type: ignore[no-untyped-def]
     from hub import logs
     from hub.runtime import Hub

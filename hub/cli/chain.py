@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hub.cli.base import _hub, _print, app, cases_app, fail
+from hub.cli.base import _hub, _print, app, cases_app, fail, operator
 from hub.findings import Refusal
 
 tasks_app = typer.Typer(help="The steering agencies' tasks: decisions due, late reports, next links.", no_args_is_help=True)
@@ -44,7 +44,7 @@ def tasks_list(
         fail(f"no partner {owner!r}; see `hub partners list`", 2)
     with db.write(hub.engine) as conn:
         found = [t.as_dict() for t in tasks.listing(conn, owner, case_id=case, kind=kind, due_before=before, status=status)]
-        audit(conn, "cli", "tasks-read", purpose="administration", legal_basis="§ 80 SGB X", tasks=[t["id"] for t in found])
+        audit(conn, operator(), "tasks-read", purpose="betrieb", tasks=[t["id"] for t in found])
     _print(found, as_json, "\n".join(_line(t) for t in found) or f"no {status} tasks")
 
 
@@ -59,7 +59,7 @@ def tasks_show(task_id: Annotated[str, typer.Argument(help="The task's id (see `
     try:
         with db.write(hub.engine) as conn:
             task = tasks.get(conn, task_id).as_dict()
-            audit(conn, "cli", "task-read", purpose="administration", legal_basis="§ 80 SGB X", task=task_id)
+            audit(conn, operator(), "task-read", purpose="betrieb", task=task_id)
     except Refusal as refusal:
         fail(refusal.detail)
     text = "\n".join([_line(task), f"  case {task['case_id']}  status {task['status']}  rule {task['rule']} (rules {task['rule_version']})",
@@ -72,7 +72,7 @@ def tasks_complete(
     task_id: Annotated[str, typer.Argument(help="The task's id (see `hub tasks list`).")],
     decision: Annotated[str, typer.Option(help="One of the task's decisions (see `hub tasks show`).")],
     remark: Annotated[Optional[str], typer.Option(help="A note that stays inside the agency.")] = None,
-    by: Annotated[str, typer.Option(help="Who decided (for the audit log).")] = "cli",
+    by: Annotated[Optional[str], typer.Option(help="Who decided, for the audit log (default: cli:<login>).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
 ) -> None:
     """Complete a task; a decision the provider must learn leaves as the owner's teilnahme.aenderung.2020."""
@@ -80,7 +80,7 @@ def tasks_complete(
 
     hub = _hub()
     try:
-        done = decisions.complete(hub, task_id, decision, remark, owner=None, by=by)
+        done = decisions.complete(hub, task_id, decision, remark, owner=None, by=by or operator())
     except Refusal as refusal:
         fail(refusal.detail + "".join(f"; {f.message}" for f in refusal.findings))
     _print(done, as_json, f"task {task_id} done: {decision}" + (f" (sent as message {done['decision_message_id']})" if done.get("decision_message_id") else ""))
@@ -99,7 +99,7 @@ def cases_show(case_id: Annotated[str, typer.Argument(help="The hub's case id (s
         with db.write(hub.engine) as conn:
             case = find_case(conn, "cli", True, case_id)
             view = chain_view(conn, hub.chain.steering, case, "cli", whole=True, reference=case_id, today=today())
-            audit(conn, "cli", "chain-read", purpose="administration", legal_basis="§ 80 SGB X", case=case.id, links=len(view["links"]))
+            audit(conn, operator(), "chain-read", purpose="betrieb", case=case.id, links=len(view["links"]))
     except Refusal as refusal:
         fail(refusal.detail + " (give the hub's case id, see `hub cases list`)")
     _print(view, as_json, timeline(view))

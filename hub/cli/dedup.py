@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hub.cli.base import _hub, _print, db_app, dedup_app, fail
+from hub.cli.base import _hub, _print, db_app, dedup_app, fail, operator
 
 
 # -- dedup: the master person index (operators) -------------------------------------------------------
@@ -26,7 +26,7 @@ def _operator_call(action, *args) -> Any:  # type: ignore[no-untyped-def]
     try:
         with db.write(hub.engine) as conn:
             result = action(index, conn, *args)
-            audit(conn, "cli", f"person-index-{action.__name__}", detail=[str(a) for a in args])
+            audit(conn, operator(), f"person-index-{action.__name__}", detail=[str(a) for a in args])
             return result
     except Refusal as refusal:
         fail(refusal.detail)
@@ -57,7 +57,7 @@ def dedup_confirm(review_id: Annotated[str, typer.Argument(help="The review's id
     """Same person: merge the record's person into the candidate."""
 
     def confirm(index, conn, rid):  # type: ignore[no-untyped-def]
-        return index.decide(conn, rid, True, "cli")
+        return index.decide(conn, rid, True, operator())
 
     _operator_call(confirm, review_id)
     typer.echo(f"review {review_id} confirmed: merged")
@@ -68,7 +68,7 @@ def dedup_reject(review_id: Annotated[str, typer.Argument(help="The review's id 
     """Different persons: keep them apart."""
 
     def reject(index, conn, rid):  # type: ignore[no-untyped-def]
-        return index.decide(conn, rid, False, "cli")
+        return index.decide(conn, rid, False, operator())
 
     _operator_call(reject, review_id)
     typer.echo(f"review {review_id} rejected: kept apart")
@@ -96,7 +96,7 @@ def dedup_unmerge(person_id: Annotated[str, typer.Argument(help="The id of the p
     """Undo the merge of PERSON_ID into another person: its records go back to it."""
 
     def unmerge(index, conn, pid):  # type: ignore[no-untyped-def]
-        return index.unmerge(conn, pid, "cli")
+        return index.unmerge(conn, pid, operator())
 
     _operator_call(unmerge, person_id)
     typer.echo(f"person {person_id} unmerged")

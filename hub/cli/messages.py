@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hub.cli.base import _hub, _print, cases_app, fail, messages_app
+from hub.cli.base import _hub, _print, cases_app, fail, messages_app, operator
 
 
 # -- messages ----------------------------------------------------------------------------------------
@@ -15,15 +15,17 @@ def messages_show(
     message_id: Annotated[str, typer.Argument(help="The message's id (as answered by POST /v1/messages).")],
     as_json: Annotated[bool, typer.Option("--json", help="Output status and history as JSON.")] = False,
 ) -> None:
-    """A message's status and full history."""
+    """A message's status and full history (the read is written to the audit log)."""
     from hub.store import db
     from hub.store import message_store
     from hub.findings import Refusal
+    from hub.store.history import audit
 
     hub = _hub()
     try:
-        with db.read(hub.engine) as conn:
+        with db.write(hub.engine) as conn:
             view = message_store.message_view(conn, message_id, None)
+            audit(conn, operator(), "message-read", message_id=message_id)
     except Refusal as refusal:
         fail(refusal.detail)
     lines = [f"{view['id']}  {view['message_type']} {view['version']} from {view['sender']}  status: {view['status']}"]
@@ -42,7 +44,7 @@ def messages_replay(message_id: Annotated[str, typer.Argument(help="The id of th
     hub = _hub()
     try:
         with db.write(hub.engine) as conn:
-            answer = message_store.replay(conn, message_id, "cli", hub.transport)
+            answer = message_store.replay(conn, message_id, operator(), hub.transport)
     except Refusal as refusal:
         fail(refusal.detail)
     if answer.get("deliveries"):
@@ -74,14 +76,16 @@ def cases_list(
     """The newest cases, with every member's own reference for each (a provider's is its pseudonymous case id)."""
     from hub.chain import membership as chain
     from hub.store import db
+    from hub.store.history import audit
 
     hub = _hub()
     if partner is not None and partner not in hub.partners:
         fail(f"no partner {partner!r}; see `hub partners list`", 2)
     if quiet and partner is None:
         fail("--quiet prints one partner's references: name it with --partner", 2)
-    with db.read(hub.engine) as conn:
+    with db.write(hub.engine) as conn:
         rows = chain.listing(conn, partner, limit)
+        audit(conn, operator(), "cases-read", partner=partner, cases=[r["id"] for r in rows])
     if quiet:
         typer.echo("\n".join(r["references"][partner] for r in rows))
         return

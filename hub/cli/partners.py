@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from hub.config import get_settings
-from hub.cli.base import _hub, _print, fail, partners_app
+from hub.cli.base import _hub, _print, fail, operator, partners_app
 
 
 # -- partners ----------------------------------------------------------------------------------------
@@ -84,12 +84,12 @@ def partners_token(
     with db.write(hub.engine) as conn:
         if revoke:
             count = revoke_tokens(conn, partner_id)
-            audit(conn, "cli", "tokens-revoked", partner=partner_id, count=count)
+            audit(conn, operator(), "tokens-revoked", partner=partner_id, count=count)
             typer.echo(f"revoked {count} token(s) of {partner_id} ({_refused_within()})")
             return
         token = issue_token(conn, partner_id, dt.timedelta(days=expires_in))
         token_id = token_hash(token)[:TOKEN_ID_LENGTH]
-        audit(conn, "cli", "token-issued", partner=partner_id, token=token_id, days=expires_in)
+        audit(conn, operator(), "token-issued", partner=partner_id, token=token_id, days=expires_in)
     typer.echo(token)
     expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=expires_in)).strftime("%Y-%m-%d")
     typer.echo(f"token {token_id} of {partner_id} expires {expires} ({expires_in} days); list or revoke: hub partners tokens {partner_id}", err=True)
@@ -121,7 +121,7 @@ def partners_tokens(
         with db.write(hub.engine) as conn:
             if not revoke_token(conn, partner_id, revoke):
                 fail(f"no token {revoke} of partner {partner_id}; see `hub partners tokens {partner_id}`")
-            audit(conn, "cli", "token-revoked", partner=partner_id, token=revoke)
+            audit(conn, operator(), "token-revoked", partner=partner_id, token=revoke)
         _print({"partner": partner_id, "id": revoke, "revoked": True}, as_json, f"revoked token {revoke} of {partner_id}; {_refused_within()}")
         return
     with db.read(hub.engine) as conn:

@@ -348,7 +348,7 @@ class FileDrop:
     def _deliver_to(self, partner: Partner) -> int:
         with db.read(self.hub.engine) as conn:
             rows = conn.execute(
-                sa.select(deliveries.c.id, deliveries.c.message_type, deliveries.c.version, deliveries.c.body)
+                sa.select(deliveries.c.id, deliveries.c.message_type, deliveries.c.version, deliveries.c.purpose, deliveries.c.body)
                 .where(deliveries.c.recipient == partner.id, deliveries.c.status == "pending")
                 .order_by(deliveries.c.id)
                 .limit(5000)
@@ -365,10 +365,13 @@ class FileDrop:
                 # named after its first delivery: a crash before the acks below rewrites the same file
                 name = f"{message_type}_{group[0].id}.csv"
                 _write_at(out, name, adapter.join([r.body for r in group]))
+                legal_basis = self.hub.purposes.legal_basis
                 with db.write(self.hub.engine) as conn:
                     for row in group:
-                        message_store.acknowledge(conn, partner, row.id)
-                    audit(conn, "hub", "file-written", partner=partner.id, file=name, deliveries=len(group))
+                        message_store.acknowledge(conn, partner, row.id, legal_basis)
+                    for purpose in sorted({r.purpose for r in group}):
+                        ids = [r.id for r in group if r.purpose == purpose]
+                        audit(conn, "hub", "file-written", partner=partner.id, purpose=purpose, legal_basis=legal_basis(purpose), file=name, deliveries=ids)
                 written += len(group)
         return written
 

@@ -37,7 +37,6 @@ def deliver(hub: Hub, conn: Connection, ctx: Context) -> None:
         header = ctx.message.header.model_copy(update={"reader": Party(id=partner.id, name=partner.name)})
         outgoing = Message.build(header.model_dump(mode="json"), body)
         delivery_id = write_delivery(hub, conn, ctx, partner, outgoing, rule.purpose)
-        purpose = hub.purposes.purposes[rule.purpose]
         audit(
             conn,
             "hub",
@@ -46,7 +45,7 @@ def deliver(hub: Hub, conn: Connection, ctx: Context) -> None:
             delivery_id=delivery_id,
             partner=partner.id,
             purpose=rule.purpose,
-            legal_basis=purpose.legal_basis,
+            legal_basis=hub.purposes.legal_basis(rule.purpose),
             fields=sorted(body),
         )
 

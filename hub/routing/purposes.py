@@ -65,6 +65,15 @@ class PurposeProfiles:
             }
         )
 
+    def legal_basis(self, purpose: str) -> str:
+        """The legal basis a transmission for `purpose` rests on, for its audit entry. A purpose that
+        names none (or was removed since a delivery was queued for it) says so, rather than failing
+        the partner's read of its inbox: the entry then shows the gap to the auditor."""
+        profile = self.purposes.get(purpose)
+        if profile is None or not profile.legal_basis:
+            return f"nicht festgelegt: Zweck {purpose} ohne Rechtsgrundlage in contracts/purposes.yaml"
+        return profile.legal_basis
+
     def minimise(self, purpose: str, message_type: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """The body reduced to what `purpose` allows for `message_type`; None if nothing is allowed."""
         profile = self.purposes.get(purpose)

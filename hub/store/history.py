@@ -1,8 +1,9 @@
 """Message history and audit log: every stage appends to both, in the stage's own transaction.
 
 History answers "what happened to this message" (for senders and operators); the audit log answers
-"who transmitted or accessed what, when, on which legal basis" (§ 80 SGB X, for auditors) and
-survives the deletion of message bodies.
+"who transmitted or accessed what, when, for which purpose, on which legal basis" (§ 67d, § 80 SGB X,
+for auditors), is hash-chained (hub.store.audit_chain) and survives the deletion of message bodies
+(it refers to messages by id, without a foreign key).
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Connection
 
-from hub.store import unit_of_work
+from hub.store import audit_chain, unit_of_work
 from hub.store.db import utcnow
 from hub.metrics import STAGE_EVENTS
-from hub.store.tables import audit_log, message_events
+from hub.store.tables import message_events
 
 log = structlog.get_logger("hub")
 
 _INSERT_EVENT = message_events.insert()
-_INSERT_AUDIT = audit_log.insert()
 
 
 def record(conn: Connection, message_id: str, stage: str, event: str, **detail: Any) -> None:
@@ -94,6 +94,42 @@ def in_words(stage: str, event: str, detail: Mapping[str, Any] | None) -> str:
     return sentence(detail or {})
 
 
+#: the hub's own purposes (what it processes for the partners, and how it is run), with their legal
+#: basis; a partner's data travels under the purposes of contracts/purposes.yaml instead
+OWN_PURPOSES: dict[str, str] = {
+    "vermittlung": "§ 67d Abs. 3, § 80 SGB X (Vermittlungsstelle, Auftragsverarbeitung)",
+    "nachverfolgung": "§ 80 SGB X (Auftragsverarbeitung: Status und Verlauf einer Nachricht)",
+    "betrieb": "§ 80 SGB X (Auftragsverarbeitung: Betrieb des Hubs)",
+    "personenabgleich": "§ 80 SGB X (Auftragsverarbeitung: Personenindex)",
+    "zugangsverwaltung": "§ 78a SGB X (technische und organisatorische Maßnahmen: Zugangskontrolle)",
+    "datenschutzkontrolle": "§ 78a SGB X, § 80 SGB X (Protokollierung und Kontrolle)",
+}
+
+#: the purpose of each action of the hub's own, where the caller names none
+ACTION_PURPOSES: dict[str, str] = {
+    "received": "vermittlung",
+    "message-read": "nachverfolgung",
+    "replayed": "betrieb",
+    "cases-read": "betrieb",
+    "reviews-read": "personenabgleich",
+    "review-confirmed": "personenabgleich",
+    "review-rejected": "personenabgleich",
+    "person-read": "personenabgleich",
+    "person-unmerged": "personenabgleich",
+    "person-index-reviews": "personenabgleich",
+    "person-index-confirm": "personenabgleich",
+    "person-index-reject": "personenabgleich",
+    "person-index-person": "personenabgleich",
+    "person-index-unmerge": "personenabgleich",
+    "token-issued": "zugangsverwaltung",
+    "token-revoked": "zugangsverwaltung",
+    "tokens-revoked": "zugangsverwaltung",
+    "audit-exported": "datenschutzkontrolle",
+    "conflicts-read": "personenabgleich",
+    "conflict-resolved": "personenabgleich",
+}
+
+
 def audit(
     conn: Connection,
     actor: str,
@@ -106,9 +142,20 @@ def audit(
     legal_basis: str | None = None,
     **detail: Any,
 ) -> None:
+    """Append an entry: who (`actor`) did what (`action`, the ids, `detail`) for which purpose on which
+    legal basis; when is now. A transmission names its purpose and legal basis (contracts/purposes.yaml);
+    the hub's own actions take them from ACTION_PURPOSES and OWN_PURPOSES. An entry without both is a
+    programming error and raises ValueError: the log must say why every access happened.
+
+    Collected in the transaction's unit of work where one is open and chained when it is written
+    (hub.store.audit_chain)."""
+    purpose = purpose or ACTION_PURPOSES.get(action)
+    legal_basis = legal_basis or OWN_PURPOSES.get(purpose or "")
+    if not actor or not purpose or not legal_basis:
+        raise ValueError(f"audit entry {action!r} by {actor!r} names no purpose and legal basis (add it to ACTION_PURPOSES or pass both)")
     unit_of_work.execute(
         conn,
-        _INSERT_AUDIT,
+        audit_chain.INSERT,
         {
             "at": utcnow(),
             "actor": actor,

@@ -109,10 +109,17 @@ def _detail_for(conn: Connection, event: Any, viewer: Partner | None, named: set
     return shown
 
 
-def inbox(conn: Connection, partner: Partner, limit: int, encoding_of: Callable[[str], str] = lambda fmt: "utf-8") -> list[dict[str, Any]]:
+#: a purpose code -> the legal basis of a transmission for it (hub.routing.purposes.PurposeProfiles.legal_basis)
+LegalBasis = Callable[[str], str]
+
+
+def inbox(
+    conn: Connection, partner: Partner, limit: int, legal_basis_of: LegalBasis, encoding_of: Callable[[str], str] = lambda fmt: "utf-8"
+) -> list[dict[str, Any]]:
     """The caller's pending deliveries, oldest first. A body is text in its format's encoding
     (`encoding_of`: a municipal CSV record is ISO-8859-15), handed out as JSON text or, for JSON
-    deliveries, as the parsed document."""
+    deliveries, as the parsed document. Handing them out is a transmission: audited once per
+    purpose, with the deliveries' ids and the purpose's legal basis (`legal_basis_of`)."""
     rows = conn.execute(
         sa.select(deliveries)
         .where(deliveries.c.recipient == partner.id, deliveries.c.status == "pending")
@@ -136,13 +143,18 @@ def inbox(conn: Connection, partner: Partner, limit: int, encoding_of: Callable[
                 "body": body,
             }
         )
-    if rows:
-        audit(conn, partner.id, "inbox-read", partner=partner.id, deliveries=[d.id for d in rows])
+    by_purpose: dict[str, list[str]] = {}
+    for d in rows:
+        by_purpose.setdefault(d.purpose, []).append(d.id)
+    for purpose, ids in by_purpose.items():
+        audit(conn, partner.id, "inbox-read", partner=partner.id, purpose=purpose, legal_basis=legal_basis_of(purpose), deliveries=ids)
     return items
 
 
-def acknowledge(conn: Connection, partner: Partner, delivery_id: str) -> dict[str, Any]:
-    """Mark a delivery as received by its recipient. Idempotent: a second ack changes nothing."""
+def acknowledge(conn: Connection, partner: Partner, delivery_id: str, legal_basis_of: LegalBasis) -> dict[str, Any]:
+    """Mark a delivery as received by its recipient. Idempotent: a second ack changes nothing.
+
+    Audited last (on PostgreSQL the audit chain's head stays locked from its entry to the commit)."""
     row = conn.execute(
         sa.select(deliveries).where(deliveries.c.id == delivery_id, deliveries.c.recipient == partner.id)
     ).first()
@@ -153,7 +165,6 @@ def acknowledge(conn: Connection, partner: Partner, delivery_id: str) -> dict[st
     now = utcnow()
     conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(status="acknowledged", acked_at=now))
     record(conn, row.message_id, "delivery", "acknowledged", recipient=partner.id, delivery_id=delivery_id, message_type=row.message_type)
-    audit(conn, partner.id, "acknowledged", message_id=row.message_id, delivery_id=delivery_id, partner=partner.id, purpose=row.purpose)
     if row.message_type not in CONTENT_TYPES:
         open_ = conn.execute(
             sa.select(sa.func.count())
@@ -167,6 +178,10 @@ def acknowledge(conn: Connection, partner: Partner, delivery_id: str) -> dict[st
         if open_ == 0:
             conn.execute(messages.update().where(messages.c.id == row.message_id).values(status="delivered", updated_at=now))
             record(conn, row.message_id, "delivery", "delivered")
+    audit(
+        conn, partner.id, "acknowledged", message_id=row.message_id, delivery_id=delivery_id, partner=partner.id,
+        purpose=row.purpose, legal_basis=legal_basis_of(row.purpose),
+    )
     return {"id": row.id, "status": "acknowledged", "acknowledged_at": now.isoformat()}
 
 

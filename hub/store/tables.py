@@ -162,7 +162,35 @@ audit_log = sa.Table(
     sa.Column("purpose", sa.String(40)),
     sa.Column("legal_basis", sa.String(255)),
     sa.Column("detail", sa.JSON),
+    # the hash chain (hub/store/audit_chain.py): the entry's place in its shard's chain, the hash of
+    # the entry before it and its own hash over both and its content
+    sa.Column("shard", sa.Integer, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.UniqueConstraint("shard", "seq"),  # an entry chained twice, or a fork, cannot be stored
     sa.Index(None, "message_id"),
+    sa.Index(None, "at"),
+)
+
+#: the last entry of each shard's chain: locked by the transaction that appends, updated with it
+audit_heads = sa.Table(
+    "audit_heads",
+    metadata,
+    sa.Column("shard", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+#: heads recorded at a point in time (`hub audit anchor`, the workers): an operator keeps copies elsewhere
+audit_anchors = sa.Table(
+    "audit_anchors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.Column("shard", sa.Integer, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
     sa.Index(None, "at"),
 )
 
@@ -308,7 +336,7 @@ chain_deadlines = sa.Table(
     sa.Column("met_on", sa.Date),  # the day the message arrived (also after a miss: a late report)
     sa.Column("met_by", sa.String(26)),
     sa.Index(None, "status", "due_on"),
-    sa.Index(None, "link_id", "status"),
+    sa.Index(None, "link_id", "message_type", "status"),  # what a message meets: not every task's deadline
     sa.Index(None, "case_id"),
 )
 

@@ -16,12 +16,17 @@ object per concern (`extension`), e.g. the pipeline's read-ahead, rewound with t
 A failed item must leave nothing behind: `savepoint()` drops the rows the item added to the unit of
 work when it raises, and rolls the database back to a savepoint -- issued lazily, only if the item
 wrote at once.
+
+A statement may be *sealed* (`seal`): its rows are completed by a function of the store just before
+they are written -- at the flush, or at once outside a unit -- and a flush writes them after every
+other statement. The audit log's hash chain (hub.store.audit_chain) is computed so: still one
+executemany per batch, and the chain's head row is locked only for the last moments before the commit.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -48,6 +53,16 @@ class Extension(Protocol):
 
 E = TypeVar("E", bound=Extension)
 Mark = tuple[dict[Executable, int], dict[type, Any]]
+#: completes the rows of a sealed statement in place, on the connection that writes them
+Sealer = Callable[[Connection, list[dict[str, Any]]], None]
+_sealers: dict[Executable, Sealer] = {}
+
+
+def seal(statement: Executable, sealer: Sealer) -> None:
+    """Have `sealer(conn, rows)` complete the rows of `statement` just before they are written: at the
+    flush of a unit (after every unsealed statement of it) or, outside a unit, at once. The store
+    registers its sealers at import; upper layers only write rows."""
+    _sealers[statement] = sealer
 
 
 class UnitOfWork:
@@ -93,12 +108,17 @@ class UnitOfWork:
 
     def flush(self, conn: Connection) -> None:
         """One executemany per statement (on PostgreSQL a COPY per table where it can): the inserts
-        first, then the updates, each in the order the statements were first used -- an update
-        collected for a row that an insert of the same unit adds must find the row."""
+        first, then the updates (an update collected for a row that an insert of the same unit adds
+        must find the row), sealed statements last, each sealed just before; otherwise in the order
+        the statements were first used."""
         copy = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
-        ordered = sorted(self._rows.items(), key=lambda kv: not isinstance(kv[0], Insert))
-        for statement, rows in ordered:
-            if rows and not (copy and len(rows) > 1 and _copy(conn, statement, rows)):
+        pending = [(statement, rows) for statement, rows in self._rows.items() if rows]
+        pending.sort(key=lambda item: (item[0] in _sealers, not isinstance(item[0], Insert)))  # stable
+        for statement, rows in pending:
+            sealer = _sealers.get(statement)
+            if sealer is not None:
+                sealer(conn, rows)
+            if not (copy and len(rows) > 1 and _copy(conn, statement, rows)):
                 conn.execute(statement, rows)
         self._rows.clear()
 
@@ -128,18 +148,29 @@ def _copy(conn: Connection, statement: Executable, rows: list[dict[str, Any]]) -
     processors = [table.c[name].type._cached_bind_processor(dialect) for name in columns]
     quote = dialect.identifier_preparer
     sql = f"COPY {quote.format_table(table)} ({', '.join(quote.quote(n) for n in columns)}) FROM STDIN"
+    with direct(conn, sql) as driver, driver.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            values = [row[n] for n in names] + list(defaults.values())
+            copy.write_row([p(v) if p is not None else v for p, v in zip(processors, values)])
+    return True
+
+
+@contextmanager
+def direct(conn: Connection, sql: str) -> Iterator[Any]:
+    """The driver connection under `conn`, for statements of the store's own that are worth the
+    bypass (a COPY; the audit chain's head, a dozen µs of SQLAlchemy per statement on SQLite). What
+    the engine event does for `sql` is done first -- refused in a read-only block, lazy savepoints
+    issued before a write -- and driver errors are raised as SQLAlchemy's (see `_copy`)."""
+    _before_write(conn, None, sql, None, None, False)
     driver = conn.connection.driver_connection
+    dialect = conn.dialect
     try:
-        with driver.cursor() as cursor, cursor.copy(sql) as copy:
-            for row in rows:
-                values = [row[n] for n in names] + list(defaults.values())
-                copy.write_row([p(v) if p is not None else v for p, v in zip(processors, values)])
+        yield driver
     except dialect.loaded_dbapi.Error as exc:
         invalidated = dialect.is_disconnect(exc, driver, None)
         if invalidated:
             conn.invalidate(exc)
         raise DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error, connection_invalidated=invalidated) from exc
-    return True
 
 
 def current(conn: Connection) -> UnitOfWork | None:
@@ -156,6 +187,9 @@ def execute(conn: Connection, statement: Executable, params: dict[str, Any]) -> 
     """Write one row: into the connection's unit of work if one is open, else at once."""
     unit = _units.get(conn)
     if unit is None:
+        sealer = _sealers.get(statement)
+        if sealer is not None:
+            sealer(conn, [params])
         conn.execute(statement, params)
     else:
         unit.add(statement, params)

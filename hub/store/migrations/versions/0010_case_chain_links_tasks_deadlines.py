@@ -86,7 +86,7 @@ def upgrade() -> None:
         sa.UniqueConstraint('key', name=op.f('uq_chain_deadlines_key')),
     )
     op.create_index('ix_chain_deadlines_status_due_on', 'chain_deadlines', ['status', 'due_on'])
-    op.create_index('ix_chain_deadlines_link_id_status', 'chain_deadlines', ['link_id', 'status'])
+    op.create_index('ix_chain_deadlines_link_id_message_type_status', 'chain_deadlines', ['link_id', 'message_type', 'status'])
     op.create_index('ix_chain_deadlines_case_id', 'chain_deadlines', ['case_id'])
     op.create_table(
         'chain_tasks',

@@ -1,7 +1,7 @@
 """master data: field-level versions, what each partner holds, data conflicts
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-03 16:00:00.000000
 
 Two systems that change the same person concurrently used to overwrite each other: the hub forwarded
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 
 revision = '0012'
-down_revision = '0010'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
