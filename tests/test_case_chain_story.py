@@ -3,18 +3,25 @@ the embedded queue; PostgreSQL with RabbitMQ): the Jobcenter refers and assigns 
 provider accepts, starts, reports monthly attendance with an unexcused absence, sends a cooperation
 feedback, then a drop-out; a deadline passes unreported; the case manager completes the tasks and
 decides; the chain shows every link, the breach and the proposed next step; a second provider sees
-none of it.
+none of it; the audit log verifies, and a changed entry is named.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
+from collections import Counter
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
 from hub.scheduler import DeadlineScheduler
-from tests.conftest import JOBCENTER, OTHER_PROVIDER, PROVIDER, LiveHub, agency_sample, encode, post, provider_sample, wait_for, wait_until
+from hub.store import db
+from hub.store.tables import audit_log
+from tests.conftest import ROOT, JOBCENTER, OTHER_PROVIDER, PROVIDER, LiveHub, agency_sample, encode, post, provider_sample, wait_for, wait_until
 
 CUSTOMER = "123D456789"
 START = "2026-10-01"  # a participation that began two months ago: its October attendance never came
@@ -115,3 +122,21 @@ def test_the_whole_case_chain_story(live_hub: LiveHub) -> None:
         assert jc.get("/v1/cases/999X9999999/chain").status_code == 404
         assert jc.post("/v1/tasks/01NOSUCHTASK0000000000000X/complete", json={"decision": "continue"}).status_code == 404
         assert jc.post(f"/v1/tasks/{feedback_task['id']}/complete", json={"decision": "continue", "extra": 1}).status_code == 400
+
+    # every transmission and read of the story is in the audit log, and the log verifies ...
+    with db.read(live.hub.engine) as conn:
+        actions = Counter(conn.execute(sa.select(audit_log.c.action)).scalars())
+        victim = conn.execute(sa.select(audit_log.c.id).where(audit_log.c.action == "chain-read").order_by(audit_log.c.id)).scalars().first()
+    assert {"transmitted", "chain-read", "tasks-read", "task-completed", "inbox-read"} <= set(actions), f"audited: {sorted(actions)}"
+    verified = _hub_cli(live, "audit", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    # ... until one entry's field is changed: `hub audit verify` names that entry
+    with db.write(live.hub.engine) as conn:
+        conn.execute(audit_log.update().where(audit_log.c.id == victim).values(actor="someone-else"))
+    tampered = _hub_cli(live, "audit", "verify")
+    assert tampered.returncode == 1 and f"entry {victim} " in tampered.stdout + tampered.stderr, tampered.stdout + tampered.stderr
+
+
+def _hub_cli(live: LiveHub, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "hub.cli", *args], env={**os.environ, **live.env}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
