@@ -310,7 +310,7 @@ def test_a_rule_file_with_an_error_names_file_and_line(tmp_path: Path, name: str
 
 def test_the_shipped_chain_contracts_check_out() -> None:
     steering = Steering.load(CONTRACTS)
-    assert steering.rules and steering.version.startswith("1-")
+    assert steering.rules and steering.version.startswith("2-")
     assert {"start", "attendance", "assessment", "cooperation_decision"} <= steering.deadline_kinds
 
 
@@ -358,3 +358,17 @@ def test_the_hub_does_not_start_with_a_broken_rule_file(tmp_path: Path) -> None:
         assert "rules.yaml:" in r.stderr and "exit_kynd" in r.stderr and "Traceback" not in r.stderr, r.stderr
     r = subprocess.run([sys.executable, "-m", "hub.cli", "contracts", "check"], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "exit_kynd" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_a_further_feedback_before_the_decision_joins_the_open_task_and_its_earlier_date_holds(hub: Hub) -> None:
+    case_id = assign(hub)
+    report(hub, case_id, "teilnahme.eintritt.2010")
+    report(hub, case_id, "teilnahme.mitwirkung.2040")  # decision requested by 2026-12-20
+    report(hub, case_id, "teilnahme.mitwirkung.2040", event="drohender_abbruch", facts="Kündigt Abbruch an.", decision_requested_by="2026-12-15")
+    (task,) = open_tasks(hub, "cooperation_decision")
+    assert task.due_on == dt.date(2026, 12, 15), "the joined feedback's earlier date does not hold"
+    with db.read(hub.engine) as conn:
+        owed = conn.execute(sa.select(chain_deadlines.c.due_on).where(chain_deadlines.c.task_id == task.id)).scalar_one()
+    assert owed == dt.date(2026, 12, 15), "the owner's deadline did not move with the task"
+    kinds = [e["kind"] for e in view(hub, JOBCENTER, CUSTOMER)["links"][0]["record"]]
+    assert kinds.count("cooperation") == 2 and kinds.count("task_joined") == 1 and kinds.count("task") == 1

@@ -122,6 +122,16 @@ def meet_task(conn: Connection, task_id: str, today: dt.date) -> None:
         unit_of_work.execute(conn, _ANSWER, {"b_id": deadline_id, "b_status": "met", "b_at": utcnow(), "b_day": today, "b_by": None})
 
 
+_MOVE_TASK_DUE = chain_deadlines.update().where(
+    chain_deadlines.c.task_id == sa.bindparam("b_task"), chain_deadlines.c.status == "open", chain_deadlines.c.due_on > sa.bindparam("b_due"),
+).values(due_on=sa.bindparam("b_due"))
+
+
+def move_task_due(conn: Connection, task_id: str, due_on: dt.date) -> None:
+    """The owner's deadline of a task moves with the task's due date."""
+    unit_of_work.execute(conn, _MOVE_TASK_DUE, {"b_task": task_id, "b_due": due_on})
+
+
 def open_of_link(conn: Connection, link_id: str) -> list[Deadline]:
     return _of_link(conn, link_id, ("open",))
 

@@ -221,9 +221,21 @@ class Engine:
             "decisions": spec["decisions"], "closed_by": spec.get("closed_by"), "answers_uuid": cause.message_uuid,
             "proposal": self.steering.measures[proposed].title if proposed else None,
         }
+        due = self._due(spec["due"], cause, owner, today)
+        if spec.get("repeat") is False and cause.link is not None:
+            # CMMN's repetition rule: while a task of this kind is open on the link, a further cause
+            # joins it (one decision about the participation, not one per feedback); the earlier due date holds
+            joined = next((t for t in tasks.open_of_link(conn, cause.link.id) if t.kind == spec["kind"]), None)
+            if joined is not None:
+                if due < joined.due_on:
+                    tasks.move_due(conn, joined, due)
+                    deadlines.move_task_due(conn, joined.id, due)
+                links.record(conn, cause.case.id, cause.link.id, "task_joined", message_id=cause.message_id,
+                             detail={"task": joined.id, "kind": joined.kind, "due_on": min(due, joined.due_on)})
+                return
         task = tasks.open_task(
             conn, key=f"{rule.id}:{cause.key}", case_id=cause.case.id, link_id=cause.link.id if cause.link else None, owner=owner,
-            kind=spec["kind"], title=spec["title"], due_on=self._due(spec["due"], cause, owner, today), rule_id=rule.id,
+            kind=spec["kind"], title=spec["title"], due_on=due, rule_id=rule.id,
             rule_version=self.steering.version, proposed_measure=proposed, spec=kept,
             cause_message_id=cause.message_id, cause_deadline_id=cause.deadline_id,
         )

@@ -26,6 +26,7 @@ EVENTS = ("message", "enters", "deadline")
 ACTIONS = ("expect", "task", "case_status", "close_chain", "notify")
 DUE_KEYS = {"sla", "after", "working_days", "working_day_of_next_month", "field", "otherwise"}
 RESPONSIBLE = ("provider", "owner")
+TASK_KEYS = {"kind", "title", "due", "decisions", "propose", "closed_by", "deadline", "repeat"}
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,11 @@ def _check_action(path: Path, rid: str, action: Action, models: list, slas: dict
         _check_due(path, spec["due"], slas, line(spec, "due"), where, models=models)
     elif action.kind == "task":
         need("kind", "title", "due", "decisions")
+        unknown = set(spec) - TASK_KEYS
+        if unknown:
+            raise ContractError(path, line(spec, sorted(unknown)[0]) or at, f"{where}: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(TASK_KEYS))})")
+        if "repeat" in spec and not isinstance(spec["repeat"], bool):
+            raise ContractError(path, line(spec, "repeat") or at, f"{where}: 'repeat' is true or false")
         _check_due(path, spec["due"], slas, line(spec, "due"), where, models=models)
         propose = spec.get("propose")
         for measure in ([propose] if isinstance(propose, str) else propose or []):

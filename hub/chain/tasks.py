@@ -76,6 +76,15 @@ _CLOSE = chain_tasks.update().where(chain_tasks.c.id == sa.bindparam("b_id"), ch
 )
 
 
+_MOVE_DUE = chain_tasks.update().where(chain_tasks.c.id == sa.bindparam("b_id"), chain_tasks.c.due_on > sa.bindparam("b_due")).values(
+    due_on=sa.bindparam("b_due"))
+
+
+def move_due(conn: Connection, task: Task, due_on: dt.date) -> None:
+    """An earlier due date for an open task (a further cause joined it), collected like the rest."""
+    unit_of_work.execute(conn, _MOVE_DUE, {"b_id": task.id, "b_due": due_on})
+
+
 def _insert_once(conn: Connection) -> Any:
     return _INSERT_ONCE["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
 

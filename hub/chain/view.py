@@ -23,7 +23,7 @@ from hub.store.db import aware
 from hub.store.tables import cases
 
 #: record entries only the steering side sees
-_OWNER_ONLY = {"task", "task_done", "notice", "case_status"}
+_OWNER_ONLY = {"task", "task_joined", "task_done", "notice", "case_status"}
 
 
 def find_case(conn: Connection, viewer_id: str, operator: bool, ref: str) -> Case:
