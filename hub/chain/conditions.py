@@ -74,6 +74,13 @@ def holds(condition: Mapping[str, Any] | None, body: Mapping[str, Any], record: 
     return True
 
 
+def brings_recent(condition: Mapping[str, Any] | None, body: Mapping[str, Any]) -> bool:
+    """Does the message itself bring an item a `recent` count looks for? Only then can the count
+    newly reach its threshold, and only then is the link's record worth reading."""
+    spec = (condition or {}).get("recent")
+    return spec is None or any(holds(spec.get("where"), item) for item in (body.get(spec["of"]) or ()))
+
+
 def _recent(spec: Mapping[str, Any], body: Mapping[str, Any], record: Iterable[Mapping[str, Any]]) -> bool:
     items = [item for kept in [body, *record] for item in (kept.get(spec["of"]) or ())]
     items = [item for item in items if holds(spec.get("where"), item)]

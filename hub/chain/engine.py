@@ -168,6 +168,8 @@ class Engine:
     # -- rules ----------------------------------------------------------------------------------------
     def _fire(self, conn: Connection, event: str, name: str, cause: _Cause, today: dt.date, effects: Effects) -> None:
         for rule in self.steering.firing(event, name):
+            if not conditions.brings_recent(rule.condition, cause.body):
+                continue  # the count cannot newly reach its threshold without an item of this message
             record = links.kept(conn, cause.link.id) if cause.link and rule.condition and "recent" in rule.condition else ()
             if rule.condition and not _holds(rule, cause.body, record):
                 continue
