@@ -105,11 +105,19 @@ BACKENDS = [
 ]
 #: test modules whose tests run once per backend
 BOTH_BACKENDS = ("tests.test_end_to_end", "tests.test_case_chain_story", "tests.test_deadline_scheduler")
+DATABASES = [
+    pytest.param("embedded", id="sqlite"),
+    pytest.param("embedded-postgres", id="postgres", marks=[pytest.mark.postgres]),
+]
+#: test modules whose tests run once per database (the embedded queue on SQLite, then on PostgreSQL)
+BOTH_DATABASES = ("tests.test_audit_log", "tests.test_master_data_conflicts")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "hub_env" in metafunc.fixturenames and metafunc.module.__name__ in BOTH_BACKENDS:
         metafunc.parametrize("hub_env", BACKENDS, indirect=True)
+    elif "hub_env" in metafunc.fixturenames and metafunc.module.__name__ in BOTH_DATABASES:
+        metafunc.parametrize("hub_env", DATABASES, indirect=True)
 
 
 def embedded_env(tmp_path: Path) -> dict[str, str]:
@@ -164,6 +172,10 @@ def hub_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str
         return
     from tests.integration.services import postgres_database, rabbitmq_vhost
 
+    if request.param == "embedded-postgres":
+        with postgres_database() as database_url:
+            yield {**env, "HUB_DATABASE_URL": database_url}
+        return
     with postgres_database() as database_url, rabbitmq_vhost() as broker_url:
         yield {**env, "HUB_DATABASE_URL": database_url, "HUB_BROKER_URL": broker_url}
 

@@ -11,7 +11,6 @@ import hashlib
 import json
 import random
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +25,13 @@ from hub.runtime import Hub
 from hub.store import audit_chain, db, migrate, unit_of_work
 from hub.store.history import audit
 from hub.store.tables import audit_heads, audit_log, deliveries, messages
-from tests.conftest import JOBCENTER, OPERATOR, PROVIDER, embedded_env, hub_for, provider_sample, send
+from tests.conftest import JOBCENTER, OPERATOR, PROVIDER, hub_for, provider_sample, send
 from tests.test_duplicate_reports import assign
 
 runner = CliRunner()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def hub_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """An isolated hub on the embedded queue, over SQLite or its own PostgreSQL database."""
-    env = embedded_env(tmp_path)
-    if request.param == "sqlite":
-        yield env
-        return
-    from tests.integration.services import postgres_database
-
-    with postgres_database() as url:
-        yield {**env, "HUB_DATABASE_URL": url}
+# hub_env: the embedded queue on SQLite, then on PostgreSQL (tests/conftest.py BOTH_DATABASES)
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ it); the municipal office speaks 2.1 and names it (basisVersion) -- or, sending 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,22 +22,12 @@ from hub.endpoints import ingress
 from hub.runtime import Hub
 from hub.store import db
 from hub.store.tables import audit_log, data_conflicts, deliveries, master_data_fields
-from tests.conftest import JOBCENTER, MUNICIPAL, OPERATOR, agency_sample, drain, embedded_env, encode, send
+from tests.conftest import JOBCENTER, MUNICIPAL, OPERATOR, agency_sample, drain, encode, send
 
 STREET, PHONE = "person.address.street", "person.contact.phone"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def hub_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """The embedded hub on its own SQLite file, or on its own PostgreSQL database."""
-    env = embedded_env(tmp_path)
-    if request.param == "sqlite":
-        yield env
-        return
-    from tests.integration.services import postgres_database
-
-    with postgres_database() as url:
-        yield {**env, "HUB_DATABASE_URL": url}
+# hub_env: the embedded queue on SQLite, then on PostgreSQL (tests/conftest.py BOTH_DATABASES)
 
 
 @pytest.fixture
