@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from hub.chain.reads import cached
 from hub.ids import new_id
 from hub.store import unit_of_work
-from hub.store.db import utcnow
+from hub.store.db import InsertOnce, utcnow
 from hub.store.tables import chain_deadlines
 
 OPEN = ("open", "missed")  # a missed deadline still learns when the late message came
@@ -51,9 +50,7 @@ def _deadline(row: Any) -> Deadline:
                     m["due_on"], m["status"], m["rule_id"])
 
 
-_INSERT_ONCE = {
-    name: dialect.insert(chain_deadlines).on_conflict_do_nothing() for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+_insert_once = InsertOnce(chain_deadlines)
 #: answered by a message (once: the first answer keeps its day); open -> met, a miss stays a miss
 _ANSWER = (
     chain_deadlines.update()
@@ -66,10 +63,6 @@ _ANSWER = (
 )
 _CANCEL = chain_deadlines.update().where(chain_deadlines.c.id == sa.bindparam("b_id"), chain_deadlines.c.status == "open").values(
     status="cancelled", resolved_at=sa.bindparam("b_at"))
-
-
-def _insert_once(conn: Connection) -> Any:
-    return _INSERT_ONCE["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
 
 
 def expect(

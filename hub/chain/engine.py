@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from hub.chain import calendar, conditions, deadlines, links, tasks
-from hub.chain.lifecycle import NEW, Transition
+from hub.chain.lifecycle import NEW, Lifecycle, Transition
 from hub.chain.membership import Case
 from hub.chain.steering import Action, Rule, Steering
 from hub.chain.tasks import Task
@@ -70,7 +70,7 @@ class Engine:
         self.partners = partners
 
     @property
-    def lifecycle(self):  # type: ignore[no-untyped-def]
+    def lifecycle(self) -> Lifecycle:
         return self.steering.lifecycle
 
     def concerns(self, message_type: str) -> bool:
@@ -89,7 +89,7 @@ class Engine:
         if transition is None:
             raise _out_of_state(self.lifecycle, msg, state, measure, pointer)
         self._check_not_past(transition, msg, pointer)
-        if NEW in transition.sources and (link is None or self.lifecycle.is_final(link.status)) and transition.to and state == NEW:
+        if state == NEW:  # an entry from `new` always names the state it opens the link in (lifecycle.py)
             link = links.open_link(conn, case.id, provider, measure, transition.to, msg.test)
             before = NEW
         else:
@@ -171,7 +171,7 @@ class Engine:
             if not conditions.brings_recent(rule.condition, cause.body):
                 continue  # the count cannot newly reach its threshold without an item of this message
             record = links.kept(conn, cause.link.id) if cause.link and rule.condition and "recent" in rule.condition else ()
-            if rule.condition and not _holds(rule, cause.body, record):
+            if rule.condition and not conditions.holds(rule.condition, cause.body, record):
                 continue
             for action in rule.actions:
                 getattr(self, f"_do_{action.kind}")(conn, rule, action, cause, today, effects)
@@ -268,10 +268,6 @@ def close_chain(conn: Connection, case_id: str, by: str, message_id: str | None 
     links.set_case_status(conn, case_id, "closed", closed=True)
     deadlines.cancel_case(conn, case_id)
     links.record(conn, case_id, None, "case_status", message_id=message_id, detail={"status": "closed", "by": by})
-
-
-def _holds(rule: Rule, body: dict[str, Any], record: Any) -> bool:
-    return conditions.holds(rule.condition, body, record)
 
 
 def _kept(body: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ not start with them).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ class Lifecycle:
     transitions: tuple[Transition, ...]
     path: str = ""
 
-    @property
+    @cached_property
     def message_types(self) -> frozenset[str]:
         return frozenset(t.message for t in self.transitions)
 

@@ -19,7 +19,7 @@ from hub.chain.lifecycle import LINK_FIELDS
 from hub.chain.reads import cached
 from hub.ids import new_id
 from hub.store import unit_of_work
-from hub.store.db import utcnow
+from hub.store.db import aware, utcnow
 from hub.store.tables import cases, chain_events, chain_links
 
 
@@ -107,7 +107,7 @@ def record(
     """An entry in the chain's record (append-only, collected by the transaction's unit of work)."""
     unit_of_work.execute(conn, _INSERT_EVENT, {
         "case_id": case_id, "link_id": link_id, "at": utcnow(), "kind": kind, "message_id": message_id, "message_type": message_type,
-        "status_from": status_from, "status_to": status_to, "detail": _jsonable(detail) if detail else None,
+        "status_from": status_from, "status_to": status_to, "detail": jsonable(detail) if detail else None,
     })
 
 
@@ -132,12 +132,16 @@ def set_case_status(conn: Connection, case_id: str, status: str, closed: bool = 
     conn.execute(cases.update().where(cases.c.id == case_id).values(**values))
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A value of the chain's rows as JSON holds it: dates as ISO text (a stored time with its zone),
+    decimals as numbers, empty fields of a mapping left out."""
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items() if v is not None}
+        return {k: jsonable(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (dt.date, dt.datetime)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return aware(value).isoformat()
+    if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, Decimal):
         return float(value)

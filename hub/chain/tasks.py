@@ -15,14 +15,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sqlalchemy.dialects import postgresql, sqlite
-
 from hub.chain import conditions
 from hub.chain.reads import cached
 from hub.findings import Refusal
 from hub.ids import new_id
 from hub.store import unit_of_work
-from hub.store.db import aware, utcnow
+from hub.store.db import InsertOnce, aware, utcnow
 from hub.store.tables import chain_tasks
 
 STATUSES = ("open", "done", "cancelled")
@@ -68,7 +66,7 @@ def _task(row: Any) -> Task:
     return Task(**{k: m.get(k) for k in Task.__dataclass_fields__})
 
 
-_INSERT_ONCE = {name: d.insert(chain_tasks).on_conflict_do_nothing() for name, d in (("postgresql", postgresql), ("sqlite", sqlite))}
+_insert_once = InsertOnce(chain_tasks)
 #: closed by a message of the pipeline (collected: a report that closes a task writes nothing at once)
 _CLOSE = chain_tasks.update().where(chain_tasks.c.id == sa.bindparam("b_id"), chain_tasks.c.status == "open").values(
     status=sa.bindparam("b_status"), decision=sa.bindparam("b_decision"), remark=sa.bindparam("b_remark"),
@@ -83,10 +81,6 @@ _MOVE_DUE = chain_tasks.update().where(chain_tasks.c.id == sa.bindparam("b_id"),
 def move_due(conn: Connection, task: Task, due_on: dt.date) -> None:
     """An earlier due date for an open task (a further cause joined it), collected like the rest."""
     unit_of_work.execute(conn, _MOVE_DUE, {"b_id": task.id, "b_due": due_on})
-
-
-def _insert_once(conn: Connection) -> Any:
-    return _INSERT_ONCE["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
 
 
 def open_task(
@@ -183,11 +177,8 @@ def finish(
     conn: Connection, task: Task, status: str, *, decision: str | None = None, remark: str | None = None, by: str,
     decision_message_id: str | None = None,
 ) -> bool:
-    """Close an open task (done or cancelled); False if it was closed meanwhile (by a message, by
-    another request): the caller then reads what closed it."""
-    result = conn.execute(
-        chain_tasks.update().where(chain_tasks.c.id == task.id, chain_tasks.c.status == "open").values(
-            status=status, decision=decision, remark=remark, completed_at=utcnow(), completed_by=by, decision_message_id=decision_message_id,
-        )
-    )
-    return result.rowcount == 1
+    """Close an open task at once (done or cancelled); False if it was closed meanwhile (by a
+    message, by another request): the caller then reads what closed it."""
+    params = {"b_id": task.id, "b_status": status, "b_decision": decision, "b_remark": remark, "b_at": utcnow(), "b_by": by,
+              "b_message": decision_message_id}
+    return conn.execute(_CLOSE, params).rowcount == 1

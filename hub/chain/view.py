@@ -9,17 +9,16 @@ tell it other links exist: no case status, no tasks, no proposals, no other part
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.chain import deadlines, links, tasks
+from hub.chain.links import jsonable
 from hub.chain.membership import Case, case_for_ref, find
 from hub.chain.steering import Steering
 from hub.findings import Refusal
-from hub.store.db import aware
 from hub.store.tables import cases
 
 #: record entries only the steering side sees
@@ -33,16 +32,6 @@ def find_case(conn: Connection, viewer_id: str, operator: bool, ref: str) -> Cas
     if case is None:
         raise Refusal("not-found", f"No case {ref} is known to you")
     return case
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return aware(value).isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    return value
 
 
 def chain_view(conn: Connection, steering: Steering, case: Case, viewer_id: str, *, whole: bool, reference: str, today: dt.date) -> dict[str, Any]:
@@ -63,7 +52,7 @@ def chain_view(conn: Connection, steering: Steering, case: Case, viewer_id: str,
             "status": link.status,
             "status_label": lifecycle.label(link.status),
             "test": link.test,
-            **{k: _plain(v) for k, v in link.values.items() if v is not None},
+            **{k: jsonable(v) for k, v in link.values.items() if v is not None},
             "record": [_entry(e) for e in events if e.link_id == link.id],
             "deadlines": [_deadline(d, today) for d in owed if d["link_id"] == link.id],
             **({"tasks": [t.as_dict() for t in all_tasks if t.link_id == link.id]} if whole else {}),
@@ -72,8 +61,8 @@ def chain_view(conn: Connection, steering: Steering, case: Case, viewer_id: str,
     if whole:
         row = conn.execute(sa.select(cases.c.status, cases.c.created_at, cases.c.closed_at).where(cases.c.id == case.id)).one()
         view.update({
-            "case_id": case.id, "owner": case.owner, "status": row.status, "opened_at": _plain(row.created_at),
-            "closed_at": _plain(row.closed_at),
+            "case_id": case.id, "owner": case.owner, "status": row.status, "opened_at": jsonable(row.created_at),
+            "closed_at": jsonable(row.closed_at),
             "case_record": [_entry(e) for e in links.events_of_case(conn, case.id) if e.link_id is None],
             "open_tasks": [t.as_dict() for t in all_tasks if t.status == "open"],
             "breaches": [_deadline(d, today) for d in owed if d["status"] == "missed"],
@@ -89,7 +78,7 @@ def chain_view(conn: Connection, steering: Steering, case: Case, viewer_id: str,
 
 def _entry(e: Any) -> dict[str, Any]:
     return {k: v for k, v in {
-        "at": _plain(e.at), "kind": e.kind, "message_id": e.message_id, "message_type": e.message_type,
+        "at": jsonable(e.at), "kind": e.kind, "message_id": e.message_id, "message_type": e.message_type,
         "from": e.status_from, "to": e.status_to, "detail": e.detail,
     }.items() if v is not None}
 
@@ -102,7 +91,7 @@ def _deadline(d: dict[str, Any], today: dt.date) -> dict[str, Any]:
         state = "missed, came late"
     return {k: v for k, v in {
         "kind": d["kind"], "partner": d["partner_id"], "message_type": d["message_type"], "month": d["month"],
-        "due_on": _plain(d["due_on"]), "status": d["status"], "state": state, "met_on": _plain(d["met_on"]),
+        "due_on": jsonable(d["due_on"]), "status": d["status"], "state": state, "met_on": jsonable(d["met_on"]),
         "overdue": d["status"] == "open" and d["due_on"] < today,
     }.items() if v is not None}
 

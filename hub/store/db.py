@@ -308,3 +308,17 @@ def read(engine: Engine) -> Iterator[Connection]:
     with engine.connect().execution_options(readonly=True) as conn:
         with conn.begin():
             yield conn
+
+
+class InsertOnce:
+    """`INSERT ... ON CONFLICT DO NOTHING` into `table`, built once per dialect: a row whose unique
+    key exists is left as it is. Call it with the connection for the statement of its dialect (the
+    same object every time, so a unit of work collects its rows under one statement)."""
+
+    def __init__(self, table: sa.Table) -> None:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        self._by_dialect = {"postgresql": postgresql.insert(table).on_conflict_do_nothing(), "sqlite": sqlite.insert(table).on_conflict_do_nothing()}
+
+    def __call__(self, conn: Connection) -> Any:
+        return self._by_dialect["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
