@@ -423,3 +423,35 @@ data_conflicts = sa.Table(
     sa.Index(None, "status", "created_at"),
     sa.Index(None, "person_id", "status"),
 )
+
+# -- the console's people (hub/console/) ----------------------------------------------------------------
+#: a local console account: an operator, a case manager of one steering agency, an auditor, an admin
+console_users = sa.Table(
+    "console_users",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("login", sa.String(64), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(120), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),  # operator | case_manager | auditor | admin
+    sa.Column("agency", sa.String(64)),  # the steering agency (partner id) of a case manager
+    sa.Column("password_hash", sa.String(255), nullable=False),  # argon2id, with its own salt and parameters
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+    sa.Column("failed_logins", sa.Integer, nullable=False, default=0),  # since the last success
+    sa.Column("locked_until", Timestamp),
+    sa.Column("locale", sa.String(8), nullable=False, default="de"),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("password_changed_at", Timestamp, nullable=False),
+)
+
+#: a signed-in browser: the cookie holds the token, the table its SHA-256 (a stolen database dump
+#: opens no session); the CSRF token is per session; last_seen_at drives the idle timeout
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(26), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_seen_at", Timestamp, nullable=False),
+    sa.Index(None, "user_id"),
+)

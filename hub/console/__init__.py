@@ -1,0 +1,1 @@
+"""The web console under /ops: what operators, case managers, auditors and admins see (docs/console.md)."""
