@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     shutdown_timeout: float = 30.0
     #: seconds between the audit anchors the workers record (`hub audit anchor` on a timer; 0 = off)
     audit_anchor_seconds: float = 3600.0
+    #: minutes a console session may stay unused before it ends
+    console_idle_minutes: float = 30.0
+    #: hours after which a console session ends however busy it is
+    console_session_hours: float = 12.0
+    #: failed sign-ins in a row that lock a console account, and for how many minutes
+    console_lockout_failures: int = 5
+    console_lockout_minutes: float = 15.0
 
 
 @lru_cache(maxsize=1)

@@ -32,6 +32,7 @@ from hub.api.docs_site import mount_interface_docs
 from hub.api.openapi import problems
 from hub.api.chain import router as chain_router
 from hub.api.reviews import router as review_router
+from hub.console import mount as console
 from hub.endpoints import ingress
 from hub.store import db, message_store
 from hub.findings import Finding, Refusal
@@ -111,6 +112,7 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
     app.include_router(review_router)  # /v1/persons: operators only
     app.include_router(chain_router)  # /v1/tasks, /v1/cases/{ref}/chain: the steering agency, operators
     openapi.install(app)  # /docs without internet, errors documented as problem+json
+    console.mount(app)  # /ops: the web console, for people (sessions), not partners (tokens)
 
     # -- errors ------------------------------------------------------------------------------------
     @app.exception_handler(Refusal)
@@ -118,17 +120,27 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
     @app.exception_handler(DBAPIError)
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(Exception)
-    async def _error(request: Request, exc: Exception) -> JSONResponse:
+    async def _error(request: Request, exc: Exception) -> Response:
+        if console.is_console(request):
+            return console.error_response(request, exc, lambda: error_answer(exc, request.url.path)[:2])
         status, body, headers = error_answer(exc, request.url.path)
         return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
+    for kind in console.ERRORS:  # the console's own: a page to read instead, or the sign-in
+        app.add_exception_handler(kind, _error)
+
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         findings = [Finding(e["msg"], pointer="/" + "/".join(map(str, e["loc"]))) for e in exc.errors()]
+        if console.is_console(request):
+            where = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in exc.errors())
+            return console.error_response(request, exc, lambda: (400, {"detail": where}))
         return problem_response(Refusal("invalid-request", "The request is not valid", findings), request)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if console.is_console(request):
+            return console.error_response(request, exc, lambda: (exc.status_code, {"detail": str(exc.detail)}))
         kind = {404: "not-found", 401: "unauthenticated", 403: "forbidden", 405: "method-not-allowed", 413: "too-large", 415: "unsupported-media-type"}.get(exc.status_code, "malformed")
         refusal = Refusal(kind, str(exc.detail))
         response = problem_response(refusal, request)

@@ -4,7 +4,7 @@ Exit codes: 0 success, 1 input refused, 2 usage error. Errors are one clear sent
 `--debug` shows the traceback instead.
 """
 
-from hub.cli import audit, chain, contracts, dedup, messages, partners, running  # noqa: F401 - each registers its commands
+from hub.cli import audit, chain, contracts, dedup, messages, partners, running, users  # noqa: F401 - each registers its commands
 from hub.cli.base import app, main
 
 __all__ = ["app", "main"]

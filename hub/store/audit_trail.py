@@ -244,3 +244,37 @@ def export(conn: Connection, start: dt.datetime, end: dt.datetime, out: IO[str],
                     record["detail"] = json.dumps(record["detail"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
                 writer.writerow(record)
     return counts[0], counts[1]
+
+
+@dataclass(frozen=True)
+class EntryFilter:
+    """What an auditor looks for: by actor, action, message, partner or purpose, in a period."""
+
+    actor: str | None = None
+    action: str | None = None
+    message_id: str | None = None
+    partner: str | None = None
+    purpose: str | None = None
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+
+
+def entries(conn: Connection, wanted: EntryFilter, *, limit: int = 100, before_id: int | None = None) -> list[dict[str, Any]]:
+    """The newest entries matching `wanted` (older than `before_id`, for the next page), newest first.
+    Walks the primary key backwards; the message and the period have their own indexes."""
+    query = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+    for column, value in (("actor", wanted.actor), ("action", wanted.action), ("message_id", wanted.message_id),
+                          ("partner", wanted.partner), ("purpose", wanted.purpose)):
+        if value:
+            query = query.where(audit_log.c[column] == value)
+    if wanted.start:
+        query = query.where(audit_log.c.at >= wanted.start)
+    if wanted.end:
+        query = query.where(audit_log.c.at < wanted.end)
+    if before_id is not None:
+        query = query.where(audit_log.c.id < before_id)
+    return [
+        {"id": r.id, "at": r.at, "actor": r.actor, "action": r.action, "message_id": r.message_id, "partner": r.partner,
+         "purpose": r.purpose, "legal_basis": r.legal_basis, "detail": r.detail, "shard": r.shard, "seq": r.seq}
+        for r in conn.execute(query)
+    ]

@@ -235,3 +235,11 @@ def _replay_deliveries(conn: Connection, row: Any, parked: list[Any], operator: 
     record(conn, row.id, "operations", "replayed", by=operator, deliveries=ids)
     audit(conn, operator, "replayed", message_id=row.id, deliveries=ids)
     return {"id": row.id, "status": row.status, "deliveries": ids}
+
+
+def raw_content(conn: Connection, message_id: str) -> tuple[str, bytes | None]:
+    """A message's bytes exactly as received, with its format (None once retention deleted them)."""
+    row = conn.execute(sa.select(messages.c.format, messages.c.raw).where(messages.c.id == message_id)).first()
+    if row is None:
+        raise Refusal("not-found", f"There is no message with id {message_id}")
+    return row.format, row.raw
