@@ -2,7 +2,7 @@
 
 Strings are written in English in the templates and the code (`_("…")`) and translated by Babel
 catalogues under `locale/<lang>/LC_MESSAGES/messages.po`, read at start (no compiled .mo files to
-keep in step). Dates, times and numbers are formatted by Babel for the locale, in German local time.
+keep in step); the English catalogue only words the data's codes (roles, statuses, kinds). Dates, times and numbers are formatted by Babel for the locale, in German local time.
 `tests/test_console_i18n.py` checks that every string has a German translation.
 """
 
@@ -32,8 +32,6 @@ ZONE = ZoneInfo("Europe/Berlin")
 @lru_cache(maxsize=None)
 def translations(locale: str) -> Translations:
     path = CATALOGUES / locale / "LC_MESSAGES" / "messages.po"
-    if not path.exists():
-        return Translations()  # English: the source strings
     with path.open("rb") as f:
         catalog = read_po(f, locale=locale)
     buffer = io.BytesIO()
