@@ -4,6 +4,7 @@ keeps serving. Run against a live `hub serve`, as a partner would meet them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from hub.store import db
 from hub.runtime import Hub
 from hub.store.tables import messages
-from tests.conftest import JOBCENTER, PROVIDER, LiveHub, agency_sample, encode, new_uuid, post, provider_sample
+from tests.conftest import JOBCENTER, PROVIDER, LiveHub, agency_sample, embedded_env, encode, hub_for, issue_tokens, new_uuid, post, provider_sample
 
 XXE = b"""<?xml version="1.0"?>
 <!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
@@ -55,6 +56,19 @@ def jc_xml(live: LiveHub, **body) -> bytes:
 def replace(data: bytes, old: str, new: str) -> bytes:
     assert old.encode() in data, f"{old!r} not in the message"
     return data.replace(old.encode(), new.encode(), 1)
+
+
+@pytest.fixture(scope="module")
+def live_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveHub]:
+    """One running hub for the module: every test here refuses input (or sends under fresh UUIDs) and
+    checks what changed relative to before, so they need not each wait for a `hub serve` of their own."""
+    env = embedded_env(tmp_path_factory.mktemp("rejections"))
+    hub = hub_for(env)
+    live = LiveHub(env, hub, issue_tokens(hub))
+    live.start()
+    yield live
+    live.stop()
+    hub.close()
 
 
 @pytest.fixture

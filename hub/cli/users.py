@@ -90,7 +90,7 @@ def users_disable(login: Annotated[str, typer.Argument(help="The account.")]) ->
 
 
 @users_app.command("list")
-def users_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def users_list(as_json: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False) -> None:
     """The accounts with their roles and state."""
     from hub.console import accounts
     from hub.store import db
