@@ -46,7 +46,7 @@ RECORD_LABELS = {
     "referral": "Kontaktanfrage", "answer": "Rückmeldung", "assignment": "Zuweisung", "start": "Eintritt",
     "attendance": "Anwesenheit", "cooperation": "Mitwirkungsrückmeldung", "decision": "Entscheidung", "change": "Änderung",
     "exit": "Austritt", "assessment": "Beurteilung", "task": "Aufgabe eröffnet", "task_joined": "Aufgabe ergänzt",
-    "task_done": "Aufgabe erledigt", "breach": "Frist versäumt", "notice": "Hinweis", "case_status": "Status des Falls",
+    "task_done": "Aufgabe erledigt", "breach": "Frist versäumt", "notice": "Hinweis", "case_status": "Status des Falls", "invoice": "Abrechnung",
 }
 DEADLINE_LABELS = {
     "start": "Eintrittsmeldung", "attendance": "Anwesenheitsmeldung", "assessment": "Beurteilung",
