@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection
 from hub.chain.lifecycle import Lifecycle
 from hub.schemas.codelists import load_codelists
 from hub.yaml_lines import ContractError, line, load
-from hub.store.tables import cases, chain_deadlines, chain_events, chain_links, message_events, messages
+from hub.store.tables import cases, chain_deadlines, chain_events, chain_links, deliveries, message_events, messages
 
 CENT = Decimal("0.01")
 
@@ -157,8 +157,9 @@ class MeasureFigures:
 class SenderFigures:
     """One sender's messages: how many the hub received, refused (rueckweisung) and caught as duplicates.
 
-    In an agency's scope (`owner`) only messages recorded on its cases count; a refused message
-    changed nothing and names no case the hub knows, so `rejected` is the operator's figure (None)."""
+    In an agency's scope (`owner`) a sender's messages are those delivered to the agency, and the
+    duplicates of reports on its cases; a refused message changed nothing and reached no one, so the
+    hub knows no agency for it: `rejected` is the operator's figure (None in an agency's scope)."""
 
     partner: str
     received: int
@@ -236,24 +237,26 @@ def measure_figures(
     for r in conn.execute(links_q):
         rows[(r.partner_id, r.measure_number)] = dict(r._mapping)
 
-    owed = _scoped(sa.select(*_KEY, _count(_ON_TIME).label("reports_on_time"), _count(_LATE).label("reports_late"),
-                             _count(_MISSED).label("reports_missed"), _count(dl.status == "open").label("reports_open"))
-                   .select_from(chain_deadlines.join(chain_links, sa.and_(chain_links.c.id == dl.link_id, chain_links.c.partner_id == dl.partner_id))),
-                   owner, dl.case_id).where(link.test == test, dl.status != "cancelled", *period.where(dl.due_on)).group_by(*_KEY)
-    _merge(rows, conn.execute(owed))
+    # each figure is first counted per link (an index-only scan of the table's controlling index),
+    # then per measure: the join to the links runs once per link, not once per deadline or entry
+    owed = (sa.select(dl.link_id, dl.partner_id, _count(_ON_TIME).label("on_time"), _count(_LATE).label("late"),
+                      _count(_MISSED).label("missed"), _count(dl.status == "open").label("open"))
+            .where(dl.link_id.is_not(None), dl.status != "cancelled", *period.where(dl.due_on)).group_by(dl.link_id, dl.partner_id).subquery())
+    _merge(rows, conn.execute(_per_measure(owner, test, owed, chain_links.c.partner_id == owed.c.partner_id,
+                                           reports_on_time=sa.func.sum(owed.c.on_time), reports_late=sa.func.sum(owed.c.late),
+                                           reports_missed=sa.func.sum(owed.c.missed), reports_open=sa.func.sum(owed.c.open))))
 
     e = chain_events.c
-    kinds = {definition.cooperation_record: "cooperation_events", definition.decision_record: "decisions"}
-    counted = _scoped(sa.select(*_KEY, e.kind, sa.func.count().label("n")).select_from(chain_events.join(chain_links, chain_links.c.id == e.link_id)),
-                      owner, e.case_id).where(e.kind.in_(sorted(kinds)), link.test == test, *period.where(e.at)).group_by(*_KEY, e.kind)
-    for r in conn.execute(counted):
-        rows.setdefault((r.partner_id, r.measure_number), {})[kinds[r.kind]] = r.n
+    for kind, name in ((definition.cooperation_record, "cooperation_events"), (definition.decision_record, "decisions")):
+        counted = (sa.select(e.link_id, sa.func.count().label("n")).where(e.kind == kind, e.link_id.is_not(None), *period.where(e.at))
+                   .group_by(e.link_id).subquery())
+        _merge(rows, conn.execute(_per_measure(owner, test, counted, **{name: sa.func.sum(counted.c.n)})))
 
     amount = sa.cast(e.detail[definition.invoice_amount].as_string(), sa.Numeric(14, 2))
-    invoiced = _scoped(sa.select(*_KEY, sa.func.sum(amount).label("invoiced_amount"), sa.func.count(sa.distinct(e.case_id)).label("invoiced_participants"))
-                       .select_from(chain_events.join(chain_links, chain_links.c.id == e.link_id)),
-                       owner, e.case_id).where(e.kind == definition.invoice_record, link.test == test, *period.where(e.at)).group_by(*_KEY)
-    _merge(rows, conn.execute(invoiced))
+    invoiced = (sa.select(e.link_id, sa.func.sum(amount).label("amount")).where(e.kind == definition.invoice_record, e.link_id.is_not(None), *period.where(e.at))
+                .group_by(e.link_id).subquery())
+    _merge(rows, conn.execute(_per_measure(owner, test, invoiced, invoiced_amount=sa.func.sum(invoiced.c.amount),
+                                           invoiced_participants=sa.func.count(sa.distinct(chain_links.c.case_id)))))
     _merge(rows, conn.execute(_duplicates(owner, period, test, by_measure=True)))
 
     fields = [f.name for f in dataclasses.fields(MeasureFigures)]
@@ -263,6 +266,13 @@ def measure_figures(
         values["invoiced_amount"] = Decimal(str(values["invoiced_amount"])).quantize(CENT, ROUND_HALF_UP)
         out.append(MeasureFigures(provider=provider, measure_number=measure, **values))
     return out
+
+
+def _per_measure(owner: str | None, test: bool, per_link: Any, *on: Any, **figures: Any) -> Any:
+    """`figures` (aggregates over `per_link`, a subquery with one row per link) per provider and measure."""
+    query = sa.select(*_KEY, *(value.label(name) for name, value in figures.items())).select_from(
+        per_link.join(chain_links, sa.and_(chain_links.c.id == per_link.c.link_id, *on)))
+    return _scoped(query, owner, chain_links.c.case_id).where(chain_links.c.test == test).group_by(*_KEY)
 
 
 def _merge(rows: dict[tuple[str, str], dict[str, Any]], result: Iterable[Any]) -> None:
@@ -302,10 +312,11 @@ def sender_figures(
         for r in conn.execute(query.group_by(m.sender)):
             found[r.partner] = dict(r._mapping)
     else:
-        e = chain_events.c
+        # what the agency received from each sender: its deliveries (one per message; a refused message
+        # and a duplicate were delivered to no one)
         received = (sa.select(m.sender.label("partner"), sa.func.count(sa.distinct(m.id)).label("received"))
-                    .select_from(chain_events.join(cases, cases.c.id == e.case_id).join(messages, m.id == e.message_id))
-                    .where(cases.c.owner == owner, m.test == test, *period.where(m.created_at)).group_by(m.sender))
+                    .select_from(deliveries.join(messages, m.id == deliveries.c.message_id))
+                    .where(deliveries.c.recipient == owner, m.sender != owner, m.test == test, *period.where(m.created_at)).group_by(m.sender))
         for r in conn.execute(received):
             found[r.partner] = {"partner": r.partner, "received": r.received, "rejected": None, "duplicates": 0}
         for r in conn.execute(_duplicates(owner, period, test, by_measure=False)):
@@ -319,14 +330,18 @@ def partner_deadlines(
     conn: Connection, owner: str | None = None, *, today: dt.date, period: Period = ALWAYS, test: bool = False,
 ) -> list[PartnerDeadlines]:
     """Deadlines and SLA breaches per partner that owed them (a provider its reports, the steering
-    agency its decisions) and kind, sorted by partner and kind."""
+    agency its decisions) and kind, sorted by partner and kind. (Every deadline belongs to a link:
+    the rules expect reports and decisions of a link.)"""
+    per_link = (sa.select(dl.link_id, dl.partner_id, dl.kind, sa.func.count().label("due"), _count(_ON_TIME).label("on_time"),
+                          _count(_LATE).label("late"), _count(_MISSED).label("missed"), _count(dl.status == "open").label("open"),
+                          _count(sa.and_(dl.status == "open", dl.due_on < today)).label("overdue"))
+                .where(dl.link_id.is_not(None), dl.status != "cancelled", *period.where(dl.due_on)).group_by(dl.link_id, dl.partner_id, dl.kind).subquery())
+    p = per_link.c
     query = _scoped(
-        sa.select(dl.partner_id, dl.kind, sa.func.count().label("due"), _count(_ON_TIME).label("on_time"), _count(_LATE).label("late"),
-                  _count(_MISSED).label("missed"), _count(dl.status == "open").label("open"),
-                  _count(sa.and_(dl.status == "open", dl.due_on < today)).label("overdue"))
-        .select_from(chain_deadlines.outerjoin(chain_links, chain_links.c.id == dl.link_id)),
-        owner, dl.case_id,
-    ).where(sa.func.coalesce(chain_links.c.test, False) == test, dl.status != "cancelled", *period.where(dl.due_on)).group_by(dl.partner_id, dl.kind)
+        sa.select(p.partner_id, p.kind, *(sa.func.sum(p[name]).label(name) for name in ("due", "on_time", "late", "missed", "open", "overdue")))
+        .select_from(per_link.join(chain_links, chain_links.c.id == p.link_id)),
+        owner, chain_links.c.case_id,
+    ).where(chain_links.c.test == test).group_by(p.partner_id, p.kind)
     return [PartnerDeadlines(partner=r.partner_id, kind=r.kind, due=r.due, on_time=r.on_time, late=r.late, missed=r.missed, open=r.open, overdue=r.overdue)
             for r in sorted(conn.execute(query), key=lambda r: (r.partner_id, r.kind))]
 
