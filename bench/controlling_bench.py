@@ -10,7 +10,7 @@ and the case report of one case (build, HTML, PDF), best of RUNS.
     .venv/bin/python bench/controlling_bench.py                        # SQLite and PostgreSQL (HUB_TEST_PG_URL)
     .venv/bin/python bench/controlling_bench.py --cases 5000 --backends sqlite
 
-Creates its own SQLite file and PostgreSQL database and removes them afterwards.
+Creates its own SQLite file and PostgreSQL database (on HUB_TEST_PG_URL) and removes them afterwards.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import random
 import sys
 import tempfile
@@ -38,7 +37,6 @@ from hub.runtime import Hub  # noqa: E402
 from hub.store import db, migrate  # noqa: E402
 from hub.store.tables import case_members, cases, chain_deadlines, chain_events, chain_links, deliveries, message_events, messages  # noqa: E402
 
-PG_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 OWNERS = ("jobcenter-musterstadt", "jobcenter-nord", "jobcenter-sued")
 PROVIDERS = [f"traeger-{n:02d}" for n in range(20)]
 KINDS = ["attendance"] * 12 + ["assessment", "cooperation", "decision"] + ["invoice"] * 6
@@ -183,16 +181,10 @@ def main() -> None:
             out["sqlite"] = run(f"sqlite:///{tmp}/controlling.db", args.cases, args.runs)
             db.dispose_all()
     if "postgres" in backends:
-        name = "hub_controlling_bench_" + uuid.uuid4().hex[:8]
-        admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        try:
-            out["postgres"] = run(sa.engine.make_url(PG_URL).set(database=name).render_as_string(hide_password=False), args.cases, args.runs)
-        finally:
-            db.dispose_all()
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        from tests.integration.services import postgres_database  # a fresh database, dropped afterwards
+
+        with postgres_database() as url:
+            out["postgres"] = run(url, args.cases, args.runs)
     print(json.dumps(out, indent=2, ensure_ascii=False))
 
 

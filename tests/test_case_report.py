@@ -16,10 +16,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from pypdf import PdfReader
-from typer.testing import CliRunner
 
 from hub.chain import tasks
-from hub.cli import app
 from hub.endpoints import decisions
 from hub.findings import Refusal
 from hub.reports import case_report, render
@@ -28,6 +26,7 @@ from hub.scheduler import DeadlineScheduler
 from hub.store import db
 from hub.store.tables import audit_log, cases
 from tests.conftest import JOBCENTER, PROVIDER, drain
+from tests import test_audit_log
 from tests.test_case_chain import CUSTOMER, MEASURE, assign, report
 
 TODAY = dt.date(2026, 12, 11)
@@ -49,9 +48,9 @@ def play_story(hub: Hub) -> str:
     return case_ref
 
 
-def build(hub: Hub, reference: str = CUSTOMER, viewer: str = JOBCENTER, operator: bool = False) -> case_report.CaseReport:
+def build(hub: Hub, reference: str = CUSTOMER, viewer: str = JOBCENTER, operator: bool = False, actor: str | None = None) -> case_report.CaseReport:
     with db.write(hub.engine) as conn:
-        return case_report.build(conn, hub, reference, viewer=viewer, operator=operator, today=TODAY)
+        return case_report.build(conn, hub, reference, viewer=viewer, operator=operator, today=TODAY, actor=actor)
 
 
 def pdf_text(data: bytes) -> str:
@@ -102,44 +101,39 @@ def test_the_html_is_accessible_german_and_the_fragment_fits_into_a_page(hub: Hu
 
 def test_reading_the_report_is_audited_and_only_the_owner_or_an_operator_gets_it(hub: Hub) -> None:
     case_ref = play_story(hub)
-    build(hub)
+    assert build(hub, actor="console:fallmanagerin").generated_by == "console:fallmanagerin"
     with db.read(hub.engine) as conn:
         case_id = conn.execute(sa.select(cases.c.id)).scalar_one()
     build(hub, case_id, viewer="cli:operator", operator=True)
     with db.read(hub.engine) as conn:
         entries = conn.execute(sa.select(audit_log).where(audit_log.c.action == "case-report-read").order_by(audit_log.c.id)).all()
     assert [(e.actor, e.purpose, e.legal_basis) for e in entries] == [
-        (JOBCENTER, "eingliederung", "§ 50 Abs. 1 SGB II"), ("cli:operator", "betrieb", entries[1].legal_basis),
+        ("console:fallmanagerin", "eingliederung", "§ 50 Abs. 1 SGB II"), ("cli:operator", "betrieb", entries[1].legal_basis),
     ] and entries[1].legal_basis.startswith("§ 80 SGB X"), "a report read is not audited with purpose and legal basis"
     assert all(e.detail["case"] == case_id for e in entries), "the audit entry does not name the case"
+    assert entries[0].partner == JOBCENTER, "the agency in whose name the case manager read is not recorded"
     with pytest.raises(Refusal) as provider:
         build(hub, case_ref, viewer=PROVIDER)
     assert provider.value.status == 404, "a provider got the steering agency's report"
 
 
-# -- the command line ------------------------------------------------------------------------------------
-runner = CliRunner()
-
-
-@pytest.fixture
-def cli_env(hub: Hub, hub_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    for key, value in hub_env.items():
-        monkeypatch.setenv(key, value)
-    return hub_env
+# -- the command line -------------------------------------------------------------------------------------
+cli_env = test_audit_log.cli_env  # the fixture: `hub ...` run in this process works on the test's database
+hub_cli = test_audit_log.hub_cli
 
 
 def test_hub_cases_report_prints_writes_a_pdf_and_refuses_an_unknown_case(hub: Hub, cli_env: Any, tmp_path: Any) -> None:
     play_story(hub)
     with db.read(hub.engine) as conn:
         case_id = conn.execute(sa.select(cases.c.id)).scalar_one()
-    shown = runner.invoke(app, ["cases", "report", case_id])
+    shown = hub_cli("cases", "report", case_id)
     assert shown.exit_code == 0, shown.output
     assert f"Fallbericht {case_id}" in shown.output and MEASURE in shown.output and "§ 61 Abs. 2 SGB II" in shown.output, shown.output
     out = tmp_path / "bericht.pdf"
-    written = runner.invoke(app, ["cases", "report", case_id, "--pdf", str(out)])
+    written = hub_cli("cases", "report", case_id, "--pdf", str(out))
     assert written.exit_code == 0 and str(out) in written.output, written.output
     assert MEASURE in pdf_text(out.read_bytes()), "the PDF the CLI wrote is not the case's report"
-    unknown = runner.invoke(app, ["cases", "report", "01NOSUCHCASE00000000000000"])
+    unknown = hub_cli("cases", "report", "01NOSUCHCASE00000000000000")
     assert unknown.exit_code == 1 and "01NOSUCHCASE00000000000000" in unknown.output, unknown.output
     assert "Traceback" not in unknown.output and len(unknown.output.strip().splitlines()) == 1, unknown.output
 

@@ -204,9 +204,11 @@ class CaseReport:
         return tuple(t for link in self.links for t in link.tasks) + self.case_tasks
 
 
-def build(conn: Connection, hub: Hub, reference: str, *, viewer: str, operator: bool, today: dt.date) -> CaseReport:
+def build(conn: Connection, hub: Hub, reference: str, *, viewer: str, operator: bool, today: dt.date, actor: str | None = None) -> CaseReport:
     """The report of the case `reference` for `viewer` (the owner by its own reference; an operator,
     `operator` True, by the hub's case id), audited as a content read in `conn`'s transaction.
+    `actor` is the person who asked, for the audit entry and the report's "Erstellt für" (the
+    console's login of a case manager, whose agency is `viewer`); default `viewer`.
 
     Raises Refusal not-found for a case the viewer does not own -- also a provider's own case: the
     report is the steering agency's, a provider has its own link in the chain view."""
@@ -221,7 +223,7 @@ def build(conn: Connection, hub: Hub, reference: str, *, viewer: str, operator: 
     linked = set(all_tasks)
     report = CaseReport(
         reference=reference, case_id=case.id, owner=case.owner, owner_name=_name(partners, case.owner), status=view["status"],
-        opened_at=_time(view["opened_at"]), closed_at=_time(view.get("closed_at")), generated_at=utcnow(), generated_by=viewer,
+        opened_at=_time(view["opened_at"]), closed_at=_time(view.get("closed_at")), generated_at=utcnow(), generated_by=actor or viewer,
         rules_version=view["rules_version"], links=sections,
         transmissions=tuple(_transmissions(conn, hub, view, list(all_tasks))),
         decisions=tuple(_decisions(view, task_rows)),
@@ -230,7 +232,7 @@ def build(conn: Connection, hub: Hub, reference: str, *, viewer: str, operator: 
         case_tasks=tuple(_task(t) for t in view["open_tasks"] if t["id"] not in linked),
     )
     purpose, basis = ("betrieb", OWN_PURPOSES["betrieb"]) if operator else OWNER_PURPOSE
-    audit(conn, viewer, "case-report-read", partner=None if operator else viewer, purpose=purpose, legal_basis=basis,
+    audit(conn, actor or viewer, "case-report-read", partner=None if operator else viewer, purpose=purpose, legal_basis=basis,
           case=case.id, links=len(sections), transmissions=len(report.transmissions))
     return report
 
