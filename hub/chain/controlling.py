@@ -312,11 +312,11 @@ def sender_figures(
         for r in conn.execute(query.group_by(m.sender)):
             found[r.partner] = dict(r._mapping)
     else:
-        # what the agency received from each sender: its deliveries (one per message; a refused message
-        # and a duplicate were delivered to no one)
-        received = (sa.select(m.sender.label("partner"), sa.func.count(sa.distinct(m.id)).label("received"))
-                    .select_from(deliveries.join(messages, m.id == deliveries.c.message_id))
-                    .where(deliveries.c.recipient == owner, m.sender != owner, m.test == test, *period.where(m.created_at)).group_by(m.sender))
+        # what the agency received from each sender: the messages of the period delivered to it (a
+        # refused message and a duplicate were delivered to no one), one probe of the deliveries' key each
+        delivered = sa.exists().where(deliveries.c.message_id == m.id, deliveries.c.recipient == owner)
+        received = (sa.select(m.sender.label("partner"), sa.func.count().label("received"))
+                    .where(delivered, m.sender != owner, m.test == test, *period.where(m.created_at)).group_by(m.sender))
         for r in conn.execute(received):
             found[r.partner] = {"partner": r.partner, "received": r.received, "rejected": None, "duplicates": 0}
         for r in conn.execute(_duplicates(owner, period, test, by_measure=False)):

@@ -41,7 +41,7 @@ messages = sa.Table(
     # (status, id): "are these messages still received?" is answered from the index alone
     sa.Index(None, "status", "id"),
     # controlling (hub/chain/controlling.py): messages, refusals and duplicates per sender in a period, from the index alone
-    sa.Index(None, "created_at", "sender", "status", "test"),
+    sa.Index(None, "created_at", "sender", "status", "test", "id"),
 )
 
 message_events = sa.Table(

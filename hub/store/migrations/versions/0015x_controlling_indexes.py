@@ -20,7 +20,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index('ix_messages_created_at_sender_status_test', 'messages', ['created_at', 'sender', 'status', 'test'])
+    op.create_index('ix_messages_created_at_sender_status_test_id', 'messages', ['created_at', 'sender', 'status', 'test', 'id'])
     op.create_index('ix_chain_events_kind_at_link_id', 'chain_events', ['kind', 'at', 'link_id'])
     op.create_index('ix_chain_deadlines_due_on_link_id_partner_id_kind_status_met_on', 'chain_deadlines',
                     ['due_on', 'link_id', 'partner_id', 'kind', 'status', 'met_on'])
@@ -29,4 +29,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index('ix_chain_deadlines_due_on_link_id_partner_id_kind_status_met_on', table_name='chain_deadlines')
     op.drop_index('ix_chain_events_kind_at_link_id', table_name='chain_events')
-    op.drop_index('ix_messages_created_at_sender_status_test', table_name='messages')
+    op.drop_index('ix_messages_created_at_sender_status_test_id', table_name='messages')
