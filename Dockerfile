@@ -7,6 +7,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HUB_CONTRACTS_DIR=/app/contracts \
     HUB_LOG_FORMAT=json
 
+# Pango and a font for the case report's PDF (WeasyPrint, docs/case-report.md)
+RUN apt-get update && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY hub ./hub

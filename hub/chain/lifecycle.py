@@ -20,6 +20,7 @@ from hub.yaml_lines import ContractError, line, load
 NEW = "new"
 LINK_FIELDS = ("branch", "period_start", "period_end", "weekly_hours", "start_date", "end_date", "outcome", "outcome_reason", "destination")
 _ENTRY_KEYS = {"message", "if", "from", "to", "record", "set", "keep", "not_past"}
+_PER_LINE_KEYS = {"message", "lines", "record", "keep", "keep_line"}
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,25 @@ class Transition:
 
 
 @dataclass(frozen=True)
+class PerLine:
+    """A message about several cases (the monthly invoice): each line is recorded on the link of the
+    case it names, without moving the link. `keep` fields of the message and `keep_line` fields of
+    the line go into each entry (what controlling's cost per participant sums)."""
+
+    message: str
+    lines: str
+    record: str
+    keep: tuple[str, ...] = ()
+    keep_line: tuple[str, ...] = ()
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class Lifecycle:
     states: dict[str, State]
     transitions: tuple[Transition, ...]
     path: str = ""
+    per_line: dict[str, PerLine] = field(default_factory=dict)
 
     @cached_property
     def message_types(self) -> frozenset[str]:
@@ -86,7 +102,11 @@ class Lifecycle:
             states[name] = State(name, str(spec.get("label", name)), bool(spec.get("final", False)))
         transitions = [_transition(path, raw, data["transitions"].line_of(i), states) for i, raw in enumerate(data["transitions"])]
         _check_reachable(path, data, states, transitions)
-        return cls(states, tuple(transitions), str(path))
+        raw_lines = data.get("per_line") or []
+        if not isinstance(raw_lines, list):
+            raise ContractError(path, line(data, "per_line"), "'per_line' is a list of entries")
+        per_line = {p.message: p for p in (_per_line(path, raw, raw_lines.line_of(i)) for i, raw in enumerate(raw_lines))}
+        return cls(states, tuple(transitions), str(path), per_line)
 
 
 def _transition(path: Path, raw: Any, at: int, states: dict[str, State]) -> Transition:
@@ -125,6 +145,26 @@ def _transition(path: Path, raw: Any, at: int, states: dict[str, State]) -> Tran
         message=message, sources=tuple(sources), to=to, record=str(raw.get("record") or (to or "report")),
         condition=raw.get("if"), sets=sets, keep=tuple(raw.get("keep") or ()), not_past=tuple(raw.get("not_past") or ()), line=at,
     )
+
+
+def _per_line(path: Path, raw: Any, at: int) -> PerLine:
+    if not isinstance(raw, dict) or not raw.get("message") or not raw.get("lines"):
+        raise ContractError(path, at, "a per_line entry is a mapping with 'message' and 'lines'")
+    unknown = set(raw) - _PER_LINE_KEYS
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ContractError(path, line(raw, key), f"unknown key {key!r} in a per_line entry (known: {', '.join(sorted(_PER_LINE_KEYS))})")
+    message, lines = raw["message"], str(raw["lines"])
+    model = BODY_TYPES.get(message)
+    if model is None:
+        raise ContractError(path, line(raw, "message"), f"unknown message type {message!r}")
+    if conditions.field_type(model, lines) is None:
+        raise ContractError(path, line(raw, "lines"), f"{message}: unknown field {lines!r} in 'lines'")
+    for key, prefix in (("keep", ""), ("keep_line", lines + ".")):
+        for name in raw.get(key) or []:
+            if conditions.field_type(model, prefix + name) is None:
+                raise ContractError(path, line(raw, key), f"{message}: unknown field {prefix + name!r} in {key!r}")
+    return PerLine(message, lines, str(raw.get("record") or "report"), tuple(raw.get("keep") or ()), tuple(raw.get("keep_line") or ()), at)
 
 
 def _check_reachable(path: Path, data: Any, states: dict[str, State], transitions: list[Transition]) -> None:

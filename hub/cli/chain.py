@@ -1,14 +1,15 @@
-"""`hub tasks` and `hub cases show`: the steering agency's tasks and a case's chain, for operators
+"""`hub tasks`, `hub cases show` and `hub cases report`: the steering agency's tasks and a case's chain, for operators
 on the hub's host. Every read is an audit entry, like the API's."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from hub.cli.base import _hub, _print, app, cases_app, fail, operator
+from hub.cli.base import _checked, _hub, _print, app, cases_app, fail, operator
 from hub.findings import Refusal
 
 tasks_app = typer.Typer(help="The steering agencies' tasks: decisions due, late reports, next links.", no_args_is_help=True)
@@ -103,3 +104,34 @@ def cases_show(case_id: Annotated[str, typer.Argument(help="The hub's case id (s
     except Refusal as refusal:
         fail(refusal.detail + " (give the hub's case id, see `hub cases list`)")
     _print(view, as_json, timeline(view))
+
+
+@cases_app.command("report")
+def cases_report(
+    case_id: Annotated[str, typer.Argument(help="The hub's case id (see `hub cases list`).")],
+    pdf: Annotated[Optional[Path], typer.Option("--pdf", help="Write the report as PDF to this file.", dir_okay=False)] = None,
+    html: Annotated[Optional[Path], typer.Option("--html", help="Write the report as a standalone HTML document to this file.", dir_okay=False)] = None,
+) -> None:
+    """The automatic case report: links, reports, transmissions with purpose and legal basis,
+    decisions, deadlines and tasks (docs/case-report.md). Printed as text; --pdf and --html write files."""
+    from hub.chain.calendar import today
+    from hub.reports import case_report, render
+    from hub.store import db
+
+    hub = _checked(_hub())
+    for out in (pdf, html):
+        if out is not None and not out.parent.is_dir():
+            fail(f"cannot write {out}: the folder {out.parent} does not exist", 2)
+    try:
+        with db.write(hub.engine) as conn:
+            report = case_report.build(conn, hub, case_id, viewer=operator(), operator=True, today=today())
+    except Refusal as refusal:
+        fail(refusal.detail + " (give the hub's case id, see `hub cases list`)")
+    if pdf is not None:
+        pdf.write_bytes(render.render_pdf(report))
+    if html is not None:
+        html.write_text(render.render_html(report), encoding="utf-8")
+    if pdf is None and html is None:
+        typer.echo(render.render_text(report))
+    else:
+        typer.echo(f"case report of {case_id} written to {', '.join(str(p) for p in (pdf, html) if p is not None)}")

@@ -8,6 +8,7 @@ from typing import Any
 
 from lxml import etree
 
+from hub.chain import controlling
 from hub.chain.steering import Steering, profile_problems
 from hub.yaml_lines import ContractError
 from hub.findings import Finding, Findings, Refusal
@@ -114,9 +115,10 @@ def _schema_for(contract: Contract, kind: str) -> Any:
 
 
 def chain_problems(hub: Hub) -> list[str]:
-    """The case chain's contracts (lifecycle, rules, measures) and the profiles' deadlines."""
+    """The case chain's contracts (lifecycle, rules, measures, what controlling counts) and the profiles' deadlines."""
     try:
         steering = Steering.load(hub.contracts_dir)
+        controlling.Definition.load(hub.contracts_dir)
     except ContractError as exc:
         return [str(exc)]
     return profile_problems(steering, hub.partners, hub.contracts_dir)

@@ -40,6 +40,8 @@ messages = sa.Table(
     sa.UniqueConstraint("sender", "message_uuid"),
     # (status, id): "are these messages still received?" is answered from the index alone
     sa.Index(None, "status", "id"),
+    # controlling (hub/chain/controlling.py): messages, refusals and duplicates per sender in a period, from the index alone
+    sa.Index(None, "created_at", "sender", "status", "test", "id"),
 )
 
 message_events = sa.Table(
@@ -312,6 +314,8 @@ chain_events = sa.Table(
     sa.Index(None, "link_id", "id"),
     sa.Index(None, "case_id", "id"),
     sa.Index(None, "message_id"),
+    # controlling: the cooperation feedbacks, decisions and invoice lines of a period per link, without the reports around them
+    sa.Index(None, "kind", "at", "link_id"),
 )
 
 chain_deadlines = sa.Table(
@@ -338,6 +342,8 @@ chain_deadlines = sa.Table(
     sa.Index(None, "status", "due_on"),
     sa.Index(None, "link_id", "message_type", "status"),  # what a message meets: not every task's deadline
     sa.Index(None, "case_id"),
+    # controlling: on time, late, missed of the deadlines due in a period, per link and kind, from the index alone
+    sa.Index(None, "due_on", "link_id", "partner_id", "kind", "status", "met_on"),
 )
 
 chain_tasks = sa.Table(
