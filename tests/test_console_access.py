@@ -142,9 +142,9 @@ def test_the_sign_in_form_needs_its_own_token_and_never_sends_the_visitor_elsewh
 
 
 @pytest.mark.parametrize(("login", "allowed", "refused"), [
-    ("otto", ["/ops/dead", "/ops/reviews", "/ops/cases"], ["/ops/audit", "/ops/users", "/ops/tasks"]),
-    ("anna", ["/ops/cases", "/ops/tasks"], ["/ops/dead", "/ops/reviews", "/ops/audit", "/ops/users"]),
-    ("paula", ["/ops/audit", "/ops/audit/verify"], ["/ops/cases", "/ops/dead", "/ops/users", "/ops/reviews"]),
+    ("otto", ["/ops/dead", "/ops/reviews", "/ops/cases", "/ops/controlling"], ["/ops/audit", "/ops/users", "/ops/tasks"]),
+    ("anna", ["/ops/cases", "/ops/tasks", "/ops/controlling", "/ops/deadlines"], ["/ops/dead", "/ops/reviews", "/ops/audit", "/ops/users"]),
+    ("paula", ["/ops/audit", "/ops/audit/verify"], ["/ops/cases", "/ops/dead", "/ops/users", "/ops/reviews", "/ops/controlling"]),
     ("adam", ["/ops/users"], ["/ops/cases", "/ops/audit", "/ops/dead", "/ops/reviews"]),
 ])
 def test_each_role_opens_its_own_pages_and_no_others(console: Hub, login: str, allowed: list[str], refused: list[str]) -> None:

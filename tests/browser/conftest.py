@@ -99,7 +99,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory, downloads: Path) -> Iterator[object]:
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]
     require("Chromium", not missing, f"apt-get install chromium chromium-driver ({', '.join(missing)} missing)")
     from selenium import webdriver
@@ -112,8 +117,10 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,1100", "--lang=de-DE",
                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
         options.add_argument(arg)
-    options.add_experimental_option("prefs", {"intl.accept_languages": "de-DE,de"})
+    options.add_experimental_option("prefs", {"intl.accept_languages": "de-DE,de", "download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()

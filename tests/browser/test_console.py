@@ -109,6 +109,22 @@ def test_a_case_manager_opens_the_chain_and_completes_a_task(browser: WebDriver,
     assert "entschieden" in browser.find_element(By.TAG_NAME, "main").text, "the task now shows its decision"
 
 
+def test_a_case_manager_exports_controlling_as_csv_and_reads_the_case_report(browser: WebDriver, site: Site, downloads: Path) -> None:
+    sign_in(browser, site, "anna", "/ops/controlling")
+    assert heading(browser) == "Controlling"
+    figures = browser.find_element(By.XPATH, "//table[starts-with(caption, 'Je Träger und Maßnahme')]").text
+    assert "traeger-bildungswerk" in figures, f"the provider's measure is in the agency's controlling: {figures}"
+    accessible(browser, "controlling")
+    browser.find_element(By.XPATH, "//caption[starts-with(., 'Je Träger und Maßnahme')]/a[text()='CSV']").click()
+    exported = wait_until(lambda: [p for p in downloads.glob("controlling-measures*.csv")], 15, "the controlling CSV in the downloads")
+    text = exported[0].read_text(encoding="utf-8-sig")
+    assert text.startswith("provider;measure_number;") and "traeger-bildungswerk" in text, "a CSV for a German spreadsheet: ; between fields"
+    browser.get(f"{site.url}/ops/cases/{site.case_ref}/report")
+    report = browser.find_element(By.TAG_NAME, "main").text
+    assert "Rechtsgrundlage" in report or "SGB" in report, "the case report names the legal basis of each transmission"
+    accessible(browser, "case-report")
+
+
 def test_a_case_manager_of_another_agency_gets_not_found_for_the_case_by_url(browser: WebDriver, site: Site) -> None:
     sign_in(browser, site, "bert")
     browser.get(f"{site.url}/ops/cases/{site.case_ref}")
