@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     shutdown_timeout: float = 30.0
     #: seconds between the audit anchors the workers record (`hub audit anchor` on a timer; 0 = off)
     audit_anchor_seconds: float = 3600.0
+    #: seconds between two roll-ups of the console's flow counters in each pipeline worker (0 = off)
+    flow_rollup_seconds: float = 60.0
 
 
 @lru_cache(maxsize=1)

@@ -22,6 +22,11 @@ def new_id() -> str:
     return _b32(int(time.time() * 1000), 10) + _b32(int.from_bytes(os.urandom(10), "big"), 16)
 
 
+def id_floor(epoch_seconds: float) -> str:
+    """The smallest id issued at or after this instant: a time range is an id range."""
+    return _b32(int(epoch_seconds * 1000), 10) + "0" * 16
+
+
 def new_case_ref() -> str:
     """A pseudonymous case id for one partner: random, so it reveals nothing and links nothing."""
     return "F-" + "".join(secrets.choice(_CROCKFORD) for _ in range(12))
