@@ -96,11 +96,9 @@ def _ceil(t: dt.datetime, floor, step: dt.timedelta) -> dt.datetime:  # type: ig
 
 
 # -- reading ------------------------------------------------------------------------------------------
-def _live(conn: Connection, lo: dt.datetime, hi: dt.datetime, f: _Filter) -> Counter[Key]:
-    """Outcome events in [lo, hi) counted from the history (the partial index: the condition written
-    out literally, or SQLite would not use it)."""
-    if lo >= hi:
-        return Counter()
+def _live_statement(lo: dt.datetime, hi: dt.datetime, f: _Filter) -> sa.Select:
+    """Outcome events in [lo, hi) grouped by sender, type and outcome, through the partial index: its
+    condition is written out literally, or SQLite would not use it."""
     query = (
         sa.select(messages.c.sender, messages.c.message_type, message_events.c.event, sa.func.count())
         .select_from(message_events.join(messages, messages.c.id == message_events.c.message_id))
@@ -111,7 +109,13 @@ def _live(conn: Connection, lo: dt.datetime, hi: dt.datetime, f: _Filter) -> Cou
         query = query.where(messages.c.sender == f.partner)
     if f.message_type is not None:
         query = query.where(messages.c.message_type == f.message_type)
-    return Counter({(r[0], r[1], r[2]): r[3] for r in conn.execute(query)})
+    return query
+
+
+def _live(conn: Connection, lo: dt.datetime, hi: dt.datetime, f: _Filter) -> Counter[Key]:
+    if lo >= hi:
+        return Counter()
+    return Counter({(r[0], r[1], r[2]): r[3] for r in conn.execute(_live_statement(lo, hi, f))})
 
 
 def _counters(conn: Connection, span: Span, lo: dt.datetime, hi: dt.datetime, f: _Filter) -> Counter[Key]:
