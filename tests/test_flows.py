@@ -111,7 +111,7 @@ def test_the_series_have_one_bucket_per_hour_or_day_and_agree_before_and_after_t
 def test_the_live_count_reads_the_partial_index_of_outcome_events(hub: Hub) -> None:
     if hub.engine.dialect.name != "sqlite":
         pytest.skip("the plan is checked on SQLite; PostgreSQL's planner prefers a scan of a tiny table")
-    statement = flows._live_statement(NOW - flows.HOUR, NOW, flows._Filter())
+    statement = flows._live_statement(NOW - flows.HOUR, NOW)
     with db.read(hub.engine) as conn:
         compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
         plan = " | ".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))

@@ -69,13 +69,13 @@ COMBINATIONS: list[dict[str, Any]] = [
 ]
 
 
-def walk(hub: Hub, limit: int = 7, **fields: Any) -> list[str]:
+def walk(hub: Hub, limit: int = 7, budget: float = search.BUDGET_SECONDS, **fields: Any) -> list[str]:
     """Every page of a search, following the cursors; the ids in the order they came."""
     ids: list[str] = []
     cursor = None
     with db.read(hub.engine) as conn:
         for _ in range(200):
-            page = search.search(conn, MessageFilter.parse(**fields, limit=limit, cursor=cursor))
+            page = search.search(conn, MessageFilter.parse(**fields, limit=limit, cursor=cursor), budget)
             assert len(page.items) <= limit, "a page holds at most its limit"
             ids += [m.id for m in page.items]
             if page.next_cursor is None:
@@ -90,6 +90,18 @@ def test_each_filter_finds_exactly_its_messages_newest_first_page_by_page(hub: H
         want = expected(seeded, MessageFilter(**fields))
         assert walk(hub, **fields) == want, f"search {fields} must find exactly {len(want)} messages, newest first, each once"
     assert len(walk(hub, limit=MAX_PAGE)) == 120, "one page of the largest size holds them all"
+
+
+def test_a_search_out_of_time_answers_what_it_found_and_goes_on_where_it_stopped(hub: Hub) -> None:
+    """Two filters walk one index and check the other: with no time to spend, each page searches
+    one slice of time back and says how far it looked; following the cursors finds the same."""
+    seeded = seed(hub)
+    fields = {"partner": S1, "status": "dead"}
+    with db.read(hub.engine) as conn:
+        first = search.search(conn, MessageFilter(**fields, limit=50), budget=0)
+    assert first.searched_to is not None and first.next_cursor is not None, "it stopped at its budget and says where"
+    assert all(m.received_at >= first.searched_to for m in first.items), "what it found is from the slice it searched"
+    assert walk(hub, budget=0, **fields) == expected(seeded, MessageFilter(**fields)), "page after page, every match once"
 
 
 def test_by_id_finds_the_one_message_and_its_fields(hub: Hub) -> None:

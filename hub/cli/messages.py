@@ -52,7 +52,10 @@ def _dead_filter(partner: str | None, message_type: str | None, reason: str | No
         return DeadLetterFilter.parse(partner=partner, message_type=message_type, reason=reason, at_from=since, at_to=until,
                                       include_replayed=include_replayed, limit=limit)
     except Refusal as refusal:
-        fail(refusal.detail, 2)
+        detail = refusal.detail
+        for field_name, option in (("at_from", "--since"), ("at_to", "--until"), ("message_type", "--type")):
+            detail = detail.replace(field_name, option)
+        fail(detail, 2)
 
 
 @messages_app.command("replay")

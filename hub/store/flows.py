@@ -15,9 +15,10 @@ the hour has committed by then.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
+from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -96,31 +97,55 @@ def _ceil(t: dt.datetime, floor, step: dt.timedelta) -> dt.datetime:  # type: ig
 
 
 # -- reading ------------------------------------------------------------------------------------------
-def _live_statement(lo: dt.datetime, hi: dt.datetime, f: _Filter) -> sa.Select:
+def _live_statement(lo: dt.datetime, hi: dt.datetime) -> sa.Select:
     """Outcome events in [lo, hi) grouped by sender, type and outcome, through the partial index: its
-    condition is written out literally, or SQLite would not use it."""
-    query = (
+    condition is written out literally, or SQLite would not use it. A partner or type is picked from
+    the groups afterwards: in SQL it lets the planner walk the partner's messages instead (a
+    month of them, to find an hour's)."""
+    return (
         sa.select(messages.c.sender, messages.c.message_type, message_events.c.event, sa.func.count())
         .select_from(message_events.join(messages, messages.c.id == message_events.c.message_id))
         .where(sa.text(f"message_events.{OUTCOME_EVENTS_SQL}"), message_events.c.at >= lo, message_events.c.at < hi)
         .group_by(messages.c.sender, messages.c.message_type, message_events.c.event)
     )
-    if f.partner is not None:
-        query = query.where(messages.c.sender == f.partner)
-    if f.message_type is not None:
-        query = query.where(messages.c.message_type == f.message_type)
-    return query
 
 
 def _live(conn: Connection, lo: dt.datetime, hi: dt.datetime, f: _Filter) -> Counter[Key]:
     if lo >= hi:
         return Counter()
-    return Counter({(r[0], r[1], r[2]): r[3] for r in conn.execute(_live_statement(lo, hi, f))})
+    return Counter({
+        (r[0], r[1], r[2]): r[3] for r in conn.execute(_live_statement(lo, hi))
+        if f.partner in (None, r[0]) and f.message_type in (None, r[1])
+    })
+
+
+#: sums of rolled-up counters, per database, range and filter: a rolled range never changes (the
+#: roll-up only adds later hours), so a console refreshing its page sums a month of counters once
+#: per hour instead of on every view; the live rest is counted each time
+_sums: OrderedDict[tuple, Any] = OrderedDict()
+_SUMS_KEPT = 256
+
+
+def _cached(conn: Connection, key: tuple, compute: Callable[[], Any]) -> Any:
+    key = (conn.engine.url.render_as_string(), *key)
+    if key in _sums:
+        _sums.move_to_end(key)
+        return _sums[key]
+    value = _sums[key] = compute()
+    if len(_sums) > _SUMS_KEPT:
+        _sums.popitem(last=False)
+    return value
 
 
 def _counters(conn: Connection, span: Span, lo: dt.datetime, hi: dt.datetime, f: _Filter) -> Counter[Key]:
+    """The counters of `span` starting in [lo, hi), summed per partner, type and outcome (a range the
+    roll-up has passed: cached)."""
     if lo >= hi:
         return Counter()
+    return _cached(conn, ("counters", span, lo, hi, f.partner, f.message_type), lambda: _sum_counters(conn, span, lo, hi, f))
+
+
+def _sum_counters(conn: Connection, span: Span, lo: dt.datetime, hi: dt.datetime, f: _Filter) -> Counter[Key]:
     query = (
         sa.select(flow_counts.c.partner, flow_counts.c.message_type, flow_counts.c.outcome, sa.func.sum(flow_counts.c.n))
         .where(flow_counts.c.span == span, flow_counts.c.start >= lo, flow_counts.c.start < hi)
@@ -183,19 +208,7 @@ def series(
     first = floor(now) - (n - 1) * step
     until = rolled_until(conn)
     done = floor(until) if until is not None else first  # buckets before this one are wholly in the counters
-    by_start: dict[dt.datetime, Counter] = {}
-    if done > first:
-        query = (
-            sa.select(flow_counts.c.start, flow_counts.c.outcome, sa.func.sum(flow_counts.c.n))
-            .where(flow_counts.c.span == span, flow_counts.c.start >= first, flow_counts.c.start < done)
-            .group_by(flow_counts.c.start, flow_counts.c.outcome)
-        )
-        if partner is not None:
-            query = query.where(flow_counts.c.partner == partner)
-        if message_type is not None:
-            query = query.where(flow_counts.c.message_type == message_type)
-        for start, outcome, count in conn.execute(query):
-            by_start.setdefault(aware(start), Counter())[outcome] += int(count)
+    by_start: dict[dt.datetime, Counter] = _cached(conn, ("series", span, first, done, partner, message_type), lambda: _buckets(conn, span, first, done, f))
     points = []
     for i in range(n):
         start = first + i * step
@@ -207,6 +220,25 @@ def series(
                 counts[o] += c
         points.append(Point(start, outcome_counts(counts)))
     return points
+
+
+def _buckets(conn: Connection, span: Span, first: dt.datetime, done: dt.datetime, f: _Filter) -> dict[dt.datetime, Counter]:
+    """Outcome counts per bucket start in [first, done), from the counters of `span`."""
+    by_start: dict[dt.datetime, Counter] = {}
+    if done <= first:
+        return by_start
+    query = (
+        sa.select(flow_counts.c.start, flow_counts.c.outcome, sa.func.sum(flow_counts.c.n))
+        .where(flow_counts.c.span == span, flow_counts.c.start >= first, flow_counts.c.start < done)
+        .group_by(flow_counts.c.start, flow_counts.c.outcome)
+    )
+    if f.partner is not None:
+        query = query.where(flow_counts.c.partner == f.partner)
+    if f.message_type is not None:
+        query = query.where(flow_counts.c.message_type == f.message_type)
+    for start, outcome, count in conn.execute(query):
+        by_start.setdefault(aware(start), Counter())[outcome] += int(count)
+    return by_start
 
 
 # -- the roll-up --------------------------------------------------------------------------------------

@@ -8,6 +8,13 @@ message_id) for what a partner received, message_cases for a case's messages, an
 an id range, since ids are ULIDs. A filter is a typed object that refuses what it cannot answer
 (`Refusal`, kind invalid-request, one sentence naming the field), so the console shows the reason.
 
+Two filters together (a partner and a status, say) have no index of their own: one drives and the
+other is checked row by row, and a rare combination would walk a month of the partner's messages for
+one page. Such a search therefore looks back in slices of time, growing fourfold from six hours,
+until the page is full or `BUDGET_SECONDS` are spent; then it answers with what it found, the cursor
+where it stopped and `searched_to`, and the next page goes on from there. Every page stays within a
+page's time; the console says "searched back to ..." and offers to go on.
+
 Only the messages' metadata is read, never a body: the caller audits what it shows.
 """
 
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,12 +31,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.engine import Connection
 
 from hub.findings import Refusal
-from hub.ids import id_floor
+from hub.ids import id_floor, id_time
 from hub.store.db import aware
 from hub.store.tables import case_members, cases, deliveries, message_cases, messages
 
 #: a page holds at most this many messages
 MAX_PAGE = 200
+#: what a search of two or more filters spends on one page before it answers with what it found
+BUDGET_SECONDS = 0.15
+FIRST_SLICE = dt.timedelta(hours=6)
 STATUSES = ("received", "routed", "rejected", "duplicate", "delivered", "dead")
 _KEY = re.compile(r"^[0-9A-Za-z]{1,26}$")
 _NAME = re.compile(r"^[0-9A-Za-z_.:-]{1,64}$")
@@ -122,6 +133,9 @@ class Page:
 
     items: list[MessageSummary]
     next_cursor: str | None
+    #: set when the search stopped at its time budget: it looked at the messages received from this
+    #: instant on (and may have found fewer than a page); the next page goes on before it
+    searched_to: dt.datetime | None = None
 
 
 _COLUMNS = (
@@ -137,7 +151,7 @@ def case_ids(conn: Connection, ref: str) -> list[str]:
     return sorted({r[0] for r in conn.execute(sa.union(named, own))})
 
 
-def _conditions(f: MessageFilter, cases_of_ref: list[str] | None) -> list[Any]:
+def _conditions(f: MessageFilter, cases_of_ref: list[str] | None, lower: str | None, upper: str | None) -> list[Any]:
     conds: list[Any] = []
     if f.id is not None:
         conds.append(messages.c.id == f.id)
@@ -151,18 +165,23 @@ def _conditions(f: MessageFilter, cases_of_ref: list[str] | None) -> list[Any]:
         conds.append(messages.c.id < id_floor(f.received_to.timestamp()))
     if f.cursor is not None:
         conds.append(messages.c.id < f.cursor)
+    if lower is not None:
+        conds.append(messages.c.id >= lower)
+    if upper is not None:
+        conds.append(messages.c.id < upper)
     if cases_of_ref is not None:
         conds.append(messages.c.id.in_(sa.select(message_cases.c.message_id).where(message_cases.c.case_id.in_(cases_of_ref))))
     return conds
 
 
-def statements(conn: Connection, f: MessageFilter) -> list[sa.Select]:
-    """The statements a search runs (one, or two for a partner on either side, merged by id): for
-    the page, and for checking that each uses an index (tests, `bench/console_bench.py`)."""
+def statements(conn: Connection, f: MessageFilter, lower: str | None = None, upper: str | None = None) -> list[sa.Select]:
+    """The statements a search runs (one, or two for a partner on either side, merged by id), over
+    the ids in [lower, upper) where given: for the page, and for checking that each uses an index
+    (tests, `bench/console_bench.py`)."""
     cases_of_ref = case_ids(conn, f.case_ref) if f.case_ref is not None else None
     if cases_of_ref == []:
         return []  # a reference nobody uses: no message
-    conds = _conditions(f, cases_of_ref)
+    conds = _conditions(f, cases_of_ref, lower, upper)
     n = f.limit + 1
     out = []
     if f.partner is None or f.role in ("any", "sender"):
@@ -176,6 +195,7 @@ def statements(conn: Connection, f: MessageFilter) -> list[sa.Select]:
             sa.select(*_COLUMNS)
             .select_from(deliveries.join(messages, messages.c.id == deliveries.c.message_id))
             .where(deliveries.c.recipient == f.partner, *conds)
+            .where(*([deliveries.c.message_id >= lower] if lower else []), *([deliveries.c.message_id < upper] if upper else []))
             .order_by(deliveries.c.message_id.desc())
             .limit(2 * n)  # a message may have two deliveries to one partner
         )
@@ -183,17 +203,48 @@ def statements(conn: Connection, f: MessageFilter) -> list[sa.Select]:
     return out
 
 
-def search(conn: Connection, f: MessageFilter) -> Page:
-    """One page of the messages matching `f`, newest first."""
+def _sliced(f: MessageFilter) -> bool:
+    """Whether one index does not answer the filter alone (two of partner, type, status; a few rows
+    of an id or a case need no slices)."""
+    return f.id is None and f.case_ref is None and sum(v is not None for v in (f.partner, f.message_type, f.status)) >= 2
+
+
+def search(conn: Connection, f: MessageFilter, budget: float = BUDGET_SECONDS) -> Page:
+    """One page of the messages matching `f`, newest first (see the module's docstring for a page
+    that stops at its time budget)."""
     found: dict[str, Any] = {}
-    for statement in statements(conn, f):
-        for row in conn.execute(statement):
-            found.setdefault(row.id, row)
-    rows = [found[k] for k in sorted(found, reverse=True)][: f.limit + 1]
+    started = time.perf_counter()
+    upper = f.cursor
+    top = id_time(f.cursor) if f.cursor else (f.received_to or dt.datetime.now(dt.timezone.utc)).timestamp()
+    sliced = _sliced(f) and top is not None
+    bottom = f.received_from.timestamp() if f.received_from else _oldest(conn) if sliced else None
+    span = FIRST_SLICE.total_seconds()
+    stopped: float | None = None
+    while True:
+        low = top - span if sliced and bottom is not None and top - span > bottom else None
+        lower = id_floor(low) if low is not None else None
+        for statement in statements(conn, f, lower, upper):
+            for row in conn.execute(statement):
+                found.setdefault(row.id, row)
+        if len(found) > f.limit or lower is None:
+            break
+        if time.perf_counter() - started > budget:
+            stopped = low
+            break
+        upper, top, span = lower, low, span * 4
+    rows = [found[k] for k in sorted(found, reverse=True)]
     more = len(rows) > f.limit
     rows = rows[: f.limit]
     items = [
         MessageSummary(r.id, r.sender, r.message_type, r.version, r.status, aware(r.created_at), aware(r.updated_at), r.correlation_id, bool(r.test))
         for r in rows
     ]
+    if stopped is not None and not more:
+        return Page(items, id_floor(stopped), dt.datetime.fromtimestamp(stopped, dt.timezone.utc))
     return Page(items, rows[-1].id if more and rows else None)
+
+
+def _oldest(conn: Connection) -> float | None:
+    """When the oldest message came (where slices stop)."""
+    first = conn.execute(sa.select(sa.func.min(messages.c.id))).scalar()
+    return id_time(first) if first else None

@@ -500,6 +500,7 @@ flow_counts = sa.Table(
     sa.Column("outcome", sa.String(16), nullable=False),  # OUTCOME_EVENTS
     sa.Column("n", sa.Integer, nullable=False),
     sa.PrimaryKeyConstraint("span", "start", "partner", "message_type", "outcome"),
+    sqlite_with_rowid=False,  # the rows are their key: a range of it is read without a second lookup
 )
 
 #: how far the roll-up got: everything before `until` is in flow_counts, hours and days alike

@@ -51,7 +51,8 @@ def upgrade() -> None:
     sa.Column('message_type', sa.String(length=64), nullable=False),
     sa.Column('outcome', sa.String(length=16), nullable=False),
     sa.Column('n', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('span', 'start', 'partner', 'message_type', 'outcome', name=op.f('pk_flow_counts'))
+    sa.PrimaryKeyConstraint('span', 'start', 'partner', 'message_type', 'outcome', name=op.f('pk_flow_counts')),
+    sqlite_with_rowid=False,
     )
     op.create_table('flow_rollup',
     sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
