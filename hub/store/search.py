@@ -10,8 +10,9 @@ an id range, since ids are ULIDs. A filter is a typed object that refuses what i
 
 Two filters together (a partner and a status, say) have no index of their own: one drives and the
 other is checked row by row, and a rare combination would walk a month of the partner's messages for
-one page. Such a search therefore looks back in slices of time, growing fourfold from six hours,
-until the page is full or `BUDGET_SECONDS` are spent; then it answers with what it found, the cursor
+one page. Such a search therefore looks back in slices of time, growing fourfold from six hours (no
+more than the time left would take at the pace so far), until the page is full or `BUDGET_SECONDS`
+are spent; then it answers with what it found, the cursor
 where it stopped and `searched_to`, and the next page goes on from there. Every page stays within a
 page's time; the console says "searched back to ..." and offers to go on.
 
@@ -40,6 +41,7 @@ MAX_PAGE = 200
 #: what a search of two or more filters spends on one page before it answers with what it found
 BUDGET_SECONDS = 0.15
 FIRST_SLICE = dt.timedelta(hours=6)
+MIN_SLICE = 60.0  # seconds: less is not worth another statement
 STATUSES = ("received", "routed", "rejected", "duplicate", "delivered", "dead")
 _KEY = re.compile(r"^[0-9A-Za-z]{1,26}$")
 _NAME = re.compile(r"^[0-9A-Za-z_.:-]{1,64}$")
@@ -218,8 +220,9 @@ def search(conn: Connection, f: MessageFilter, budget: float = BUDGET_SECONDS) -
     top = id_time(f.cursor) if f.cursor else (f.received_to or dt.datetime.now(dt.timezone.utc)).timestamp()
     sliced = _sliced(f) and top is not None
     bottom = f.received_from.timestamp() if f.received_from else _oldest(conn) if sliced else None
-    span = FIRST_SLICE.total_seconds()
+    span: float = FIRST_SLICE.total_seconds()
     stopped: float | None = None
+    covered = 0.0
     while True:
         low = top - span if sliced and bottom is not None and top - span > bottom else None
         lower = id_floor(low) if low is not None else None
@@ -228,10 +231,14 @@ def search(conn: Connection, f: MessageFilter, budget: float = BUDGET_SECONDS) -
                 found.setdefault(row.id, row)
         if len(found) > f.limit or lower is None:
             break
-        if time.perf_counter() - started > budget:
+        covered += span
+        spent = time.perf_counter() - started
+        # the next slice grows fourfold, but only as far as the time left would take it at the pace so far
+        span = min(span * 4, (budget - spent) * covered / spent) if spent > 0 else span * 4
+        if span < MIN_SLICE:
             stopped = low
             break
-        upper, top, span = lower, low, span * 4
+        upper, top = lower, low
     rows = [found[k] for k in sorted(found, reverse=True)]
     more = len(rows) > f.limit
     rows = rows[: f.limit]
