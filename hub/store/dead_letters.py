@@ -19,23 +19,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from sqlalchemy.engine import Connection, Engine
 
 from hub.findings import Refusal
 from hub.store import db, message_store
 from hub.store.db import aware
-from hub.store.search import MAX_PAGE, name_value, refusal, utc_value
+from hub.store.search import MAX_PAGE, Filter, name_value, utc_value
 from hub.store.tables import dead_letters, deliveries, messages
 
 #: dead letters replayed per transaction
 REPLAY_BATCH = 100
 
 
-class DeadLetterFilter(BaseModel):
+class DeadLetterFilter(Filter):
     """Which dead letters: every given field must hold."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: the message's sender, or a recipient of one of its deliveries
     partner: str | None = None
@@ -57,14 +55,6 @@ class DeadLetterFilter(BaseModel):
         if self.at_from and self.at_to and self.at_from >= self.at_to:
             raise ValueError("at_from must be before at_to")
         return self
-
-    @classmethod
-    def parse(cls, **fields: Any) -> DeadLetterFilter:
-        """A filter from loose input, or a Refusal naming the field that is wrong (as MessageFilter.parse)."""
-        try:
-            return cls(**{k: v for k, v in fields.items() if v not in (None, "")})
-        except ValidationError as exc:
-            raise refusal(exc) from None
 
 
 @dataclass(frozen=True)

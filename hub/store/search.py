@@ -63,10 +63,23 @@ def utc_value(value: dt.datetime | None) -> dt.datetime | None:
     return aware(value) if value is not None else None  # no zone given: UTC, as everything stored
 
 
-class MessageFilter(BaseModel):
-    """What the console's search asks for; every field optional, all given ones must hold."""
+class Filter(BaseModel):
+    """A typed filter of the console: unknown fields refused, immutable, built from loose input."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def parse(cls, **fields: Any) -> Any:
+        """A filter from loose input (query parameters: strings; None or "" for an empty field), or a
+        Refusal naming the first field that is wrong and why."""
+        try:
+            return cls(**{k: v for k, v in fields.items() if v not in (None, "")})
+        except ValidationError as exc:
+            raise refusal(exc) from None
+
+
+class MessageFilter(Filter):
+    """What the console's search asks for; every field optional, all given ones must hold."""
 
     id: str | None = None
     #: the sender or a recipient (`role` narrows it to one side)
@@ -94,15 +107,6 @@ class MessageFilter(BaseModel):
             raise ValueError("role needs a partner")
         return self
 
-    @classmethod
-    def parse(cls, **fields: Any) -> MessageFilter:
-        """A filter from loose input (query parameters: strings; None or "" for an empty field), or a
-        Refusal naming the first field that is wrong and why."""
-        try:
-            return cls(**{k: v for k, v in fields.items() if v not in (None, "")})
-        except ValidationError as exc:
-            raise refusal(exc) from None
-
 
 def refusal(exc: ValidationError) -> Refusal:
     """One sentence for the first error of a filter (what the console and the CLI show)."""
@@ -112,7 +116,7 @@ def refusal(exc: ValidationError) -> Refusal:
     if first["type"] == "extra_forbidden":
         message = "is not a filter"
     if first["type"] == "less_than_equal" and where == "limit":
-        message = f"at most {MAX_PAGE} messages fit on a page"
+        message = f"at most {MAX_PAGE} fit on a page"
     return Refusal("invalid-request", f"{where}: {message}" if where else message)
 
 
