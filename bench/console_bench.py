@@ -273,6 +273,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--reuse", type=Path, help="SQLite file to seed once and measure again")
     parser.add_argument("--database-url", help="PostgreSQL (postgresql+psycopg://...): seeded afresh unless it holds messages")
+    parser.add_argument("--only", default="", help="measure only the queries whose name contains this text")
     args = parser.parse_args()
     rng = random.Random(4)
     if args.database_url:
@@ -322,6 +323,11 @@ def main() -> None:
     }
     failures = []
     results: list[tuple[str, float, float]] = []
+
+    def add(name: str, fn: Callable[[], object], runs: int) -> None:
+        if args.only in name:
+            results.append((name, *measure(fn, runs)))
+
     with db.read(engine) as conn:
         for name, make in searches.items():
             for statement in search.statements(conn, make()):
@@ -330,27 +336,27 @@ def main() -> None:
                 if full_scan(lines, engine.dialect.name):
                     failures.append(f"{name}: full scan of messages")
         for name, make in searches.items():
-            results.append((name, *measure(lambda: search.search(conn, make()), args.runs)))
-        results.append(("message timeline (message_view)", *measure(lambda: message_view(conn, rng.choice(s["ids"]), None), args.runs)))
+            add(name, lambda: search.search(conn, make()), args.runs)
+        add("message timeline (message_view)", lambda: message_view(conn, rng.choice(s["ids"]), None), args.runs)
         cold = lambda fn: (flows._sums.clear(), fn())  # noqa: E731 - the first view after a roll-up: no cached sums
-        results.append(("flows: every partner and type, 1 h / 24 h / 30 d", *measure(lambda: flows.flows(conn), args.runs)))
-        results.append(("flows: the same, first view in the hour", *measure(lambda: cold(lambda: flows.flows(conn)), args.runs)))
-        results.append(("flows: one partner (first view)", *measure(lambda: cold(lambda: flows.flows(conn, partner=rng.choice(PROVIDERS))), args.runs)))
-        results.append(("series: 24 hours", *measure(lambda: flows.series(conn, "hour"), args.runs)))
-        results.append(("series: 30 days", *measure(lambda: flows.series(conn, "day"), args.runs)))
-        results.append(("series: 30 days, first view in the hour", *measure(lambda: cold(lambda: flows.series(conn, "day")), args.runs)))
-        results.append(("series: 30 days, one partner and type (first view)", *measure(
-            lambda: cold(lambda: flows.series(conn, "day", partner=rng.choice(PROVIDERS), message_type=rng.choice(PROVIDER_TYPES))), args.runs)))
+        add("flows: every partner and type, 1 h / 24 h / 30 d", lambda: flows.flows(conn), args.runs)
+        add("flows: the same, first view in the hour", lambda: cold(lambda: flows.flows(conn)), args.runs)
+        add("flows: one partner (first view)", lambda: cold(lambda: flows.flows(conn, partner=rng.choice(PROVIDERS))), args.runs)
+        add("series: 24 hours", lambda: flows.series(conn, "hour"), args.runs)
+        add("series: 30 days", lambda: flows.series(conn, "day"), args.runs)
+        add("series: 30 days, first view in the hour", lambda: cold(lambda: flows.series(conn, "day")), args.runs)
+        add("series: 30 days, one partner and type (first view)",
+            lambda: cold(lambda: flows.series(conn, "day", partner=rng.choice(PROVIDERS), message_type=rng.choice(PROVIDER_TYPES))), args.runs)
         transport = EmbeddedTransport(engine, visibility_timeout=30, max_attempts=5, poll_interval=1)
-        results.append(("queue depths (embedded)", *measure(transport.queue_depths, args.runs)))
+        add("queue depths (embedded)", transport.queue_depths, args.runs)
         df = dead.DeadLetterFilter
-        results.append(("dead letters: newest page", *measure(lambda: dead.page(conn, df()), args.runs)))
-        results.append(("dead letters: partner page", *measure(lambda: dead.page(conn, df(partner=rng.choice(PROVIDERS))), args.runs)))
-        results.append(("dead letters: reason + a week", *measure(lambda: dead.page(conn, df(reason="timeout", at_from=now - dt.timedelta(days=7))), args.runs)))
-        results.append(("dead letters: count, waiting", *measure(lambda: dead.count(conn, df()), args.runs)))
-        results.append(("dead letters: count, Jobcenter + type", *measure(
-            lambda: dead.count(conn, df(partner=JOBCENTER, message_type=rng.choice(AGENCY_TYPES))), args.runs)))
-    width = max(len(r[0]) for r in results)
+        add("dead letters: newest page", lambda: dead.page(conn, df()), args.runs)
+        add("dead letters: partner page", lambda: dead.page(conn, df(partner=rng.choice(PROVIDERS))), args.runs)
+        add("dead letters: reason + a week", lambda: dead.page(conn, df(reason="timeout", at_from=now - dt.timedelta(days=7))), args.runs)
+        add("dead letters: count, waiting", lambda: dead.count(conn, df()), args.runs)
+        add("dead letters: count, Jobcenter + type",
+            lambda: dead.count(conn, df(partner=JOBCENTER, message_type=rng.choice(AGENCY_TYPES))), args.runs)
+    width = max((len(r[0]) for r in results), default=5)
     print(f"{'query':<{width}}  p50 ms  p95 ms")
     for name, p50, p95 in results:
         mark = "" if p95 < 300 else "  <-- over 300 ms"
