@@ -137,3 +137,24 @@ def test_queue_depths_count_the_waiting_items_and_the_age_of_the_oldest(hub: Hub
     age = depths["pipeline"].oldest_age_seconds
     assert age is not None and 0 <= age < 60, f"the oldest item's age in seconds: {age}"
     json.dumps([vars(d) for d in depths.values()], default=str)  # the console can render it as it is
+
+
+def test_the_pipeline_workers_roll_the_counters_up(hub_env: dict[str, str]) -> None:
+    from hub.workers import Workers
+    from tests.conftest import hub_for, wait_until
+
+    hub = hub_for(hub_env, flow_rollup_seconds=0.05)
+    workers = Workers(hub, role="pipeline")
+    workers.start()
+    try:
+        target = flows.floor_hour(flows.utcnow() - flows.GRACE)
+
+        def caught_up() -> bool:
+            with db.read(hub.engine) as conn:
+                until = flows.rolled_until(conn)
+            return until is not None and until >= target
+
+        wait_until(caught_up, 20, f"the worker's roll-up of the 31 days up to {target}, a day per transaction")
+    finally:
+        workers.stop(5)
+        hub.close()
