@@ -25,7 +25,7 @@ import datetime as dt
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -69,7 +69,7 @@ class Filter(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     @classmethod
-    def parse(cls, **fields: Any) -> Any:
+    def parse(cls, **fields: Any) -> Self:
         """A filter from loose input (query parameters: strings; None or "" for an empty field), or a
         Refusal naming the first field that is wrong and why."""
         try:
