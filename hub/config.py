@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     #: failed sign-ins in a row that lock a console account, and for how many minutes
     console_lockout_failures: int = 5
     console_lockout_minutes: float = 15.0
+    #: seconds between two roll-ups of the console's flow counters in each pipeline worker (0 = off)
+    flow_rollup_seconds: float = 60.0
 
 
 @lru_cache(maxsize=1)

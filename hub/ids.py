@@ -22,6 +22,22 @@ def new_id() -> str:
     return _b32(int(time.time() * 1000), 10) + _b32(int.from_bytes(os.urandom(10), "big"), 16)
 
 
+def id_floor(epoch_seconds: float) -> str:
+    """The smallest id issued at or after this instant: a time range is an id range."""
+    return _b32(int(epoch_seconds * 1000), 10) + "0" * 16
+
+
+def id_time(value: str) -> float | None:
+    """The instant (epoch seconds) an id was issued, or None for a value that is no ULID."""
+    ms = 0
+    for c in value[:10].upper():
+        i = _CROCKFORD.find(c)
+        if i < 0:
+            return None
+        ms = ms * 32 + i
+    return ms / 1000 if len(value) == 26 else None
+
+
 def new_case_ref() -> str:
     """A pseudonymous case id for one partner: random, so it reveals nothing and links nothing."""
     return "F-" + "".join(secrets.choice(_CROCKFORD) for _ in range(12))

@@ -6,7 +6,7 @@ processes on any number of hosts (competing consumers on the same queue).
 | role | threads |
 |---|---|
 | `api` | the outbox relay only (where the transport needs one), so accepted messages reach the broker at once |
-| `pipeline` | pipeline consumers + the deadline scheduler + relay + the audit anchors (every HUB_AUDIT_ANCHOR_SECONDS) |
+| `pipeline` | pipeline consumers + the deadline scheduler + relay + the audit anchors (every HUB_AUDIT_ANCHOR_SECONDS) + the roll-up of the console's flow counters (every HUB_FLOW_ROLLUP_SECONDS) |
 | `delivery` | the file drop channel (`delivery: file`) + relay |
 | `all` | all of them |
 
@@ -31,7 +31,7 @@ from hub.pipeline import faults
 from hub.pipeline.deliver import push_deliveries
 from hub.runtime import Hub
 from hub.scheduler import DeadlineScheduler
-from hub.store import audit_trail, db
+from hub.store import audit_trail, db, flows
 from hub.transport import PIPELINE, Item
 
 log = structlog.get_logger("hub.workers")
@@ -65,6 +65,8 @@ class Workers:
                 self._spawn("deadlines", lambda: scheduler.run(self.stop_event))
             if self.hub.settings.audit_anchor_seconds > 0:
                 self._spawn("audit-anchor", self._anchors)
+            if self.hub.settings.flow_rollup_seconds > 0:
+                self._spawn("flow-rollup", self._flow_rollup)
         if self.role in ("all", "delivery") and any(p.delivery == "file" for p in self.hub.partners.values()):
             from hub.endpoints.file_drop import FileDrop
 
@@ -100,6 +102,18 @@ class Workers:
                 log.info("audit.anchored", shards=len(anchored))
             except Exception as exc:  # noqa: BLE001 - the database is away: the next round tries again
                 log.warning("audit.anchor_failed", error=repr(exc))
+
+    def _flow_rollup(self) -> None:
+        """Count closed hours into the console's flow counters (hub.store.flows), a day's worth per
+        transaction, so catching up after a pause never holds the write lock for long."""
+        while not self.stop_event.wait(self.hub.settings.flow_rollup_seconds):
+            try:
+                while not self.stop_event.is_set():
+                    with db.write(self.hub.engine) as conn:
+                        if not flows.roll_up(conn):
+                            break
+            except Exception as exc:  # noqa: BLE001 - the database is away: the next round tries again
+                log.warning("flows.rollup_failed", error=repr(exc))
 
     def alive(self) -> bool:
         """True while every worker thread runs (they never return unless stopped)."""

@@ -34,14 +34,59 @@ def messages_show(
     _print(view, as_json, "\n".join(lines))
 
 
+#: the filter options `hub messages dead` and `hub messages replay --all` share (hub.store.dead_letters.DeadLetterFilter)
+Partner = Annotated[Optional[str], typer.Option("--partner", help="Only dead letters of messages this partner sent or was to receive.")]
+MessageType = Annotated[Optional[str], typer.Option("--type", help="Only messages of this type, e.g. teilnahme.anwesenheit.2030.")]
+Reason = Annotated[Optional[str], typer.Option("--reason", help="Only dead letters whose reason contains this text (any case).")]
+Since = Annotated[Optional[str], typer.Option("--since", help="Only dead letters from this time on (ISO 8601; no zone: UTC).")]
+Until = Annotated[Optional[str], typer.Option("--until", help="Only dead letters before this time (ISO 8601; no zone: UTC).")]
+WithReplayed = Annotated[bool, typer.Option("--include-replayed", help="Also dead letters that were replayed before.")]
+
+
+def _dead_filter(partner: str | None, message_type: str | None, reason: str | None, since: str | None, until: str | None,
+                 include_replayed: bool, limit: int = 50):  # type: ignore[no-untyped-def]
+    from hub.findings import Refusal
+    from hub.store.dead_letters import DeadLetterFilter
+
+    try:
+        return DeadLetterFilter.parse(partner=partner, message_type=message_type, reason=reason, at_from=since, at_to=until,
+                                      include_replayed=include_replayed, limit=limit)
+    except Refusal as refusal:
+        detail = refusal.detail
+        for field_name, option in (("at_from", "--since"), ("at_to", "--until"), ("message_type", "--type")):
+            detail = detail.replace(field_name, option)
+        fail(detail, 2)
+
+
 @messages_app.command("replay")
-def messages_replay(message_id: Annotated[str, typer.Argument(help="The id of the dead or rejected message.")]) -> None:
-    """Run a dead (or rejected) message through the pipeline again, or push its dead deliveries again."""
+def messages_replay(
+    message_id: Annotated[Optional[str], typer.Argument(help="The id of the dead or rejected message (or --all with filters).")] = None,
+    all_matching: Annotated[bool, typer.Option("--all", help="Replay every dead letter matching the filters, 100 per transaction.")] = False,
+    partner: Partner = None, message_type: MessageType = None, reason: Reason = None, since: Since = None, until: Until = None,
+    include_replayed: WithReplayed = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Output the counts as JSON.")] = False,
+) -> None:
+    """Run a dead (or rejected) message through the pipeline again, or push its dead deliveries again;
+    with --all, every dead letter matching the filters (those replayed before are left out)."""
     from hub.store import db
-    from hub.store import message_store
+    from hub.store import dead_letters, message_store
     from hub.findings import Refusal
 
+    if all_matching == (message_id is not None):
+        fail("name one message id, or --all with filters", 2)
+    if message_id is not None and any(v is not None for v in (partner, message_type, reason, since, until)):
+        fail("the filters go with --all, not with a message id", 2)
     hub = _hub()
+    if all_matching:
+        f = _dead_filter(partner, message_type, reason, since, until, include_replayed)
+        result = dead_letters.replay_matching(hub.engine, f, operator(), hub.transport)
+        hub.transport.notify()
+        text = (
+            f"replayed {result.replayed} message(s); skipped {result.skipped_replayed} dead letter(s) replayed before, "
+            f"{result.skipped_processed} message(s) processed or delivered meanwhile, {result.skipped_no_message} without a message"
+        )
+        _print(vars(result), as_json, "\n".join([text, *(f"  {r}" for r in result.refusals)]))
+        return
     try:
         with db.write(hub.engine) as conn:
             answer = message_store.replay(conn, message_id, operator(), hub.transport)
@@ -54,15 +99,25 @@ def messages_replay(message_id: Annotated[str, typer.Argument(help="The id of th
 
 
 @messages_app.command("dead")
-def messages_dead(as_json: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False) -> None:
-    """List dead letters waiting for an operator."""
+def messages_dead(
+    partner: Partner = None, message_type: MessageType = None, reason: Reason = None, since: Since = None, until: Until = None,
+    include_replayed: WithReplayed = False,
+    limit: Annotated[int, typer.Option(help="How many, newest first (at most 200).")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
+) -> None:
+    """List dead letters waiting for an operator, newest first, with how many match in all."""
     from hub.store import db
-    from hub.store import message_store
+    from hub.store import dead_letters
 
+    f = _dead_filter(partner, message_type, reason, since, until, include_replayed, limit)
     hub = _hub()
     with db.read(hub.engine) as conn:
-        rows = message_store.dead_list(conn)
-    _print(rows, as_json, "\n".join(f"{r['at']}  {r['message_id']}  {r['queue']}  {r['reason']}" for r in rows) or "no dead letters")
+        found = dead_letters.page(conn, f)
+        total = dead_letters.count(conn, f)
+    rows = [d.as_dict() for d in found.items]
+    lines = [f"{r['at']}  {r['message_id']}  {r['queue']}  {r['reason']}" + ("  (replayed)" if r["replayed_at"] else "") for r in rows]
+    more = [f"{total - len(rows)} more; narrow the filters or raise --limit"] if total > len(rows) else []
+    _print(rows, as_json, "\n".join(lines + more) or "no dead letters")
 
 
 # -- cases ---------------------------------------------------------------------------------------------

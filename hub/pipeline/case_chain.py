@@ -10,6 +10,7 @@ from hub.findings import Finding, Refusal
 from hub.pipeline import read_ahead
 from hub.pipeline.context import Context, case_ref
 from hub.runtime import Hub
+from hub.store import writes
 from hub.store.history import record
 
 
@@ -36,6 +37,7 @@ def case_chain(hub: Hub, conn: Connection, ctx: Context) -> None:
         _check_runs_measure(hub, conn, ctx)
     if ctx.case is not None:
         record(conn, ctx.row.id, "chain", "case", case=ctx.case.id)
+        writes.concerns_case(conn, ctx.row.id, ctx.case.id)
 
 
 def _check_runs_measure(hub: Hub, conn: Connection, ctx: Context) -> None:

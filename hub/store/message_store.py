@@ -185,14 +185,6 @@ def acknowledge(conn: Connection, partner: Partner, delivery_id: str, legal_basi
     return {"id": row.id, "status": "acknowledged", "acknowledged_at": now.isoformat()}
 
 
-def dead_list(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
-    rows = conn.execute(sa.select(dead_letters).where(dead_letters.c.replayed_at.is_(None)).order_by(dead_letters.c.id).limit(limit)).all()
-    return [
-        {"id": r.id, "queue": r.queue, "message_id": r.message_id, "attempts": r.attempts, "reason": r.reason, "at": aware(r.at).isoformat()}
-        for r in rows
-    ]
-
-
 def replay(conn: Connection, message_id: str, operator: str, transport: Any) -> dict[str, Any]:
     """Push a message's dead deliveries again -- those the broker refused until the relay gave them
     up, whatever the message's status (a quittung to a duplicate's sender, a rueckweisung can die

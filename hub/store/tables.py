@@ -42,7 +42,17 @@ messages = sa.Table(
     sa.Index(None, "status", "id"),
     # controlling (hub/chain/controlling.py): messages, refusals and duplicates per sender in a period, from the index alone
     sa.Index(None, "created_at", "sender", "status", "test", "id"),
+    # the console's search (hub/store/search.py): a partner's or a type's messages, newest first, one
+    # page walked off the index; a time range is an id range (ids are ULIDs)
+    sa.Index(None, "sender", "id"),
+    sa.Index(None, "message_type", "id"),
 )
+
+#: the history events that are an outcome of a message: its receipt, where it went, how it ended
+#: (hub/store/flows.py counts them); written out, because SQLite uses a partial index only for a
+#: query that repeats its condition literally
+OUTCOME_EVENTS = ("received", "routed", "rejected", "duplicate", "delivered", "dead")
+OUTCOME_EVENTS_SQL = "event IN (" + ", ".join(f"'{e}'" for e in OUTCOME_EVENTS) + ")"
 
 message_events = sa.Table(
     "message_events",
@@ -54,6 +64,12 @@ message_events = sa.Table(
     sa.Column("event", sa.String(32), nullable=False),
     sa.Column("detail", sa.JSON),
     sa.Index(None, "message_id", "id"),
+    # the outcomes the console's flows count (hub/store/flows.py), in time order: only those events
+    # are in the index, so the pipeline pays for one or two entries per message, not for every event
+    sa.Index(
+        "ix_message_events_outcomes", "at", "event", "message_id",
+        sqlite_where=sa.text(OUTCOME_EVENTS_SQL), postgresql_where=sa.text(OUTCOME_EVENTS_SQL),
+    ),
 )
 
 deliveries = sa.Table(
@@ -73,6 +89,7 @@ deliveries = sa.Table(
     sa.Column("acked_at", Timestamp),
     sa.UniqueConstraint("message_id", "recipient", "message_type"),
     sa.Index(None, "recipient", "status", "id"),
+    sa.Index(None, "recipient", "message_id"),  # the console's search: the messages delivered to a partner, newest first
 )
 
 outbox = sa.Table(
@@ -101,6 +118,8 @@ dead_letters = sa.Table(
     sa.Column("message_id", sa.String(26)),
     sa.Column("at", Timestamp, nullable=False),
     sa.Column("replayed_at", Timestamp),
+    sa.Index(None, "message_id"),  # replay finds a message's dead letters
+    sa.Index(None, "at"),  # the console's list, newest first, and its time range
 )
 
 partner_tokens = sa.Table(
@@ -139,6 +158,17 @@ case_members = sa.Table(
     sa.Column("joined_at", Timestamp, nullable=False),
     sa.PrimaryKeyConstraint("case_id", "partner_id"),
     sa.UniqueConstraint("partner_id", "local_ref"),
+    sa.Index(None, "local_ref"),  # a reference alone, whoever's it is (the console's case search)
+)
+
+#: the case a message concerns, as the pipeline found it (hub/pipeline/case_chain.py): the console
+#: finds a case's messages by any member's reference through it
+message_cases = sa.Table(
+    "message_cases",
+    metadata,
+    sa.Column("case_id", sa.String(26), nullable=False),
+    sa.Column("message_id", sa.String(26), nullable=False),
+    sa.PrimaryKeyConstraint("case_id", "message_id"),
 )
 
 case_measures = sa.Table(
@@ -460,4 +490,29 @@ console_sessions = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("last_seen_at", Timestamp, nullable=False),
     sa.Index(None, "user_id"),
+)
+
+
+# -- the console's flows (hub/store/flows.py) ------------------------------------------------------------
+#: outcomes per partner, message type and closed hour (and closed day), counted once from the history
+#: by a periodic roll-up, so a page sums a few thousand counters instead of grouping a million messages
+flow_counts = sa.Table(
+    "flow_counts",
+    metadata,
+    sa.Column("span", sa.String(4), nullable=False),  # hour | day
+    sa.Column("start", Timestamp, nullable=False),
+    sa.Column("partner", sa.String(64), nullable=False),  # the message's sender
+    sa.Column("message_type", sa.String(64), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # OUTCOME_EVENTS
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("span", "start", "partner", "message_type", "outcome"),
+    sqlite_with_rowid=False,  # the rows are their key: a range of it is read without a second lookup
+)
+
+#: how far the roll-up got: everything before `until` is in flow_counts, hours and days alike
+flow_rollup = sa.Table(
+    "flow_rollup",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # always 1
+    sa.Column("until", Timestamp, nullable=False),
 )

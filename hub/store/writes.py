@@ -11,8 +11,8 @@ from sqlalchemy.engine import Connection
 
 from hub.ids import new_id
 from hub.store import unit_of_work
-from hub.store.db import utcnow
-from hub.store.tables import deliveries, messages
+from hub.store.db import InsertOnce, utcnow
+from hub.store.tables import deliveries, message_cases, messages
 
 _INSERT_MESSAGE = messages.insert()
 _INSERT_DELIVERY = deliveries.insert()
@@ -21,6 +21,8 @@ _SET_STATUS = (
     .where(messages.c.id == sa.bindparam("b_id"))
     .values(status=sa.bindparam("b_status"), updated_at=sa.bindparam("b_at"))
 )
+#: a replayed message finds its case again: the row is there already
+_MESSAGE_CASE = InsertOnce(message_cases)
 _SELECT_DELIVERIES = sa.select(deliveries.c.id, deliveries.c.recipient, deliveries.c.message_type).where(
     deliveries.c.message_id == sa.bindparam("message_id")
 )
@@ -57,3 +59,8 @@ def existing_deliveries(conn: Connection, message_id: str) -> dict[tuple[str, st
 
 def set_status(conn: Connection, message_id: str, status: str) -> None:
     unit_of_work.execute(conn, _SET_STATUS, {"b_id": message_id, "b_status": status, "b_at": utcnow()})
+
+
+def concerns_case(conn: Connection, message_id: str, case_id: str) -> None:
+    """Note the case a message concerns, for finding a case's messages (collected with the rest)."""
+    unit_of_work.execute(conn, _MESSAGE_CASE(conn), {"case_id": case_id, "message_id": message_id})

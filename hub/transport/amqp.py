@@ -55,6 +55,7 @@ re-established with exponential backoff and jitter (tenacity) whenever the broke
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -74,6 +75,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from sqlalchemy.engine import Engine
 from tenacity import Retrying, retry_if_exception_type, wait_exponential, wait_random
 
+from hub.store.flows import QueueDepth
 from hub.transport.base import (
     BURIED, FAILED, OUTAGE, PIPELINE, UNBURIED, Consumer, DeadHandler, Handler, Item, Job, Transport, log_failure,
 )
@@ -490,6 +492,30 @@ class AmqpTransport(Transport):
             ok = False
         self._ready_cache = (time.monotonic(), ok)
         return ok
+
+    def queue_depths(self) -> list[QueueDepth]:
+        """The outbox rows the relay has not yet published, then the broker's queues of this hub (its
+        prefix) from the management API: messages ready and unacknowledged, and the oldest's age
+        where the broker knows its timestamp (a classic queue's head; the relay stamps every message).
+        A broker that does not answer within a second is one entry with no depth and the reason."""
+        import httpx
+
+        depths = super().queue_depths()
+        parts = urlsplit(self.url)
+        auth = (unquote(parts.username or "guest"), unquote(parts.password or "guest"))
+        url = f"{self.management_url()}/api/queues/{vhost_path(self.vhost)}"
+        try:
+            queues = httpx.get(url, params={"columns": "name,messages,head_message_timestamp"}, auth=auth, timeout=1.0).raise_for_status().json()
+        except (httpx.HTTPError, ValueError) as exc:
+            return [*depths, QueueDepth(f"{self.topology.prefix}*", None, where="broker", note=f"the management API did not answer: {type(exc).__name__}")]
+        now = time.time()
+        for q in sorted(queues, key=lambda q: q["name"]):
+            if not q["name"].startswith(self.topology.prefix):
+                continue
+            head = q.get("head_message_timestamp")
+            at = dt.datetime.fromtimestamp(head, dt.timezone.utc) if isinstance(head, (int, float)) else None
+            depths.append(QueueDepth(q["name"], int(q.get("messages") or 0), at, max(0.0, now - head) if at else None, where="broker"))
+        return depths
 
     def declare_all(self, partner_ids: Iterable[str] = (), give_up_after: float | None = None) -> None:
         """Declare the topology and the partners' queues. With `give_up_after` (seconds), raise the

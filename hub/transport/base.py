@@ -30,7 +30,8 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Connection, Engine
 
-from hub.store import unit_of_work
+from hub.store import db, unit_of_work
+from hub.store.flows import QueueDepth, outbox_depths
 from hub.store.batch import BURIED, DONE, FAILED, FAILURES, OUTAGE, UNBURIED, Batch, Job
 from hub.store.db import utcnow
 from hub.store.tables import dead_letters, outbox
@@ -207,6 +208,12 @@ class Transport(ABC):
     @abstractmethod
     def ready(self) -> bool:
         """True when the broker is reachable (readiness probe)."""
+
+    def queue_depths(self) -> list[QueueDepth]:
+        """Per queue, the items waiting and the age of the oldest (the console). Here the outbox's,
+        which on the embedded broker are the queues; a broker adds its own."""
+        with db.read(self.engine) as conn:
+            return outbox_depths(conn)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

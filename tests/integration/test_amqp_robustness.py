@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 from hub import pipeline
 from hub.store import db
 from hub.store.history import record
-from hub.store.message_store import dead_list
+from hub.store.dead_letters import DeadLetterFilter, page as dead_page
 from hub.runtime import Hub
 from hub.store.tables import dead_letters, deliveries, message_events, outbox
 from hub.transport.amqp import AmqpTransport
@@ -410,8 +410,8 @@ def test_a_delivery_the_broker_keeps_refusing_becomes_a_dead_letter_an_operator_
     assert delivery_status(amqp_hub, refused) == "dead", "after max_refusals the delivery is dead"
     assert not outbox_rows(amqp_hub), "and no longer retried"
     with db.read(amqp_hub.engine) as conn:
-        listed = dead_list(conn)
-    assert [d["message_id"] for d in listed] == [f"M{1:025d}"], f"`hub messages dead` lists it: {listed}"
+        listed = dead_page(conn, DeadLetterFilter()).items
+    assert [d.message_id for d in listed] == [f"M{1:025d}"], f"`hub messages dead` lists it: {listed}"
     assert events(amqp_hub, "delivery", "dead") == Counter({f"M{1:025d}": 1}), "the message's history records it"
 
 
