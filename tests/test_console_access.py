@@ -200,3 +200,50 @@ def test_bad_input_gets_a_page_that_says_what_and_changes_nothing(console: Hub) 
     with db.read(console.engine) as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(console_users)).scalar_one() == 5, "no account was added"
     assert PROVIDER  # the provider has no console account: partners use tokens, people use the console
+
+
+def _dead(hub: Hub, customer: str) -> str:
+    """A delivery the relay gave up (as hub/transport/relay.py leaves it)."""
+    from hub.store.tables import dead_letters, deliveries
+    from hub.transport.base import PARTNER
+    from tests.conftest import drain
+
+    message_id = send(hub, JOBCENTER, "agency-xml", agency_sample("zuweisung.anmeldung.1020", customer_number=customer))
+    drain(hub)
+    with db.write(hub.engine) as conn:
+        delivery = conn.execute(sa.select(deliveries.c.id).where(deliveries.c.message_id == message_id, deliveries.c.recipient == PROVIDER)).scalar_one()
+        conn.execute(deliveries.update().where(deliveries.c.id == delivery).values(status="dead"))
+        conn.execute(dead_letters.insert().values(queue=PARTNER, payload={"delivery_id": delivery, "message_id": message_id}, attempts=10,
+                                                  reason="refused", message_id=message_id, at=db.utcnow()))
+    return message_id
+
+
+def test_replaying_all_matching_dead_letters_shows_the_count_first_and_never_replays_twice(console: Hub) -> None:
+    for customer in ("555D000201", "555D000202", "555D000203"):
+        _dead(console, customer)
+    otto = signed_in(console, "otto")
+    token = form_token(otto.get("/ops/dead").text)
+    asked = otto.post("/ops/dead/replay", data={"csrf_token": token, "reason": "refused"})
+    assert asked.status_code == 200 and 'name="confirmed" value="3"' in asked.text, "the count is shown for confirmation first"
+    with db.read(console.engine) as conn:
+        from hub.store.tables import dead_letters
+
+        assert conn.execute(sa.select(sa.func.count()).select_from(dead_letters).where(dead_letters.c.replayed_at.is_(None))).scalar_one() == 3, \
+            "nothing is replayed before the confirmation"
+    done = otto.post("/ops/dead/replay", data={"csrf_token": token, "reason": "refused", "confirmed": "3"})
+    assert done.status_code == 303 and "n=3" in done.headers["location"], done.headers.get("location")
+    again = otto.post("/ops/dead/replay", data={"csrf_token": token, "reason": "refused", "confirmed": "0"})
+    assert again.status_code == 409, "what was replayed is left out: nothing is left to replay"
+    assert "replayed-matching" in audit_actions(console, "console:otto")
+
+
+def test_the_message_search_refuses_a_huge_page_and_a_malformed_filter_naming_the_field(console: Hub) -> None:
+    message_id = send(console, JOBCENTER, "agency-xml", agency_sample("zuweisung.anmeldung.1020", customer_number="555D000301"))
+    otto = signed_in(console, "otto")
+    found = otto.get("/ops/messages", params={"id": message_id})
+    assert found.status_code == 200 and message_id in found.text
+    for params, field in (({"partner": JOBCENTER, "limit": "100000"}, "limit"), ({"status": "verloren"}, "status"), ({"received_from": "gestern"}, "received_from")):
+        answer = otto.get("/ops/messages", params=params)
+        assert answer.status_code == 400 and field in answer.text, f"{params}: {answer.status_code}"
+    by_case = otto.get("/ops/messages", params={"case_ref": "555D000301"})
+    assert message_id in by_case.text, "a case reference finds the case's messages"
