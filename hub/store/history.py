@@ -136,6 +136,7 @@ ACTION_PURPOSES: dict[str, str] = {
     "audit-verified": "datenschutzkontrolle",
     "conflicts-read": "personenabgleich",
     "conflict-resolved": "personenabgleich",
+    "alert-notified": "betrieb",
 }
 
 

@@ -1,0 +1,47 @@
+"""The gauges of /metrics, measured from the store when it is scraped: queue depth and oldest item,
+the oldest message waiting for the pipeline, dead letters, outstanding SLA breaches, active alerts.
+
+Measured at scrape rather than by the workers, so any process (an API-only one too) answers them
+alike and a worker that died cannot leave stale values behind. A handful of indexed statements.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from hub.alerts.firing import active, rules_of
+from hub.alerts.kinds import oldest_waiting
+from hub.metrics import ALERTS_ACTIVE, DEAD_LETTERS, PIPELINE_WAITING, QUEUE_DEPTH, QUEUE_OLDEST, SLA_BREACHES_OPEN
+from hub.runtime import Hub
+from hub.store import db
+from hub.store.db import aware, utcnow
+from hub.store.tables import chain_deadlines, dead_letters, outbox
+
+
+def observe(hub: Hub) -> None:
+    """Set every store gauge from one reading transaction."""
+    now = utcnow()
+    with db.read(hub.engine) as conn:
+        queues = conn.execute(sa.select(outbox.c.queue, sa.func.count(), sa.func.min(outbox.c.created_at)).group_by(outbox.c.queue)).all()
+        waiting = oldest_waiting(conn)
+        dead = conn.execute(sa.select(sa.func.count()).select_from(dead_letters).where(dead_letters.c.replayed_at.is_(None))).scalar_one()
+        breaches = conn.execute(
+            sa.select(chain_deadlines.c.partner_id, sa.func.count())
+            .where(chain_deadlines.c.status == "missed", chain_deadlines.c.met_on.is_(None))
+            .group_by(chain_deadlines.c.partner_id)
+        ).all()
+        firing = active(conn, hub, now=now)
+    QUEUE_DEPTH.clear()
+    QUEUE_OLDEST.clear()
+    for queue, count, oldest in queues:
+        QUEUE_DEPTH.labels(queue).set(count)
+        QUEUE_OLDEST.labels(queue).set(max(0.0, (now - aware(oldest)).total_seconds()) if oldest else 0.0)
+    PIPELINE_WAITING.set(max(0.0, (now - waiting).total_seconds()) if waiting else 0.0)
+    DEAD_LETTERS.set(dead)
+    SLA_BREACHES_OPEN.clear()
+    for partner, count in breaches:
+        SLA_BREACHES_OPEN.labels(partner).set(count)
+    ALERTS_ACTIVE.clear()
+    for alert in rules_of(hub).alerts:
+        ALERTS_ACTIVE.labels(alert.id, alert.severity).set(sum(1 for a in firing if a.alert_id == alert.id))
+
