@@ -104,7 +104,7 @@ BACKENDS = [
     pytest.param("amqp-postgres", id="amqp-postgres", marks=[pytest.mark.rabbitmq, pytest.mark.postgres]),
 ]
 #: test modules whose tests run once per backend
-BOTH_BACKENDS = ("tests.test_end_to_end", "tests.test_case_chain_story", "tests.test_deadline_scheduler")
+BOTH_BACKENDS = ("tests.test_end_to_end", "tests.test_case_chain_story", "tests.test_deadline_scheduler", "tests.test_alert_notifications_once")
 DATABASES = [
     pytest.param("embedded", id="sqlite"),
     pytest.param("embedded-postgres", id="postgres", marks=[pytest.mark.postgres]),

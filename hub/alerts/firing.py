@@ -93,11 +93,12 @@ def claim(conn: Connection, alert: Alert, found: Found, now: dt.datetime) -> str
         return None
     episode = conn.execute(sa.select(sa.func.count()).select_from(alert_firings).where(*same)).scalar_one() + 1
     firing_id = new_id()
-    won = conn.execute(_insert_firing(conn), {
+    # RETURNING, not rowcount: psycopg answers -1 for an INSERT ... ON CONFLICT DO NOTHING
+    won = conn.execute(_insert_firing(conn).returning(alert_firings.c.id), {
         "id": firing_id, "key": f"{alert.id}|{found.subject}|{episode}"[:240], "alert_id": alert.id, "subject": found.subject[:160],
         "episode": episode, "severity": alert.severity, "text": text_of(alert, found)[:500], "link": link_of(alert, found)[:240],
         "case_id": found.case_id, "since": found.since or now, "resolved_at": None,
-    }).rowcount == 1
+    }).first() is not None
     if not won:
         return None
     at = time.time()

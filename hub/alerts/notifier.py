@@ -41,34 +41,35 @@ _DUE = (
 
 
 class Notifier:
-    def __init__(self, hub: Hub, batch: int = 20) -> None:
+    def __init__(self, hub: Hub, batch: int = 100) -> None:
         self.hub = hub
         self.batch = batch
 
     def deliver(self) -> int:
-        """Send every notification that is due; how many this worker sent."""
-        sent = 0
-        while True:
-            leased = self._lease()
-            sent += sum(self._send(row) for row in leased)
-            if len(leased) < self.batch:
-                return sent
+        """Send the notifications that are due (at most `batch`, each tried once); how many this worker sent."""
+        sent, tried = 0, set()
+        while len(tried) < self.batch and (row := self._lease(tried)) is not None:
+            tried.add(row.id)
+            sent += self._send(row)
+        return sent
 
-    def _lease(self) -> list[sa.Row]:
-        now = time.time()
-        lease = now + self.hub.settings.visibility_timeout
-        with db.write(self.hub.engine) as conn:
-            due = conn.execute(_DUE.with_for_update(skip_locked=True, of=alert_notifications), {"now": now, "limit": self.batch}).all()
-            won = []
-            for row in due:
+    def _lease(self, tried: set[str]) -> sa.Row | None:
+        """The next due notification, leased to this worker for HUB_VISIBILITY_TIMEOUT seconds: one at
+        a time, right before its send, so no lease runs out while others of a batch are sent."""
+        while True:
+            now = time.time()
+            with db.write(self.hub.engine) as conn:
+                query = _DUE.where(_n.id.not_in(tried)) if tried else _DUE
+                row = conn.execute(query.with_for_update(skip_locked=True, of=alert_notifications), {"now": now, "limit": 1}).first()
+                if row is None:
+                    return None
                 taken = conn.execute(
                     alert_notifications.update()
                     .where(_n.id == row.id, _n.status == "pending", _n.available_at == row.available_at)
-                    .values(available_at=lease, attempts=_n.attempts + 1)
+                    .values(available_at=now + self.hub.settings.visibility_timeout, attempts=_n.attempts + 1)
                 ).rowcount
-                if taken:
-                    won.append(row)
-        return won
+            if taken:
+                return row
 
     def _send(self, row: sa.Row) -> bool:
         hub = self.hub
@@ -85,7 +86,10 @@ class Notifier:
         if hub.settings.fault_alert_delay > 0:
             time.sleep(hub.settings.fault_alert_delay)  # crash tests: a kill -9 lands between the send and its record
         with db.write(hub.engine) as conn:
-            conn.execute(alert_notifications.update().where(_n.id == row.id).values(status="sent", sent_at=utcnow(), last_error=None))
+            first = conn.execute(alert_notifications.update().where(_n.id == row.id, _n.status == "pending").values(
+                status="sent", sent_at=utcnow(), last_error=None)).rowcount
+            if not first:  # its lease ran out and another worker sent it too (the same id): recorded once
+                return False
             audit(conn, "hub", "alert-notified", alert=row.alert_id, subject=row.subject, channel=row.channel, via=channel.kind,
                   notification=row.id, case=row.case_id)
         log.info("alert.notified", alert=row.alert_id, subject=row.subject, channel=row.channel, notification=row.id)
@@ -97,7 +101,7 @@ class Notifier:
         if attempts >= MAX_ATTEMPTS:
             values["status"] = "failed"
         with db.write(self.hub.engine) as conn:
-            conn.execute(alert_notifications.update().where(_n.id == row.id).values(**values))
+            conn.execute(alert_notifications.update().where(_n.id == row.id, _n.status == "pending").values(**values))
         if attempts >= MAX_ATTEMPTS:
             log.error("alert.notification_given_up", alert=row.alert_id, channel=row.channel, notification=row.id, attempts=attempts, error=error)
         else:
