@@ -57,11 +57,14 @@ _timed = itertools.count()
 
 
 def _run_timed(hub: Hub, conn: Connection, ctx: Context) -> None:
-    """STAGES with each stage's time observed, labelled with its module's name (decode, identities, ...)."""
+    """STAGES with each stage's time observed, labelled with its module's name (decode, identities, ...);
+    a stage that refuses the message is timed too."""
     for stage in STAGES:
         started = time.perf_counter()
-        stage(hub, conn, ctx)
-        STAGE_SECONDS.labels(stage.__module__.rpartition(".")[2]).observe(time.perf_counter() - started)
+        try:
+            stage(hub, conn, ctx)
+        finally:
+            STAGE_SECONDS.labels(stage.__module__.rpartition(".")[2]).observe(time.perf_counter() - started)
 
 
 _SELECT_MESSAGE = sa.select(messages).where(messages.c.id == sa.bindparam("id")).with_for_update()
