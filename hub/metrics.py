@@ -35,7 +35,7 @@ QUEUE_OLDEST = Gauge("hub_queue_oldest_seconds", "Age of the oldest item in the 
 PIPELINE_WAITING = Gauge("hub_pipeline_oldest_waiting_seconds", "Age of the oldest message waiting for the pipeline (0: none waits)")
 DEAD_LETTERS = Gauge("hub_dead_letters", "Dead letters not replayed")
 SLA_BREACHES_OPEN = Gauge("hub_sla_breaches_outstanding", "Missed deadlines whose message has not come yet, by the partner that owes it", ["partner"])
-ALERTS_ACTIVE = Gauge("hub_alerts_active", "Alerts firing now (contracts/alerts.yaml), subjects by alert and severity", ["alert", "severity"])
+ALERTS_ACTIVE = Gauge("hub_alerts_active", "Alerts firing (contracts/alerts.yaml) as the workers last evaluated them: subjects by alert and severity", ["alert", "severity"])
 
 
 #: the label value where the partner is not authenticated or the message names no catalogue type

@@ -125,27 +125,17 @@ def test_a_missed_deadline_fires_with_its_case_reference_and_no_personal_data(hu
     assert "deadline-missed" not in firing_now(hub, later), "a breach fires past its within_hours"
 
 
-def test_tasks_due_by_the_next_working_day_fire_per_owner_and_day() -> None:
-    """On a Friday the next working day is Monday: tasks due on Saturday and Monday are announced,
-    one alert per day; on Thursday only Friday's."""
-    from hub.alerts.kinds import _task_due
-
-    class Result:
-        def __init__(self, rows: list) -> None:
-            self.rows = rows
-
-        def __iter__(self):  # type: ignore[no-untyped-def]
-            return iter(self.rows)
-
-    class Conn:
-        def execute(self, statement: object) -> Result:
-            return Result([(JOBCENTER, dt.date(2026, 12, 5), 1), (JOBCENTER, dt.date(2026, 12, 7), 2), (JOBCENTER, dt.date(2026, 12, 8), 4)])
-
-    alert = AlertRules.load(CONTRACTS).alert("tasks-due-tomorrow")
-    assert alert is not None
+def test_tasks_due_by_the_next_working_day_fire_per_owner_and_day(hub: Hub) -> None:
+    """On a Friday the next working day is Monday: tasks due on Saturday and on Monday are announced,
+    one alert per day, Tuesday's are not; on the Monday before, only Tuesday's."""
+    for day, n in ((dt.date(2026, 12, 5), 1), (dt.date(2026, 12, 7), 2), (dt.date(2026, 12, 8), 4)):
+        open_task_due(hub, day, n)
     friday = dt.datetime(2026, 12, 4, 9, tzinfo=dt.timezone.utc)
-    found = _task_due(Conn(), alert, friday, {JOBCENTER: "NW"})  # type: ignore[arg-type]
-    assert [(f.subject, f.values["count"]) for f in found] == [(f"{JOBCENTER}:2026-12-05", 1), (f"{JOBCENTER}:2026-12-07", 2)], found
+    announced = [(a.subject, a.text) for a in firing_now(hub, friday)["tasks-due-tomorrow"]]
+    assert sorted(announced) == [(f"{JOBCENTER}:2026-12-05", f"1 task(s) of {JOBCENTER} due on 2026-12-05"),
+                                 (f"{JOBCENTER}:2026-12-07", f"2 task(s) of {JOBCENTER} due on 2026-12-07")], announced
+    monday = dt.datetime(2026, 12, 7, 9, tzinfo=dt.timezone.utc)
+    assert [a.subject for a in firing_now(hub, monday)["tasks-due-tomorrow"]] == [f"{JOBCENTER}:2026-12-08"], "Monday announces Tuesday's tasks"
 
 
 def test_open_tasks_due_tomorrow_fire_from_the_store(hub: Hub) -> None:

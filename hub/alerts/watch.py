@@ -11,7 +11,7 @@ import threading
 
 import structlog
 
-from hub.alerts.firing import record
+from hub.alerts.firing import record, rules_of
 from hub.alerts.notifier import Notifier
 from hub.runtime import Hub
 
@@ -22,6 +22,11 @@ class AlertWatch:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.notifier = Notifier(hub)
+        for channel in rules_of(hub).channels.values():  # said once at start, not with every failed send
+            if channel.kind == "mail" and not hub.settings.smtp_url:
+                log.warning("alert.channel_unusable: HUB_SMTP_URL is not set", channel=channel.name)
+            elif channel.kind == "webhook" and not (channel.url() and channel.secret()):
+                log.warning("alert.channel_unusable: its webhook variables are not set", channel=channel.name, url=channel.url_env, secret=channel.secret_env)
 
     def sweep(self) -> tuple[int, int]:
         """One round: (instances this worker claimed, notifications it sent)."""
