@@ -22,13 +22,14 @@ from hub.ids import floor_id, time_of
 from hub.store.db import aware
 from hub.store.tables import chain_deadlines, chain_tasks, dead_letters, messages
 
-#: the console's pages a notification links to (docs/console.md)
+#: the console's pages a notification links to (docs/console.md): the page of the thing itself where
+#: there is one (dead letters, the case, the agency's tasks), else the console's list of alerts
 LINKS = {
     "dead_letters": "/ops/dead",
-    "rejection_rate": "/ops/messages?sender={subject}&status=rejected",
-    "queue_age": "/ops/messages?status=received",
+    "rejection_rate": "/ops/alerts",
+    "queue_age": "/ops/alerts",
     "sla_breach": "/ops/cases/{case}",
-    "task_due": "/ops/tasks?owner={owner}&due_on={day}",
+    "task_due": "/ops/tasks",
 }
 
 #: each kind's sentence where the alert's `text` gives none; `text` may use the same {names}
