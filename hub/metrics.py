@@ -35,6 +35,7 @@ QUEUE_OLDEST = Gauge("hub_queue_oldest_seconds", "Age of the oldest item in the 
 PIPELINE_WAITING = Gauge("hub_pipeline_oldest_waiting_seconds", "Age of the oldest message waiting for the pipeline (0: none waits)")
 DEAD_LETTERS = Gauge("hub_dead_letters", "Dead letters not replayed")
 SLA_BREACHES_OPEN = Gauge("hub_sla_breaches_outstanding", "Missed deadlines whose message has not come yet, by the partner that owes it", ["partner"])
+ALERT_NOTIFICATIONS = Gauge("hub_alert_notifications_unsent", "Alert notifications not sent: pending (waiting, or tried again after a backoff) and failed (given up)", ["status"])
 ALERTS_ACTIVE = Gauge("hub_alerts_active", "Alerts firing (contracts/alerts.yaml) as the workers last evaluated them: subjects by alert and severity", ["alert", "severity"])
 
 

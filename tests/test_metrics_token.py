@@ -66,6 +66,7 @@ def test_the_gauges_describe_the_store_at_the_scrape(guarded: tuple[Hub, TestCli
     assert found[("hub_alerts_active", (("alert", "dead-letters"), ("severity", "critical")))] == 1, "active alerts"
     assert found[("hub_alerts_active", (("alert", "deadline-missed"), ("severity", "warning")))] == 1, "active alerts"
     assert found[("hub_alerts_active", (("alert", "pipeline-backlog"), ("severity", "critical")))] == 0, "an alert that does not fire"
+    assert found[("hub_alert_notifications_unsent", (("status", "pending"),))] == 3, "notifications not sent (no mail server, no webhook set)"
 
 
 def test_stages_are_timed_on_a_sample_and_rejections_counted_by_sender_and_type(hub: Hub) -> None:

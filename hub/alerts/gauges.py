@@ -13,11 +13,11 @@ import sqlalchemy as sa
 
 from hub.alerts.firing import rules_of
 from hub.alerts.kinds import oldest_waiting
-from hub.metrics import ALERTS_ACTIVE, DEAD_LETTERS, PIPELINE_WAITING, QUEUE_DEPTH, QUEUE_OLDEST, SLA_BREACHES_OPEN
+from hub.metrics import ALERT_NOTIFICATIONS, ALERTS_ACTIVE, DEAD_LETTERS, PIPELINE_WAITING, QUEUE_DEPTH, QUEUE_OLDEST, SLA_BREACHES_OPEN
 from hub.runtime import Hub
 from hub.store import db
 from hub.store.db import aware, utcnow
-from hub.store.tables import alert_firings, chain_deadlines, dead_letters, outbox
+from hub.store.tables import alert_firings, alert_notifications, chain_deadlines, dead_letters, outbox
 
 
 def observe(hub: Hub) -> None:
@@ -32,6 +32,10 @@ def observe(hub: Hub) -> None:
             .where(chain_deadlines.c.status == "missed", chain_deadlines.c.met_on.is_(None))
             .group_by(chain_deadlines.c.partner_id)
         ).all()
+        unsent = dict(conn.execute(
+            sa.select(alert_notifications.c.status, sa.func.count()).where(alert_notifications.c.status.in_(("pending", "failed")))
+            .group_by(alert_notifications.c.status)
+        ).all())
         firing = dict(conn.execute(
             sa.select(alert_firings.c.alert_id, sa.func.count()).where(alert_firings.c.resolved_at.is_(None)).group_by(alert_firings.c.alert_id)
         ).all())
@@ -45,6 +49,8 @@ def observe(hub: Hub) -> None:
     SLA_BREACHES_OPEN.clear()
     for partner, count in breaches:
         SLA_BREACHES_OPEN.labels(partner).set(count)
+    for status in ("pending", "failed"):
+        ALERT_NOTIFICATIONS.labels(status).set(unsent.get(status, 0))
     ALERTS_ACTIVE.clear()
     for alert in rules_of(hub).alerts:
         ALERTS_ACTIVE.labels(alert.id, alert.severity).set(firing.get(alert.id, 0))
