@@ -77,7 +77,7 @@ def send_mail(channel: Channel, note: Note, settings: Settings) -> None:
     if url.scheme not in ("smtp", "smtps", "smtp+starttls") or not url.hostname:
         raise SendFailed("HUB_SMTP_URL is not smtp://host:port, smtp+starttls://host:port or smtps://host:port")
     mail = EmailMessage()
-    mail["Subject"] = f"[{note.severity}] {note.text}"[:200]
+    mail["Subject"] = f"[{note.severity}] {' '.join(note.text.split())}"[:200]  # a header is one line
     mail["From"] = settings.alert_mail_from
     mail["To"] = ", ".join(channel.mail)
     mail["Message-ID"] = message_id(note)

@@ -145,12 +145,21 @@ def _alert(path: Path, raw: Any, at: int, channels: dict[str, Channel]) -> Alert
         raise ContractError(path, line(raw, "channels"), f"alert {aid!r}: 'channels' is a list of the channels it notifies")
     for i, name in enumerate(named):
         if name not in channels:
-            raise ContractError(path, named.line_of(i) if hasattr(named, "line_of") else line(raw, "channels"),
+            raise ContractError(path, line(named, i) or line(raw, "channels"),
                                 f"alert {aid!r}: unknown channel {name!r} (channels: {', '.join(channels) or 'none'})")
     text = raw.get("text")
     if text is not None and not isinstance(text, str):
         raise ContractError(path, line(raw, "text"), f"alert {aid!r}: 'text' is a sentence")
     return Alert(aid, kind, params, severity, tuple(named), text, at)
+
+
+def _fits(value: Any, kind_type: type) -> bool:
+    """A parameter's value of its type (YAML's true is no number here, nor 3.5 a whole one), at least 0."""
+    if kind_type is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind_type is float else int):
+        return False
+    return value >= 0
 
 
 def _params(path: Path, aid: str, kind: str, raw: Any, at: int) -> dict[str, Any]:
@@ -166,9 +175,8 @@ def _params(path: Path, aid: str, kind: str, raw: Any, at: int) -> dict[str, Any
         value = raw.get(name, default)
         if value is None:
             raise ContractError(path, at, f"alert {aid!r}: kind {kind} needs the parameter {name!r}")
-        fits = isinstance(value, bool) if kind_type is bool else isinstance(value, (int, float) if kind_type is float else int) and not isinstance(value, bool)
-        if not fits or (kind_type is not bool and value < 0):
-            what = "true or false" if kind_type is bool else "a number of at least 0" if kind_type is float else "a whole number of at least 0"
+        if not _fits(value, kind_type):
+            what = {bool: "true or false", float: "a number of at least 0", int: "a whole number of at least 0"}[kind_type]
             raise ContractError(path, line(raw, name) or at, f"alert {aid!r}: {name!r} is {what}")
         params[name] = value
     if kind == "rejection_rate" and params["above_percent"] >= 100:
