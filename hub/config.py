@@ -68,6 +68,21 @@ class Settings(BaseSettings):
     #: seconds `hub serve` and `hub worker` may take to stop after SIGTERM/SIGINT: in-flight requests
     #: get most of it to finish, worker threads the rest; past it the process exits anyway (logged)
     shutdown_timeout: float = 30.0
+    #: seconds between two evaluations of the alerts (contracts/alerts.yaml) in each pipeline worker (0 = never)
+    alert_interval: float = 30.0
+    #: seconds before a notification that could not be sent is tried again (doubled per attempt, at most 10 min)
+    alert_retry_seconds: float = 5.0
+    #: fault injection for crash tests: seconds between sending a notification and recording it sent (0 = off)
+    fault_alert_delay: float = 0.0
+    #: the mail server alerts are sent through: smtp://host:port, smtp+starttls://..., smtps://...
+    #: (user:password@ in the URL where the server wants a login); unset: no mail is sent
+    smtp_url: str | None = None
+    #: the sender of alert mails
+    alert_mail_from: str = "casechain-hub@localhost"
+    #: where the console is reached (e.g. https://hub.example): the start of the links in notifications
+    console_url: str = ""
+    #: where set, /metrics wants `Authorization: Bearer <this token>`
+    metrics_token: str | None = None
     #: seconds between the audit anchors the workers record (`hub audit anchor` on a timer; 0 = off)
     audit_anchor_seconds: float = 3600.0
     #: minutes a console session may stay unused before it ends

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import time
@@ -45,3 +46,17 @@ def new_case_ref() -> str:
 
 def new_token() -> str:
     return "cch_" + secrets.token_urlsafe(32)
+
+
+def floor_id(moment: dt.datetime) -> str:
+    """The smallest ULID of `moment`: `id >= floor_id(t)` selects what was made from `t` on, as a
+    range of the primary key (no index on a timestamp needed)."""
+    return _b32(int(moment.timestamp() * 1000), 10) + "0" * 16
+
+
+def time_of(ulid: str) -> dt.datetime:
+    """When a ULID was made (to the millisecond, UTC)."""
+    value = 0
+    for char in ulid[:10]:
+        value = value * 32 + _CROCKFORD.index(char)
+    return dt.datetime.fromtimestamp(value / 1000, dt.timezone.utc)

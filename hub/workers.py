@@ -6,7 +6,7 @@ processes on any number of hosts (competing consumers on the same queue).
 | role | threads |
 |---|---|
 | `api` | the outbox relay only (where the transport needs one), so accepted messages reach the broker at once |
-| `pipeline` | pipeline consumers + the deadline scheduler + relay + the audit anchors (every HUB_AUDIT_ANCHOR_SECONDS) + the roll-up of the console's flow counters (every HUB_FLOW_ROLLUP_SECONDS) |
+| `pipeline` | pipeline consumers + the deadline scheduler + the alerts (every HUB_ALERT_INTERVAL) + relay + the audit anchors (every HUB_AUDIT_ANCHOR_SECONDS) + the roll-up of the console's flow counters (every HUB_FLOW_ROLLUP_SECONDS) |
 | `delivery` | the file drop channel (`delivery: file`) + relay |
 | `all` | all of them |
 
@@ -27,6 +27,7 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from hub import pipeline
+from hub.alerts import AlertWatch
 from hub.pipeline import faults
 from hub.pipeline.deliver import push_deliveries
 from hub.runtime import Hub
@@ -63,6 +64,9 @@ class Workers:
             if self.hub.settings.deadline_interval > 0:
                 scheduler = DeadlineScheduler(self.hub)
                 self._spawn("deadlines", lambda: scheduler.run(self.stop_event))
+            if self.hub.settings.alert_interval > 0:
+                watch = AlertWatch(self.hub)
+                self._spawn("alerts", lambda: watch.run(self.stop_event))
             if self.hub.settings.audit_anchor_seconds > 0:
                 self._spawn("audit-anchor", self._anchors)
             if self.hub.settings.flow_rollup_seconds > 0:

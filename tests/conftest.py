@@ -104,7 +104,7 @@ BACKENDS = [
     pytest.param("amqp-postgres", id="amqp-postgres", marks=[pytest.mark.rabbitmq, pytest.mark.postgres]),
 ]
 #: test modules whose tests run once per backend
-BOTH_BACKENDS = ("tests.test_end_to_end", "tests.test_case_chain_story", "tests.test_deadline_scheduler")
+BOTH_BACKENDS = ("tests.test_end_to_end", "tests.test_case_chain_story", "tests.test_deadline_scheduler", "tests.test_alert_notifications_once")
 DATABASES = [
     pytest.param("embedded", id="sqlite"),
     pytest.param("embedded-postgres", id="postgres", marks=[pytest.mark.postgres]),
@@ -130,6 +130,8 @@ def embedded_env(tmp_path: Path) -> dict[str, str]:
         # tests sweep deadlines themselves, with a clock of their choosing; the scheduler's own
         # tests switch the worker's scheduler on
         "HUB_DEADLINE_INTERVAL": "0",
+        # likewise the alerts: their own tests switch the worker's evaluation on
+        "HUB_ALERT_INTERVAL": "0",
         "HUB_LOG_FORMAT": "json",
         "HUB_LOG_LEVEL": "warning",
         "HUB_MAX_MESSAGE_BYTES": str(256 * 1024),
@@ -146,7 +148,7 @@ def hub_for(env: dict[str, str], **overrides: Any) -> Hub:
         visibility_timeout=float(env["HUB_VISIBILITY_TIMEOUT"]),
         max_message_bytes=int(env["HUB_MAX_MESSAGE_BYTES"]),
         poll_interval=0.02,
-        **{"deadline_interval": float(env.get("HUB_DEADLINE_INTERVAL", "0")), **overrides},
+        **{"deadline_interval": float(env.get("HUB_DEADLINE_INTERVAL", "0")), "alert_interval": float(env.get("HUB_ALERT_INTERVAL", "0")), **overrides},
     )
     hub = Hub(settings)
     hub.migrate()

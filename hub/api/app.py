@@ -7,6 +7,7 @@ partner's data) ever reaches a caller. Bodies are read with a hard size limit be
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import threading
 import uuid
@@ -26,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub import __version__
+from hub.alerts import gauges
 from hub.api import openapi
 from hub.api.auth import Caller, TokenCache, authenticate
 from hub.api.docs_site import mount_interface_docs
@@ -266,7 +268,14 @@ def create_app(hub: Hub, role: str = "all", worker_threads: int = 1) -> FastAPI:
         return JSONResponse({"status": "ready" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
-    def metrics() -> PlainTextResponse:
+    def metrics(authorization: Annotated[str | None, Header()] = None) -> PlainTextResponse:
+        expected = hub.settings.metrics_token
+        if expected and not hmac.compare_digest((authorization or "").encode(), f"Bearer {expected}".encode()):
+            raise Refusal("unauthenticated", "/metrics wants Authorization: Bearer <HUB_METRICS_TOKEN>")
+        try:
+            gauges.observe(hub)
+        except Exception as exc:  # noqa: BLE001 - the database is away: the counters are still worth a scrape
+            log.warning("metrics.gauges_failed", error=repr(exc))
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(MessageIntake, hub=hub, tokens=app.state.tokens)

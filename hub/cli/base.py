@@ -71,12 +71,14 @@ def _hub(migrate: bool = True, log_to: Path | None = None):  # type: ignore[no-u
 
 
 def _checked(hub):  # type: ignore[no-untyped-def]
-    """The hub, its case chain's contracts checked (lifecycle, rules, measures): a process that
-    would act on a broken rule file does not start; the error names file and line."""
+    """The hub, its case chain's contracts (lifecycle, rules, measures) and its alerts checked: a
+    process that would act on a broken rule file does not start; the error names file and line."""
+    from hub.alerts import rules_of
     from hub.yaml_lines import ContractError
 
     try:
         hub.chain
+        rules_of(hub)
     except ContractError as exc:
         fail(f"{exc} (`hub contracts check` lists every problem)")
     return hub

@@ -60,10 +60,17 @@ def contracts_validate(
 
 @contracts_app.command("check")
 def contracts_check() -> None:
-    """Check every contract: examples validate and round-trip; versions keep their compatibility level."""
+    """Check every contract: examples validate and round-trip; versions keep their compatibility level; the alerts."""
+    from hub.alerts import AlertRules
     from hub.endpoints.validate import check_contracts
+    from hub.yaml_lines import ContractError
 
-    problems = check_contracts(_hub(migrate=False))
+    hub = _hub(migrate=False)
+    problems = check_contracts(hub)
+    try:
+        AlertRules.load(hub.contracts_dir)
+    except ContractError as exc:
+        problems.append(str(exc))
     for p in problems:
         typer.echo(p)
     if problems:

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from hub.canonical import Message
 from hub.findings import Refusal
+from hub.metrics import MESSAGES_REJECTED
 from hub.pipeline import receipt
 from hub.pipeline.context import Context
 from hub.pipeline.deliver import store_delivery, write_delivery
@@ -48,3 +49,4 @@ def reject(hub: Hub, conn: Connection, ctx: Context, refusal: Refusal, *, answer
     if answer_sender and ctx.sender.format in hub.registry.formats:
         answer(hub, conn, ctx, "administration.rueckweisung.0010", {"reason": refusal.kind, "detail": refusal.detail, "findings": findings})
     writes.set_status(conn, ctx.row.id, "rejected")
+    MESSAGES_REJECTED.labels(ctx.row.sender, ctx.row.message_type, refusal.kind).inc()

@@ -138,6 +138,7 @@ ACTION_PURPOSES: dict[str, str] = {
     "audit-verified": "datenschutzkontrolle",
     "conflicts-read": "personenabgleich",
     "conflict-resolved": "personenabgleich",
+    "alert-notified": "betrieb",
 }
 
 

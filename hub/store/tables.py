@@ -516,3 +516,43 @@ flow_rollup = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # always 1
     sa.Column("until", Timestamp, nullable=False),
 )
+
+
+# -- alerts and their notifications (hub/alerts/) --------------------------------------------------------
+#: one firing instance of an alert: the alert, its subject (a partner, a deadline, an owner and day)
+#: and the episode (the n-th time it fires for that subject); the key is what several workers agree
+#: on, so an instance is claimed once, and its notifications with it
+alert_firings = sa.Table(
+    "alert_firings",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("key", sa.String(240), nullable=False, unique=True),  # alert id | subject | episode
+    sa.Column("alert_id", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(160), nullable=False),
+    sa.Column("episode", sa.Integer, nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("text", sa.String(500), nullable=False),  # ids and counts only, never personal data
+    sa.Column("link", sa.String(240), nullable=False),  # the console page, relative to HUB_CONSOLE_URL
+    sa.Column("case_id", sa.String(26)),
+    sa.Column("since", Timestamp, nullable=False),
+    sa.Column("resolved_at", Timestamp),  # NULL while it fires
+    sa.Index(None, "resolved_at", "alert_id"),
+)
+
+#: a notification of a firing on one channel, sent from here as from an outbox: at least once, with
+#: its id as the webhook-id and the mail's Message-ID, so a receiver drops a second copy
+alert_notifications = sa.Table(
+    "alert_notifications",
+    metadata,
+    sa.Column("id", sa.String(26), primary_key=True),
+    sa.Column("firing_id", sa.String(26), nullable=False),
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | sent | failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("available_at", sa.Float, nullable=False),  # due (again) from then: a lease, or a backoff
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("sent_at", Timestamp),
+    sa.UniqueConstraint("firing_id", "channel"),
+    sa.Index(None, "status", "available_at"),
+)
