@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from hub.console.pages import audit, cases, dead, flows, messages, reviews, signin, steering, users
+from hub.console.pages import alerts, audit, cases, dead, flows, messages, reviews, signin, steering, users
 from hub.console.web import SECURITY_HEADERS, PageError, SignIn, error_page
 from hub.findings import Refusal
 
@@ -25,7 +25,7 @@ STATIC = Path(__file__).parent / "static"
 
 
 def mount(app: FastAPI) -> None:
-    for module in (signin, users, flows, cases, steering, messages, dead, reviews, audit):
+    for module in (signin, users, flows, alerts, cases, steering, messages, dead, reviews, audit):
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="console-static")
 

@@ -26,6 +26,8 @@ WORDS = (
     N_("continue"), N_("end"), N_("assign_proposed"), N_("other_measure"), N_("none"), N_("close_chain"),
     # outcomes and destinations
     N_("regulaer"), N_("abbruch"), N_("arbeitsaufnahme"), N_("job_taken_up"), N_("dropout"),
+    # alert severities
+    N_("info"), N_("warning"), N_("critical"),
     # why an operator opens content
     N_("fault-analysis"), N_("partner-enquiry"), N_("data-protection-request"),
     # person fields and index events

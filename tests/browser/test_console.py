@@ -25,7 +25,7 @@ from tests.conftest import PROVIDER, wait_until
 
 SHOTS = os.environ.get("HUB_CONSOLE_SCREENSHOTS")
 #: the pages docs/console.md shows
-SHOWN = {"flows", "dead-letters", "reviews", "chain", "controlling", "audit-log", "case-report", "message"}
+SHOWN = {"flows", "alerts", "dead-letters", "reviews", "chain", "controlling", "audit-log", "case-report", "message"}
 
 
 def sign_in(browser: WebDriver, site: Site, login: str, then: str = "/ops") -> None:
@@ -63,6 +63,11 @@ def test_an_operator_finds_a_dead_message_replays_it_and_sees_it_delivered(brows
     browser.find_element(By.LINK_TEXT, "Unzustellbare Nachrichten").click()
     assert heading(browser) == "Unzustellbare Nachrichten"
     accessible(browser, "dead-letters")
+    browser.find_element(By.LINK_TEXT, "Warnungen").click()
+    alerts = browser.find_element(By.TAG_NAME, "table").text
+    assert "dead" in alerts.lower(), f"the dead letter fires an alert: {alerts}"
+    accessible(browser, "alerts")
+    browser.find_element(By.LINK_TEXT, "Unzustellbare Nachrichten").click()
     row = browser.find_element(By.XPATH, f"//tr[td/a[text()='{site.dead_message}']]")
     assert "refused by the partner's endpoint" in row.text, "the dead letter names why it died"
     row.find_element(By.TAG_NAME, "button").click()
