@@ -9,6 +9,7 @@ visitor should read instead of the page; errors never show internals.
 
 from __future__ import annotations
 
+import datetime as dt
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -193,6 +194,22 @@ async def posted(request: Request, v: Visit) -> dict[str, str]:
     if not sessions.csrf_matches(v.session, fields.get("csrf_token")):
         raise PageError(403, v._("The form has expired or did not come from this console. Please reload the page and try again."))
     return fields
+
+
+def as_local_midnight(fields: dict[str, str], starts: tuple[str, ...] = (), ends: tuple[str, ...] = ()) -> dict[str, str]:
+    """A date field's day (YYYY-MM-DD, as `<input type=date>` sends it) as the German midnight that
+    starts it (`starts`) or the one after it (`ends`, an exclusive end): a filter means local days.
+    Anything else is left as sent, for the filter to refuse naming the field."""
+    out = dict(fields)
+    for name in (*starts, *ends):
+        value = out.get(name, "")
+        if len(value) == 10:
+            try:
+                day = dt.date.fromisoformat(value) + dt.timedelta(days=name in ends)
+            except ValueError:
+                continue
+            out[name] = dt.datetime.combine(day, dt.time(), i18n.ZONE).isoformat()
+    return out
 
 
 def error_page(request: Request, status: int, message: str) -> Response:

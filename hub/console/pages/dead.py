@@ -8,15 +8,13 @@ delivered meanwhile is refused by the replay itself, with nothing changed, and c
 
 from __future__ import annotations
 
-import datetime as dt
 import urllib.parse
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from hub.console.i18n import ZONE
-from hub.console.web import Operator, PageError, Visit, posted
+from hub.console.web import Operator, PageError, Visit, as_local_midnight, posted
 from hub.findings import Refusal
 from hub.store import dead_letters
 from hub.store.history import audit
@@ -27,14 +25,7 @@ FIELDS = ("partner", "message_type", "reason", "queue", "at_from", "at_to", "inc
 
 
 def _filter(v: Visit, given: dict[str, str]) -> dead_letters.DeadLetterFilter:
-    wanted = {k: val for k, val in given.items() if k in FIELDS and val != ""}
-    for moment in ("at_from", "at_to"):
-        if moment in wanted and len(wanted[moment]) == 10:
-            try:
-                day = dt.date.fromisoformat(wanted[moment]) + dt.timedelta(days=moment == "at_to")
-                wanted[moment] = dt.datetime.combine(day, dt.time(), ZONE).isoformat()
-            except ValueError:
-                pass  # the filter names the field
+    wanted = as_local_midnight({k: val for k, val in given.items() if k in FIELDS and val != ""}, ("at_from",), ("at_to",))
     try:
         return dead_letters.DeadLetterFilter.parse(**wanted)
     except Refusal as exc:

@@ -8,15 +8,13 @@ and each opening is an audit entry naming the reason (§ 67d, § 80 SGB X).
 
 from __future__ import annotations
 
-import datetime as dt
 import urllib.parse
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from hub.console.i18n import ZONE
-from hub.console.web import SECURITY_HEADERS, Operator, PageError, posted
+from hub.console.web import SECURITY_HEADERS, Operator, PageError, as_local_midnight, posted
 from hub.findings import Refusal
 from hub.store import message_store, search
 from hub.store.history import audit
@@ -74,11 +72,8 @@ def search_page(request: Request, v: Operator) -> Response:
     """Search by id, partner, type, status, case reference and time: hub.store.search over metadata.
     A search over several filters looks back in slices within a time budget; the page then says how
     far back it looked and offers to go on."""
-    wanted = {k: val for k, val in request.query_params.items() if k in FILTER_FIELDS and val != ""}
-    for moment in ("received_from", "received_to"):
-        if moment in wanted and len(wanted[moment]) == 10:  # a day from a date field: German midnight
-            wanted[moment] = dt.datetime.combine(dt.date.fromisoformat(wanted[moment]) + dt.timedelta(days=moment == "received_to"),
-                                                 dt.time(), ZONE).isoformat() if _is_day(wanted[moment]) else wanted[moment]
+    wanted = as_local_midnight({k: val for k, val in request.query_params.items() if k in FILTER_FIELDS and val != ""},
+                               ("received_from",), ("received_to",))
     try:
         f = search.MessageFilter.parse(**wanted)
     except Refusal as exc:
@@ -96,11 +91,3 @@ def search_page(request: Request, v: Operator) -> Response:
 
 FILTER_FIELDS = ("id", "partner", "role", "message_type", "status", "case_ref", "received_from", "received_to", "limit", "cursor")
 STATUSES = ("received", "routed", "rejected", "duplicate", "delivered", "dead")
-
-
-def _is_day(text: str) -> bool:
-    try:
-        dt.date.fromisoformat(text)
-        return True
-    except ValueError:
-        return False
