@@ -61,17 +61,21 @@ def test_a_write_that_fails_fails_alone_and_the_group_commits(hub: Hub) -> None:
     assert ns == [0, 1, 2, 4, 5, 6, 7], f"the failed write's row must be gone and the others kept: {ns}"
 
 
-def test_the_stored_message_is_logged_with_the_requests_id_and_partner(hub: Hub, tokens: dict[str, str]) -> None:
+def test_the_stored_message_is_logged_with_the_requests_id_and_partner(hub: Hub, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """The rows of an accept are written on the group-commit thread; its log lines must still carry
     the request's id and partner, so one grep follows a request into the store."""
     import structlog
     from fastapi.testclient import TestClient
 
     from hub.api.app import create_app
+    from hub.store import history
 
     capture = structlog.testing.LogCapture()
     before = structlog.get_config()
     structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture], cache_logger_on_first_use=False)
+    # the store's logger: an earlier in-process hub configured logging with loggers cached on first
+    # use, which a later configure does not reach; a fresh proxy logs through the capture
+    monkeypatch.setattr(history, "log", structlog.get_logger("hub"))
     try:
         client = TestClient(create_app(hub, role="api"))
         body = encode(hub, "agency-xml", samples("agency-xml", fresh=True)["zuweisung.anmeldung.1020"])
