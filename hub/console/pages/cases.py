@@ -72,7 +72,7 @@ def case_chain(case_ref: str, v: Steering) -> Response:
         view = chain_view(conn, v.hub.chain.steering, case, agency or case.owner, whole=True, reference=case_ref, today=today())
         why, basis = purpose(v)
         audit(conn, v.user.actor, "chain-read", partner=agency or None, purpose=why, legal_basis=basis, case=case.id, links=len(view["links"]))
-    return v.page("chain.html", view=view, can_decide=not operator)
+    return v.page("chain.html", view=view, can_decide=not operator, state=v.hub.chain.steering.lifecycle.label)
 
 
 @router.get("/tasks", include_in_schema=False)
