@@ -40,6 +40,8 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 
+#: where a sign-in interrupted by a POST (an expired session) goes afterwards: the form is gone
+HOME_FALLBACK = "/ops"
 #: where each role starts
 HOME = {"operator": "/ops/flows", "case_manager": "/ops/cases", "auditor": "/ops/audit", "admin": "/ops/users"}
 
@@ -146,9 +148,6 @@ def visit(request: Request) -> Visit:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignIn(target if request.method == "GET" else HOME_FALLBACK)
     return Visit(request, hub, session)
-
-
-HOME_FALLBACK = "/ops"
 
 
 def role(*allowed: str) -> Callable[[Request], Visit]:
