@@ -2,7 +2,8 @@
 
 Usage: .venv/bin/python bench/pipeline_bench.py  (N=1000 reports after 100 unmeasured; PROFILE=1
 prints a cProfile of the pipeline part; REPORT=teilnahme.mitwirkung.2040 sends cooperation feedbacks,
-which the end-to-end benchmark sends, instead of monthly attendance). Run two versions of the code alternately to compare them."""
+which the end-to-end benchmark sends, instead of monthly attendance; with PROFILE=1, CALLEES=REGEX also prints
+what the matching functions call). Run two versions of the code alternately to compare them."""
 import os, sys, tempfile, time, cProfile, pstats, json
 from pathlib import Path
 root = Path(os.environ.get("ROOT", Path(__file__).resolve().parents[1]))
@@ -63,4 +64,7 @@ with db.read(hub.engine) as conn:
     routed = conn.execute(sa.text("select status, count(*) from messages group by status")).all()
 print(json.dumps({"root": str(root), "accept_ms": round((t1 - t0) / N * 1000, 3), "pipeline_ms": round((t2 - t1) / N * 1000, 3), "status": [tuple(r) for r in routed]}))
 if prof:
-    pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+    stats = pstats.Stats(prof).sort_stats("cumulative")
+    stats.print_stats(40)
+    if os.environ.get("CALLEES"):
+        stats.print_callees(os.environ["CALLEES"])
