@@ -150,6 +150,29 @@ class Story:
             self.say(f"  {line}")
 
 
+#: the demo's console accounts: an operator and a case manager of the demo Jobcenter
+DEMO_ACCOUNTS = (("demo-betrieb", "operator", None), ("demo-fallmanagement", "case_manager", JOBCENTER))
+
+
+def _console_accounts(hub: Hub) -> str:
+    """Demo accounts for the console, each with a new random password (printed once, as the tokens
+    are): a demo on a used database gets new passwords, never a known default one."""
+    from hub.console import accounts
+    from hub.ids import new_token
+
+    said = []
+    with db.write(hub.engine) as conn:
+        known = {u["login"] for u in accounts.listing(conn)}
+        for login, role, agency in DEMO_ACCOUNTS:
+            password = new_token()[-16:]
+            if login in known:
+                accounts.set_password(conn, login, password)
+            else:
+                accounts.add(conn, login, role, password, agency=agency)
+            said.append(f"{login} / {password} ({role})")
+    return "; ".join(said)
+
+
 def _partner_line(hub: Hub, pid: str) -> str:
     p = hub.partners[pid]
     versions = ", ".join(f"{t} {v}" for t, v in p.versions.items())
@@ -340,10 +363,12 @@ def run_demo(hub: Hub, log_path: Path | None = None) -> None:
             f"{receipts} quittungen (receipts) went back to the HTTP senders, who picked them up and acknowledged them; "
             f"the file partner's arrive as files in {file_outbox}.",
         )
+    console = _console_accounts(hub)
     story.summary(
         f"{story.steps} steps: one client's case chain across {JOBCENTER}, {MUNICIPAL}, {FILE_PARTNER} and {PROVIDER}.",
         f"The client's case: Kundennummer {kdnr} at {JOBCENTER}, case id {case_id} at {PROVIDER}; "
         f"`hub cases list --partner {PROVIDER}` shows it again, newest first.",
         "Tokens for trying it yourself: `hub partners token PARTNER`; interface documentation at /docs/interfaces/.",
+        f"The console at /ops (after `hub serve`): {console}.",
         f"The hub's log lines of this run: {log_path}" if log_path else "The hub's log lines of this run went to stderr (--verbose).",
     )

@@ -110,3 +110,22 @@ def test_the_demo_with_verbose_shows_the_log_lines_on_stderr(tmp_path: Path, hub
     assert not json_lines(r.stdout), "--verbose puts log lines on stderr, not into the story on stdout"
     story_shape(r.stdout)
     assert not (tmp_path / "demo.log").exists(), "with --verbose the log lines are shown, not written to the log file"
+
+
+def test_the_demo_prints_console_accounts_that_sign_in(quiet_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    """The newcomer who ran the demo can open the console with what it printed."""
+    from fastapi.testclient import TestClient
+
+    from hub.api.app import create_app
+    from tests.conftest import hub_for
+
+    tmp_path, r = quiet_run
+    found = re.search(r"The console at /ops \(after `hub serve`\): demo-betrieb / (\S+) \(operator\); demo-fallmanagement / (\S+) \(case_manager\)", r.stdout)
+    assert found, f"the summary names no console accounts:\n{r.stdout[-800:]}"
+    hub = hub_for(embedded_env(tmp_path))
+    client = TestClient(create_app(hub, role="none"), follow_redirects=False)
+    page = client.get("/ops/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    answer = client.post("/ops/login", data={"csrf_token": token, "login": "demo-fallmanagement", "password": found.group(2)})
+    hub.close()
+    assert answer.status_code == 303 and answer.headers["location"] == "/ops/cases", "the printed password signs the case manager in"
