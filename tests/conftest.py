@@ -110,7 +110,7 @@ DATABASES = [
     pytest.param("embedded-postgres", id="postgres", marks=[pytest.mark.postgres]),
 ]
 #: test modules whose tests run once per database (the embedded queue on SQLite, then on PostgreSQL)
-BOTH_DATABASES = ("tests.test_audit_log", "tests.test_master_data_conflicts", "tests.test_controlling", "tests.test_flows", "tests.test_message_search")
+BOTH_DATABASES = ("tests.test_audit_log", "tests.test_master_data_conflicts", "tests.test_controlling", "tests.test_flows", "tests.test_message_search", "tests.test_flow_rollup_crash")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
