@@ -9,6 +9,7 @@ a case manager's are their agency's cases only, an operator's all. Controlling a
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -44,7 +45,8 @@ def report_page(case_ref: str, v: Steering) -> Response:
 @router.get("/cases/{case_ref}/report.pdf", include_in_schema=False)
 def report_pdf(case_ref: str, v: Steering) -> Response:
     pdf = render.render_pdf(_report(v, case_ref))
-    headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="fallbericht-{case_ref[:40]}.pdf"'}
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", case_ref[:40])  # a header value: nothing a path could smuggle in
+    headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="fallbericht-{safe}.pdf"'}
     return Response(pdf, media_type="application/pdf", headers=headers)
 
 
