@@ -19,13 +19,13 @@ from hub.api.auth import Caller
 from hub.api.openapi import problems
 from hub.chain import tasks
 from hub.chain.calendar import today
-from hub.chain.view import chain_view, find_case
+from hub.chain.view import chain_view, find_case, read_purpose
 from hub.endpoints import decisions
 from hub.findings import Refusal
 from hub.partners import Partner
 from hub.runtime import Hub
 from hub.store import db
-from hub.store.history import OWN_PURPOSES, audit
+from hub.store.history import audit
 
 router = APIRouter(prefix="/v1", tags=["case chain"])
 
@@ -46,10 +46,6 @@ def _owner_scope(hub: Hub, who: Partner) -> str | None:
     return who.id
 
 
-def _purpose(who: Partner) -> tuple[str, str]:
-    return ("betrieb", OWN_PURPOSES["betrieb"]) if who.is_operator else ("eingliederung", "§ 50 Abs. 1 SGB II")
-
-
 @router.get("/tasks", summary="The caller's open tasks (an operator's: every agency's)", responses=problems(400, 401, 403, 503))
 def list_tasks(
     request: Request, who: Caller,
@@ -64,7 +60,7 @@ def list_tasks(
     with db.write(hub.engine) as conn:
         case_id = find_case(conn, who.id, who.is_operator, case).id if case else None
         found = tasks.listing(conn, owner, case_id=case_id, kind=kind, due_before=due_before, status=status, limit=limit)
-        purpose, basis = _purpose(who)
+        purpose, basis = read_purpose(who.is_operator)
         audit(conn, who.id, "tasks-read", partner=who.id, purpose=purpose, legal_basis=basis, tasks=[t.id for t in found])
     return {"tasks": [t.as_dict() for t in found], "count": len(found)}
 
@@ -75,7 +71,7 @@ def get_task(request: Request, task_id: str, who: Caller) -> dict[str, Any]:
     owner = _owner_scope(hub, who)
     with db.write(hub.engine) as conn:
         task = tasks.get(conn, task_id, owner)
-        purpose, basis = _purpose(who)
+        purpose, basis = read_purpose(who.is_operator)
         audit(conn, who.id, "task-read", partner=who.id, purpose=purpose, legal_basis=basis, task=task.id)
     return task.as_dict()
 
@@ -94,6 +90,6 @@ def get_chain(request: Request, case_ref: str, who: Caller) -> dict[str, Any]:
         case = find_case(conn, who.id, who.is_operator, case_ref)
         whole = who.is_operator or case.owner == who.id
         view = chain_view(conn, hub.chain.steering, case, who.id, whole=whole, reference=case_ref, today=today())
-        purpose, basis = _purpose(who) if whole else ("massnahmedurchfuehrung", "§ 50 Abs. 1 SGB II")
+        purpose, basis = read_purpose(who.is_operator) if whole else ("massnahmedurchfuehrung", "§ 50 Abs. 1 SGB II")
         audit(conn, who.id, "chain-read", partner=who.id, purpose=purpose, legal_basis=basis, case=case.id, links=len(view["links"]))
     return view

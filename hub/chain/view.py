@@ -19,7 +19,18 @@ from hub.chain.links import jsonable
 from hub.chain.membership import Case, case_for_ref, find
 from hub.chain.steering import Steering
 from hub.findings import Refusal
+from hub.store.history import OWN_PURPOSES
 from hub.store.tables import cases
+
+#: why the steering agency reads its own case (contracts/purposes.yaml `eingliederung`)
+OWNER_READ = ("eingliederung", "§ 50 Abs. 1 SGB II")
+
+
+def read_purpose(operator: bool) -> tuple[str, str]:
+    """(purpose, legal basis) of reading a whole chain, its tasks or its report, for the audit log:
+    an operator runs the hub (§ 80 SGB X), the owner steers the client's integration."""
+    return ("betrieb", OWN_PURPOSES["betrieb"]) if operator else OWNER_READ
+
 
 #: record entries only the steering side sees
 _OWNER_ONLY = {"task", "task_joined", "task_done", "notice", "case_status"}

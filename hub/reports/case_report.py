@@ -26,11 +26,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub.chain.view import chain_view, find_case
+from hub.chain.view import chain_view, find_case, read_purpose
 from hub.findings import Refusal
 from hub.runtime import Hub
 from hub.store.db import aware, utcnow
-from hub.store.history import OWN_PURPOSES, audit
+from hub.store.history import audit
 from hub.store.tables import audit_log, deliveries, messages
 
 #: the answers the hub sends back to a sender: the quittung is left out of the transmissions (it
@@ -38,8 +38,6 @@ from hub.store.tables import audit_log, deliveries, messages
 _RECEIPT = "administration.quittung.0020"
 #: the decision of a task a message closed (hub.chain.engine): "message:<type>"
 _CLOSED_BY_MESSAGE = "message:"
-#: the legal basis of the steering agency's own read of its case (as GET /v1/cases/{ref}/chain)
-OWNER_PURPOSE = ("eingliederung", "§ 50 Abs. 1 SGB II")
 
 #: the record's kinds (contracts/chain/lifecycle.yaml `record`, and the chain's own) in German
 RECORD_LABELS = {
@@ -231,7 +229,7 @@ def build(conn: Connection, hub: Hub, reference: str, *, viewer: str, operator: 
         next_steps=tuple(s["proposal"] or s["proposed_measure"] for s in view["next_step"]),
         case_tasks=tuple(_task(t) for t in view["open_tasks"] if t["id"] not in linked),
     )
-    purpose, basis = ("betrieb", OWN_PURPOSES["betrieb"]) if operator else OWNER_PURPOSE
+    purpose, basis = read_purpose(operator)
     audit(conn, actor or viewer, "case-report-read", partner=None if operator else viewer, purpose=purpose, legal_basis=basis,
           case=case.id, links=len(sections), transmissions=len(report.transmissions))
     return report

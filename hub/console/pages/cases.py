@@ -19,11 +19,11 @@ from fastapi.responses import RedirectResponse, Response
 
 from hub.chain import membership, tasks
 from hub.chain.calendar import today
-from hub.chain.view import chain_view, find_case
+from hub.chain.view import chain_view, find_case, read_purpose
 from hub.console.web import SECURITY_HEADERS, CaseManager, PageError, Steering, Visit, posted
 from hub.endpoints import decisions
 from hub.findings import Refusal
-from hub.store.history import OWN_PURPOSES, audit
+from hub.store.history import audit
 
 router = APIRouter()
 
@@ -32,9 +32,7 @@ REF = r"^[A-Za-z0-9._:/-]{1,40}$"
 
 def purpose(v: Visit) -> tuple[str, str]:
     """Why the visitor reads a case: an operator runs the hub, a case manager steers the integration."""
-    if v.user.role == "operator":
-        return "betrieb", OWN_PURPOSES["betrieb"]
-    return "eingliederung", v.hub.purposes.purposes["eingliederung"].legal_basis
+    return read_purpose(v.user.role == "operator")
 
 
 def viewer(v: Visit) -> tuple[str, bool]:
