@@ -12,7 +12,9 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -50,23 +52,27 @@ def start(conn: Connection, user: User) -> tuple[str, Session]:
     return token, Session(user, csrf, digest)
 
 
-def find(conn: Connection, token: str | None, timeouts: Timeouts) -> Session | None:
-    """The live session of a cookie's token, or None (unknown, idle too long, too old, account gone)."""
+def find(conn: Connection, token: str | None, timeouts: Timeouts) -> tuple[Session | None, Callable[[Connection], None] | None]:
+    """The live session of a cookie's token, or None (unknown, idle too long, too old, account gone),
+    with what is to be written about it, if anything: its end, or its last use (at most every
+    TOUCH_SECONDS). Only reads: a page view waits for no write lock unless a chore is due."""
     if not token or len(token) > 100:
-        return None
+        return None, None
     digest = _digest(token)
     row = conn.execute(sa.select(console_sessions).where(console_sessions.c.token_hash == digest)).first()
     if row is None:
-        return None
+        return None, None
     now = utcnow()
     seen, created = aware(row.last_seen_at), aware(row.created_at)
     user = by_id(conn, row.user_id)
     if user is None or now - seen > dt.timedelta(minutes=timeouts.idle_minutes) or now - created > dt.timedelta(hours=timeouts.max_hours):
-        end(conn, digest)
-        return None
-    if (now - seen).total_seconds() > TOUCH_SECONDS:
-        conn.execute(console_sessions.update().where(console_sessions.c.token_hash == digest).values(last_seen_at=now))
-    return Session(user, row.csrf, digest)
+        return None, partial(end, token_hash=digest)
+    touch = partial(_touch, token_hash=digest, at=now) if (now - seen).total_seconds() > TOUCH_SECONDS else None
+    return Session(user, row.csrf, digest), touch
+
+
+def _touch(conn: Connection, *, token_hash: str, at: dt.datetime) -> None:
+    conn.execute(console_sessions.update().where(console_sessions.c.token_hash == token_hash).values(last_seen_at=at))
 
 
 def end(conn: Connection, token_hash: str) -> None:

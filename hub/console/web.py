@@ -142,8 +142,11 @@ def settings_timeouts(hub: Hub) -> sessions.Timeouts:
 def visit(request: Request) -> Visit:
     """The signed-in visitor, or SignIn."""
     hub: Hub = request.app.state.hub
-    with db.request_deadline(), db.write(hub.engine) as conn:
-        session = sessions.find(conn, request.cookies.get(COOKIE), settings_timeouts(hub))
+    with db.request_deadline(), db.read(hub.engine) as conn:
+        session, chore = sessions.find(conn, request.cookies.get(COOKIE), settings_timeouts(hub))
+    if chore is not None:  # the session's end, or its last use
+        with db.request_deadline(), db.write(hub.engine) as conn:
+            chore(conn)
     if session is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignIn(target if request.method == "GET" else HOME_FALLBACK)
