@@ -41,11 +41,7 @@ def dead(request: Request, v: Operator) -> Response:
     more = None
     if found.next_cursor:
         more = urllib.parse.urlencode({**{k: x for k, x in request.query_params.items() if k != "cursor"}, "cursor": found.next_cursor})
-    return v.page("dead.html", dead=found.items, total=total, more=more, filter_query=_query(request))
-
-
-def _query(request: Request) -> str:
-    return urllib.parse.urlencode({k: x for k, x in request.query_params.items() if k in FIELDS and k != "cursor" and x})
+    return v.page("dead.html", dead=found.items, total=total, more=more)
 
 
 @router.post("/dead/replay", include_in_schema=False)

@@ -8,7 +8,6 @@ the queue depths the transport's; both are metadata, no content -- no audit entr
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -40,6 +39,4 @@ def flows(v: Operator, partner: Name = None, message_type: Name = None, span: An
         v._("Stacked bars per outcome; the figures are in the table below."),
         [(p.start.astimezone(ZONE).strftime(fmt), p.counts) for p in points], DRAWN, labels,
     )
-    totals = {o: sum(f.last_30_days.get(o, 0) for f in found) for o in OUTCOME_EVENTS}
-    return v.page("flows.html", flows=found, chart=chart, points=points, span=span, queues=queues, outcomes=OUTCOME_EVENTS,
-                  totals=totals, now=dt.datetime.now(dt.timezone.utc), fmt=fmt, zone=ZONE)
+    return v.page("flows.html", flows=found, chart=chart, points=points, span=span, queues=queues, outcomes=OUTCOME_EVENTS, fmt=fmt, zone=ZONE)

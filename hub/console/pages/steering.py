@@ -84,7 +84,7 @@ def controlling_page(v: Steering, start: Annotated[dt.date | None, Query(alias="
             return _csv(f"controlling-{table}", rows)
         measures = controlling.measure_figures(conn, definition, owner, period=period)
         senders = controlling.sender_figures(conn, owner, period=period)
-    return v.page("controlling.html", measures=measures, senders=senders, period=period, last_day=_last_day(period), operator=operator)
+    return v.page("controlling.html", measures=measures, senders=senders, period=period, last_day=_last_day(period))
 
 
 @router.get("/deadlines", include_in_schema=False)
