@@ -15,16 +15,16 @@ from hub.alerts.firing import rules_of
 from hub.alerts.kinds import oldest_waiting
 from hub.metrics import ALERT_NOTIFICATIONS, ALERTS_ACTIVE, DEAD_LETTERS, PIPELINE_WAITING, QUEUE_DEPTH, QUEUE_OLDEST, SLA_BREACHES_OPEN
 from hub.runtime import Hub
-from hub.store import db
-from hub.store.db import aware, utcnow
-from hub.store.tables import alert_firings, alert_notifications, chain_deadlines, dead_letters, outbox
+from hub.store import db, flows
+from hub.store.db import utcnow
+from hub.store.tables import alert_firings, alert_notifications, chain_deadlines, dead_letters
 
 
 def observe(hub: Hub) -> None:
     """Set every store gauge from one reading transaction."""
     now = utcnow()
     with db.read(hub.engine) as conn:
-        queues = conn.execute(sa.select(outbox.c.queue, sa.func.count(), sa.func.min(outbox.c.created_at)).group_by(outbox.c.queue)).all()
+        queues = flows.outbox_depths(conn, now)
         waiting = oldest_waiting(conn)
         dead = conn.execute(sa.select(sa.func.count()).select_from(dead_letters).where(dead_letters.c.replayed_at.is_(None))).scalar_one()
         breaches = conn.execute(
@@ -41,9 +41,9 @@ def observe(hub: Hub) -> None:
         ).all())
     QUEUE_DEPTH.clear()
     QUEUE_OLDEST.clear()
-    for queue, count, oldest in queues:
-        QUEUE_DEPTH.labels(queue).set(count)
-        QUEUE_OLDEST.labels(queue).set(max(0.0, (now - aware(oldest)).total_seconds()) if oldest else 0.0)
+    for q in queues:
+        QUEUE_DEPTH.labels(q.queue).set(q.depth or 0)
+        QUEUE_OLDEST.labels(q.queue).set(max(0.0, q.oldest_age_seconds or 0.0))
     PIPELINE_WAITING.set(max(0.0, (now - waiting).total_seconds()) if waiting else 0.0)
     DEAD_LETTERS.set(dead)
     SLA_BREACHES_OPEN.clear()
